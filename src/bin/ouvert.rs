@@ -1,0 +1,103 @@
+//! Native command line for tests and tools; prints one JSON object.
+//!
+//!   ouvert tokenize --model PATH --text TEXT [--parse-special]
+//!   ouvert generate --model PATH --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
+//!                   [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]...
+//!                   [--top-logprobs N] [--context N] [--chat] [--ignore-eos]
+
+use ouvert::engine::{Engine, GenerateOptions, DEFAULT_CONTEXT};
+use ouvert::weights::ModelBytes;
+use ouvert::{Error, Result};
+use serde_json::json;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            println!("{}", json!({ "error": { "code": e.code, "message": e.message } }));
+            std::process::exit(1);
+        }
+    }
+}
+
+struct Args<'a>(&'a [String]);
+
+impl Args<'_> {
+    fn all(&self, flag: &str) -> Vec<&str> {
+        self.0.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    }
+    fn get(&self, flag: &str) -> Option<&str> {
+        self.all(flag).pop()
+    }
+    fn need(&self, flag: &str) -> Result<&str> {
+        self.get(flag).ok_or_else(|| Error::new("invalid_argument", format!("missing {flag}")))
+    }
+    fn has(&self, flag: &str) -> bool {
+        self.0.iter().any(|a| a == flag)
+    }
+    fn num<T: std::str::FromStr>(&self, flag: &str, default: T) -> Result<T> {
+        match self.get(flag) {
+            None => Ok(default),
+            Some(s) => s.parse().map_err(|_| Error::new("invalid_argument", format!("{flag} needs a number, got {s:?}"))),
+        }
+    }
+}
+
+fn load(a: &Args) -> Result<Engine> {
+    let path = a.need("--model")?;
+    let bytes = std::fs::read(path).map_err(|e| Error::new("network", format!("cannot read {path}: {e}")))?;
+    Engine::load(ModelBytes::from_slice(&bytes)?, a.num("--context", DEFAULT_CONTEXT)?)
+}
+
+fn run(args: &[String]) -> Result<serde_json::Value> {
+    let a = Args(args.get(1..).unwrap_or_default());
+    match args.first().map(String::as_str) {
+        Some("tokenize") => {
+            let bytes = std::fs::read(a.need("--model")?).map_err(|e| Error::new("network", e.to_string()))?;
+            let g = ouvert::gguf::Gguf::parse(&bytes)?;
+            let mut tok = ouvert::tokenizer::Tokenizer::from_gguf(&g)?;
+            let ids = tok.encode(a.need("--text")?, true, a.has("--parse-special"))?;
+            Ok(json!({ "ids": ids }))
+        }
+        Some("generate") => {
+            let mut engine = load(&a)?;
+            let d = GenerateOptions::default();
+            let mut opts = GenerateOptions {
+                max_tokens: a.num("--max-tokens", d.max_tokens)?,
+                stop: a.all("--stop").into_iter().map(str::to_owned).collect(),
+                stop_at_eos: !a.has("--ignore-eos"),
+                truncate: a.has("--truncate"),
+                ..d
+            };
+            let s = &mut opts.sampler;
+            s.temperature = a.num("--temperature", s.temperature)?;
+            s.top_k = a.num("--top-k", s.top_k)?;
+            s.top_p = a.num("--top-p", s.top_p)?;
+            s.min_p = a.num("--min-p", s.min_p)?;
+            s.repeat_penalty = a.num("--repeat-penalty", s.repeat_penalty)?;
+            s.seed = a.num("--seed", s.seed)?;
+            s.top_logprobs = a.num("--top-logprobs", 0)?;
+            let prompt = a.need("--prompt")?;
+            let ids = if a.has("--chat") {
+                engine.encode_chat(&[ouvert::chat::Message { role: "user".into(), content: prompt.into() }])?
+            } else {
+                engine.encode(prompt)?
+            };
+            let mut steps = Vec::new();
+            let out = engine.generate(&ids, &opts, &mut |p| {
+                if !p.top.is_empty() {
+                    steps.push(p.top.clone());
+                }
+                true
+            })?;
+            let mut v = serde_json::to_value(&out).expect("plain data");
+            v["prompt_tokens"] = json!(out.prompt_tokens);
+            if !steps.is_empty() {
+                v["top_logprobs"] = json!(steps);
+            }
+            Ok(v)
+        }
+        _ => Err(Error::new("invalid_argument", "usage: ouvert tokenize|generate --model PATH …")),
+    }
+}

@@ -1,0 +1,180 @@
+//! The CPU backend: candle-core's quantized dot products plus plain fused loops.
+//!
+//! Rounding follows llama.cpp's CPU path where it changes results: the KV cache is f16,
+//! queries and attention weights are rounded to f16 before their products (ggml's f16
+//! mat-mul converts its f32 operand), and GELU goes through ggml's f16 table.
+
+pub mod q5_0;
+pub mod quant;
+
+use crate::backend::{AttnShape, Backend, Span};
+use crate::error::Result;
+use crate::gguf::TensorInfo;
+use crate::weights::ModelBytes;
+use half::f16;
+use quant::QMatrix;
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct Cpu;
+
+pub struct Act {
+    pub data: Vec<f32>,
+    pub rows: usize,
+    pub width: usize,
+}
+
+pub struct Kv {
+    k: Vec<f16>,
+    v: Vec<f16>,
+    width: usize,
+}
+
+impl Backend for Cpu {
+    type Matrix = QMatrix;
+    type Vector = Vec<f32>;
+    type Act = Act;
+    type Kv = Kv;
+
+    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo) -> Result<QMatrix> {
+        Ok(QMatrix { dtype: t.dtype, rows: t.dims[1..].iter().product(), cols: t.dims[0], file: file.clone(), offset: t.offset })
+    }
+
+    fn vector(&mut self, data: &[f32]) -> Vec<f32> {
+        data.to_vec()
+    }
+
+    fn act(&mut self, rows: usize, width: usize) -> Act {
+        Act { data: vec![0.0; rows * width], rows, width }
+    }
+
+    fn kv_cache(&mut self, context: usize, width: usize) -> Kv {
+        Kv { k: vec![f16::ZERO; context * width], v: vec![f16::ZERO; context * width], width }
+    }
+
+    fn embed(&mut self, table: &QMatrix, ids: &[u32], scale: f32, out: &mut Act) {
+        for (&id, row) in ids.iter().zip(out.data.chunks_exact_mut(table.cols)) {
+            table.dequantize_row(id as usize, row);
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+
+    fn matmul(&mut self, w: &QMatrix, x: &Act, out: &mut Act) {
+        w.matmul(&x.data, x.rows, &mut out.data);
+    }
+
+    fn rms_norm(&mut self, x: &mut Act, w: &Vec<f32>, eps: f32) {
+        for g in x.data.chunks_exact_mut(w.len()) {
+            let scale = rms_scale(g, eps);
+            g.iter_mut().zip(w).for_each(|(v, &s)| *v = *v * scale * s);
+        }
+    }
+
+    fn rms_norm_to(&mut self, x: &Act, w: &Vec<f32>, eps: f32, out: &mut Act) {
+        for (g, o) in x.data.chunks_exact(w.len()).zip(out.data.chunks_exact_mut(w.len())) {
+            let scale = rms_scale(g, eps);
+            o.iter_mut().zip(g.iter().zip(w)).for_each(|(o, (&v, &s))| *o = v * scale * s);
+        }
+    }
+
+    fn rope(&mut self, x: &mut Act, head_dim: usize, pos0: usize, table: &Vec<f32>) {
+        let half = head_dim / 2;
+        for (i, row) in x.data.chunks_exact_mut(x.width).enumerate() {
+            let t = &table[(pos0 + i) * head_dim..(pos0 + i + 1) * head_dim];
+            let (cos, sin) = t.split_at(half);
+            for head in row.chunks_exact_mut(head_dim) {
+                let (a, b) = head.split_at_mut(half);
+                for j in 0..half {
+                    let (x0, x1) = (a[j], b[j]);
+                    a[j] = x0 * cos[j] - x1 * sin[j];
+                    b[j] = x0 * sin[j] + x1 * cos[j];
+                }
+            }
+        }
+    }
+
+    fn attention(&mut self, q: &Act, k: &Act, v: &Act, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+        let w = kv.width;
+        let n = q.rows;
+        let (kd, vd) = (&mut kv.k[pos0 * w..(pos0 + n) * w], &mut kv.v[pos0 * w..(pos0 + n) * w]);
+        kd.iter_mut().zip(&k.data).for_each(|(d, &x)| *d = f16::from_f32(x));
+        vd.iter_mut().zip(&v.data).for_each(|(d, &x)| *d = f16::from_f32(x));
+
+        let hd = s.head_dim;
+        let group = s.n_heads / s.n_kv_heads;
+        let mut scores = Vec::with_capacity(pos0 + n);
+        let mut qh = vec![0f32; hd];
+        for i in 0..n {
+            let p = pos0 + i;
+            let first = match s.span {
+                Span::Global => 0,
+                Span::Window(win) => (p + 1).saturating_sub(win),
+            };
+            for h in 0..s.n_heads {
+                let kvh = h / group;
+                let qsrc = &q.data[i * q.width + h * hd..][..hd];
+                qh.iter_mut().zip(qsrc).for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
+                scores.clear();
+                let mut max = f32::NEG_INFINITY;
+                for j in first..=p {
+                    let kr = &kv.k[j * w + kvh * hd..][..hd];
+                    let dot: f32 = qh.iter().zip(kr).map(|(&a, &b)| a * b.to_f32()).sum();
+                    max = max.max(dot);
+                    scores.push(dot);
+                }
+                let mut sum = 0f64;
+                for sc in scores.iter_mut() {
+                    *sc = (*sc - max).exp();
+                    sum += *sc as f64;
+                }
+                let inv = (1.0 / sum) as f32;
+                let o = &mut out.data[i * out.width + h * hd..][..hd];
+                o.fill(0.0);
+                for (jj, &sc) in scores.iter().enumerate() {
+                    let pr = f16::from_f32(sc * inv).to_f32();
+                    let vr = &kv.v[(first + jj) * w + kvh * hd..][..hd];
+                    o.iter_mut().zip(vr).for_each(|(o, &b)| *o += pr * b.to_f32());
+                }
+            }
+        }
+    }
+
+    fn gelu_mul(&mut self, gate: &mut Act, up: &Act) {
+        gate.data.iter_mut().zip(&up.data).for_each(|(g, &u)| *g = gelu_f16_table(*g) * u);
+    }
+
+    fn add(&mut self, x: &mut Act, y: &Act) {
+        x.data.iter_mut().zip(&y.data).for_each(|(a, &b)| *a += b);
+    }
+
+    fn last_row(&mut self, x: &Act) -> Act {
+        Act { data: x.data[(x.rows - 1) * x.width..].to_vec(), rows: 1, width: x.width }
+    }
+
+    fn read(&mut self, x: &Act) -> Vec<f32> {
+        x.data.clone()
+    }
+}
+
+/// 1/√(mean(x²) + ε), summed in f64 as ggml does.
+fn rms_scale(g: &[f32], eps: f32) -> f32 {
+    let sum: f64 = g.iter().map(|&v| (v * v) as f64).sum();
+    1.0 / ((sum / g.len() as f64) as f32 + eps).sqrt()
+}
+
+/// GELU (tanh form) as ggml computes it on the CPU: input and output rounded to f16.
+pub fn gelu_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let xr = f16::from_f32(x).to_f32();
+        f16::from_f32(gelu_tanh(xr)).to_f32()
+    }
+}
+
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
+}

@@ -1,0 +1,119 @@
+//! Quantized matrix × activations on the CPU, on candle-core's block types and dot products.
+//!
+//! Activations are quantized once per call to the weight type's dot partner (Q8_0, Q8_1 or
+//! Q8_K, as ggml does), then every weight row is dotted against every activation row while
+//! it is hot in cache. Q5_0 gets our own SIMD dot product (`q5_0.rs`): candle has none.
+
+use super::q5_0;
+use crate::gguf::DType;
+use candle_core::quantized::k_quants::*;
+use crate::weights::ModelBytes;
+use half::{bf16, f16};
+use std::sync::Arc;
+
+/// A weight matrix `[rows × cols]` as raw GGUF blocks, row after row.
+pub struct QMatrix {
+    pub dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+    pub file: Arc<ModelBytes>,
+    pub offset: usize,
+}
+
+impl QMatrix {
+    pub fn bytes(&self) -> &[u8] {
+        &self.file.as_slice()[self.offset..self.offset + self.rows * self.row_bytes()]
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.dtype.block() * self.dtype.block_bytes()
+    }
+
+    /// `out[t][r] = Σ_c w[r][c] · x[t][c]` for the `n` rows of `x`.
+    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), n * self.cols);
+        assert_eq!(out.len(), n * self.rows);
+        let w = self.bytes();
+        match self.dtype {
+            DType::F32 => mm::<f32>(w, self, x, n, out, f32::vec_dot),
+            DType::F16 => mm::<f16>(w, self, x, n, out, f16::vec_dot),
+            DType::BF16 => mm::<bf16>(w, self, x, n, out, bf16::vec_dot),
+            DType::Q4_0 => mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot),
+            DType::Q4_1 => mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot),
+            DType::Q5_0 => mm::<BlockQ5_0>(w, self, x, n, out, q5_0::vec_dot),
+            DType::Q5_1 => mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot),
+            DType::Q8_0 => mm::<BlockQ8_0>(w, self, x, n, out, BlockQ8_0::vec_dot),
+            DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot),
+            DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot),
+            DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot),
+            DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot),
+            DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot),
+            DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot),
+        }
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` values).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        let row = &self.bytes()[r * rb..(r + 1) * rb];
+        match self.dtype {
+            DType::F32 => f32::to_float(blocks(row), out),
+            DType::F16 => f16::to_float(blocks(row), out),
+            DType::BF16 => bf16::to_float(blocks(row), out),
+            DType::Q4_0 => BlockQ4_0::to_float(blocks(row), out),
+            DType::Q4_1 => BlockQ4_1::to_float(blocks(row), out),
+            DType::Q5_0 => BlockQ5_0::to_float(blocks(row), out),
+            DType::Q5_1 => BlockQ5_1::to_float(blocks(row), out),
+            DType::Q8_0 => BlockQ8_0::to_float(blocks(row), out),
+            DType::Q2K => BlockQ2K::to_float(blocks(row), out),
+            DType::Q3K => BlockQ3K::to_float(blocks(row), out),
+            DType::Q4K => BlockQ4K::to_float(blocks(row), out),
+            DType::Q5K => BlockQ5K::to_float(blocks(row), out),
+            DType::Q6K => BlockQ6K::to_float(blocks(row), out),
+            DType::Q8K => BlockQ8K::to_float(blocks(row), out),
+        }
+    }
+}
+
+type DotFn<T> = fn(usize, &[T], &[<T as GgmlType>::VecDotType]) -> f32;
+
+/// Reinterprets GGUF bytes as blocks. GGUF aligns tensor data to 32 bytes and `ModelBytes`
+/// to 8, so the cast is aligned; the assert guards the invariant rather than trusting it.
+pub fn blocks<T>(bytes: &[u8]) -> &[T] {
+    let size = std::mem::size_of::<T>();
+    assert!(bytes.len() % size == 0 && (bytes.as_ptr() as usize) % std::mem::align_of::<T>() == 0);
+    // SAFETY: candle's block types are repr(C) plain data valid for any bit pattern.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
+}
+
+/// Activations to the weight type's dot partner. Q8_0 and Q8_K are rounded exactly as
+/// ggml does: this small model turns last-bit differences into 0.3-logit ones.
+fn quantize<V: GgmlType>(x: &[f32], q: &mut [V]) {
+    if V::DTYPE == candle_core::quantized::GgmlDType::Q8_0 {
+        // SAFETY: V is BlockQ8_0 (checked through DTYPE).
+        let q = unsafe { std::slice::from_raw_parts_mut(q.as_mut_ptr() as *mut BlockQ8_0, q.len()) };
+        return q5_0::quantize_q8_0(x, q);
+    }
+    if V::DTYPE == candle_core::quantized::GgmlDType::Q8K {
+        // SAFETY: V is BlockQ8K (checked through DTYPE).
+        let q = unsafe { std::slice::from_raw_parts_mut(q.as_mut_ptr() as *mut BlockQ8K, q.len()) };
+        return q5_0::quantize_q8_k(x, q);
+    }
+    V::from_float(x, q)
+}
+
+fn mm<T: GgmlType>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: DotFn<T>) {
+    let w: &[T] = blocks(w);
+    let (rows, cols) = (m.rows, m.cols);
+    let wb = cols / T::BLCK_SIZE;
+    let xb = cols / T::VecDotType::BLCK_SIZE;
+    let mut xq = vec![T::VecDotType::zeros(); n * xb];
+    for (xr, q) in x.chunks_exact(cols).zip(xq.chunks_exact_mut(xb)) {
+        quantize(xr, q);
+    }
+    for (r, wr) in w.chunks_exact(wb).enumerate().take(rows) {
+        for (t, q) in xq.chunks_exact(xb).enumerate() {
+            out[t * rows + r] = dot(cols, wr, q);
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! GGUF reader: header, metadata and tensor table, validated before anything is trusted.
+//!
+//! Every length and count is checked against the bytes that remain, so a hostile file can
+//! neither make us allocate more than its own size justifies nor read outside it. Tensor
+//! data is not copied: a `TensorInfo` is a byte range into the file.
+
+use crate::bail;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+const MAGIC: &[u8; 4] = b"GGUF";
+const DEFAULT_ALIGNMENT: u64 = 32;
+const MAX_DIMS: u32 = 4;
+
+/// ggml tensor types. `block` elements are stored in `block_bytes` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q2K,
+    Q3K,
+    Q4K,
+    Q5K,
+    Q6K,
+    Q8K,
+}
+
+impl DType {
+    /// Maps a ggml type id; known-but-unsupported and unknown ids are both refused here.
+    pub fn from_ggml(id: u32) -> Result<Self> {
+        Ok(match id {
+            0 => DType::F32,
+            1 => DType::F16,
+            2 => DType::Q4_0,
+            3 => DType::Q4_1,
+            6 => DType::Q5_0,
+            7 => DType::Q5_1,
+            8 => DType::Q8_0,
+            10 => DType::Q2K,
+            11 => DType::Q3K,
+            12 => DType::Q4K,
+            13 => DType::Q5K,
+            14 => DType::Q6K,
+            15 => DType::Q8K,
+            30 => DType::BF16,
+            _ => bail!(
+                "unsupported_quantization",
+                "tensor type {} ({}) is not supported; use a GGUF quantized as F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K…Q6_K",
+                id,
+                ggml_type_name(id)
+            ),
+        })
+    }
+
+    pub fn block(self) -> usize {
+        match self {
+            DType::F32 | DType::F16 | DType::BF16 => 1,
+            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => 32,
+            DType::Q2K | DType::Q3K | DType::Q4K | DType::Q5K | DType::Q6K | DType::Q8K => 256,
+        }
+    }
+
+    pub fn block_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            DType::Q4_0 => 18,
+            DType::Q4_1 => 20,
+            DType::Q5_0 => 22,
+            DType::Q5_1 => 24,
+            DType::Q8_0 => 34,
+            DType::Q2K => 84,
+            DType::Q3K => 110,
+            DType::Q4K => 144,
+            DType::Q5K => 176,
+            DType::Q6K => 210,
+            DType::Q8K => 292,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "F32",
+            DType::F16 => "F16",
+            DType::BF16 => "BF16",
+            DType::Q4_0 => "Q4_0",
+            DType::Q4_1 => "Q4_1",
+            DType::Q5_0 => "Q5_0",
+            DType::Q5_1 => "Q5_1",
+            DType::Q8_0 => "Q8_0",
+            DType::Q2K => "Q2_K",
+            DType::Q3K => "Q3_K",
+            DType::Q4K => "Q4_K",
+            DType::Q5K => "Q5_K",
+            DType::Q6K => "Q6_K",
+            DType::Q8K => "Q8_K",
+        }
+    }
+}
+
+fn ggml_type_name(id: u32) -> &'static str {
+    match id {
+        4 | 5 => "removed Q4_2/Q4_3",
+        9 => "Q8_1",
+        16..=23 | 29 => "an IQ type",
+        24..=28 => "an integer or F64 type",
+        31..=39 => "a ternary or MXFP type",
+        _ => "unknown",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    Str(String),
+    Array(Vec<Value>),
+}
+
+impl Value {
+    pub fn as_u64(&self) -> Option<u64> {
+        Some(match *self {
+            Value::U8(v) => v as u64,
+            Value::U16(v) => v as u64,
+            Value::U32(v) => v as u64,
+            Value::U64(v) => v,
+            Value::I8(v) if v >= 0 => v as u64,
+            Value::I16(v) if v >= 0 => v as u64,
+            Value::I32(v) if v >= 0 => v as u64,
+            Value::I64(v) if v >= 0 => v as u64,
+            _ => return None,
+        })
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::F32(v) => Some(v as f64),
+            Value::F64(v) => Some(v),
+            _ => self.as_u64().map(|v| v as f64),
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    /// ggml order: `dims[0]` is the contiguous (row) length.
+    pub dims: Vec<usize>,
+    pub dtype: DType,
+    /// Absolute byte offset of the data in the file.
+    pub offset: usize,
+    pub bytes: usize,
+}
+
+impl TensorInfo {
+    pub fn elements(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Gguf {
+    pub version: u32,
+    pub metadata: HashMap<String, Value>,
+    pub tensors: Vec<TensorInfo>,
+    /// Where tensor data starts; every tensor lies in `data_offset..file_len`.
+    pub data_offset: usize,
+}
+
+impl Gguf {
+    /// Parses and validates a whole GGUF file held in memory.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        Self::parse_header(bytes, bytes.len())
+    }
+
+    /// Parses the header from a prefix of a file whose full length is `file_len`; fails with
+    /// `truncated_file` when the prefix is too short to hold the header.
+    pub fn parse_header(prefix: &[u8], file_len: usize) -> Result<Self> {
+        let mut r = Reader { buf: prefix, pos: 0 };
+        if prefix.len() < 4 || &prefix[..4] != MAGIC {
+            bail!("bad_magic", "this is not a GGUF model file (it does not start with \"GGUF\"); check the URL and that the server returns the file itself, not an HTML page");
+        }
+        r.pos = 4;
+        let version = r.u32()?;
+        if !(2..=3).contains(&version) {
+            bail!("unsupported_version", "GGUF version {version} is not supported (versions 2 and 3 are); convert the model again with a current llama.cpp");
+        }
+        let n_tensors = r.u64()?;
+        let n_kv = r.u64()?;
+        // The smallest key/value takes 13 bytes and the smallest tensor entry 24: a count
+        // larger than the bytes left can allow is a lie, caught before any allocation.
+        r.check_count(n_kv, 13, "metadata entries")?;
+        r.check_count(n_tensors, 24, "tensors")?;
+
+        let mut metadata = HashMap::with_capacity(n_kv as usize);
+        for _ in 0..n_kv {
+            let key = r.string()?;
+            let ty = r.u32()?;
+            let value = r.value(ty, 0)?;
+            metadata.insert(key, value);
+        }
+
+        let alignment = match metadata.get("general.alignment") {
+            None => DEFAULT_ALIGNMENT,
+            Some(v) => match v.as_u64() {
+                Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
+                _ => bail!("invalid_metadata", "general.alignment must be a power of two, found {v:?}"),
+            },
+        };
+
+        let mut raw = Vec::with_capacity(n_tensors as usize);
+        for _ in 0..n_tensors {
+            let name = r.string()?;
+            let n_dims = r.u32()?;
+            if n_dims == 0 || n_dims > MAX_DIMS {
+                bail!("invalid_tensor", "tensor {name:?} has {n_dims} dimensions (1 to {MAX_DIMS} are allowed)");
+            }
+            let mut dims = Vec::with_capacity(n_dims as usize);
+            for _ in 0..n_dims {
+                dims.push(r.u64()?);
+            }
+            let ty = r.u32()?;
+            let offset = r.u64()?;
+            raw.push((name, dims, ty, offset));
+        }
+        let data_offset = align(r.pos as u64, alignment);
+
+        let mut tensors = Vec::with_capacity(raw.len());
+        for (name, dims, ty, rel) in raw {
+            let dtype = DType::from_ggml(ty).map_err(|e| Error::new(e.code, format!("tensor {name:?}: {}", e.message)))?;
+            let elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n > 0 && n <= 1 << 40);
+            let Some(elements) = elements else {
+                bail!("invalid_tensor", "tensor {name:?} has impossible dimensions {dims:?}");
+            };
+            if dims[0] % dtype.block() as u64 != 0 {
+                bail!("invalid_tensor", "tensor {name:?}: row length {} is not a multiple of the {} block size {}", dims[0], dtype.name(), dtype.block());
+            }
+            if rel % alignment != 0 {
+                bail!("invalid_tensor", "tensor {name:?} starts at offset {rel}, which is not aligned to {alignment}");
+            }
+            let bytes = elements / dtype.block() as u64 * dtype.block_bytes() as u64;
+            let start = data_offset.checked_add(rel);
+            let end = start.and_then(|s| s.checked_add(bytes));
+            match end {
+                Some(end) if end <= file_len as u64 => {}
+                _ => bail!(
+                    "truncated_file",
+                    "tensor {name:?} needs bytes up to {} but the file has {file_len}; the download was probably cut short, fetch the file again",
+                    end.map_or("beyond 2^64".to_string(), |e| e.to_string())
+                ),
+            }
+            tensors.push(TensorInfo {
+                name,
+                dims: dims.iter().map(|&d| d as usize).collect(),
+                dtype,
+                offset: start.unwrap() as usize,
+                bytes: bytes as usize,
+            });
+        }
+
+        let mut by_offset: Vec<&TensorInfo> = tensors.iter().collect();
+        by_offset.sort_by_key(|t| t.offset);
+        for w in by_offset.windows(2) {
+            if w[0].offset + w[0].bytes > w[1].offset {
+                bail!("invalid_tensor", "tensors {:?} and {:?} overlap in the file", w[0].name, w[1].name);
+            }
+        }
+        let mut names = std::collections::HashSet::with_capacity(tensors.len());
+        for t in &tensors {
+            if !names.insert(t.name.as_str()) {
+                bail!("invalid_tensor", "tensor {:?} appears twice", t.name);
+            }
+        }
+
+        Ok(Gguf { version, metadata, tensors, data_offset: data_offset as usize })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.get(key)
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Total size of the header (metadata and tensor table); the data section starts here.
+    pub fn header_len(&self) -> usize {
+        self.data_offset
+    }
+}
+
+fn align(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
+        let left = (self.buf.len() - self.pos) as u64;
+        if n > left {
+            bail!("truncated_file", "the model file ends inside its header (at byte {}); the download was probably cut short, fetch the file again", self.buf.len());
+        }
+        let s = &self.buf[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(s)
+    }
+
+    fn check_count(&self, count: u64, min_size: u64, what: &str) -> Result<()> {
+        let left = (self.buf.len() - self.pos) as u64;
+        if count.saturating_mul(min_size) > left {
+            bail!("truncated_file", "the header announces {count} {what}, more than the {left} remaining bytes can hold; the file is truncated or corrupt");
+        }
+        Ok(())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N as u64)?.try_into().unwrap())
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn string(&mut self) -> Result<String> {
+        let len = self.u64()?;
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => bail!("invalid_metadata", "a metadata string is not valid UTF-8"),
+        }
+    }
+
+    fn value(&mut self, ty: u32, depth: u32) -> Result<Value> {
+        Ok(match ty {
+            0 => Value::U8(self.array::<1>()?[0]),
+            1 => Value::I8(self.array::<1>()?[0] as i8),
+            2 => Value::U16(u16::from_le_bytes(self.array()?)),
+            3 => Value::I16(i16::from_le_bytes(self.array()?)),
+            4 => Value::U32(self.u32()?),
+            5 => Value::I32(i32::from_le_bytes(self.array()?)),
+            6 => Value::F32(f32::from_le_bytes(self.array()?)),
+            7 => match self.array::<1>()?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => bail!("invalid_metadata", "a boolean metadata value is {b}, not 0 or 1"),
+            },
+            8 => Value::Str(self.string()?),
+            9 => {
+                if depth > 0 {
+                    bail!("invalid_metadata", "nested metadata arrays are not supported");
+                }
+                let elem = self.u32()?;
+                let count = self.u64()?;
+                let min_size = match elem {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4 | 5 | 6 => 4,
+                    8 | 10 | 11 | 12 => 8,
+                    9 => 12,
+                    _ => bail!("invalid_metadata", "unknown metadata value type {elem}"),
+                };
+                self.check_count(count, min_size, "array elements")?;
+                let mut items = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    items.push(self.value(elem, depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::U64(self.u64()?),
+            11 => Value::I64(i64::from_le_bytes(self.array()?)),
+            12 => Value::F64(f64::from_le_bytes(self.array()?)),
+            _ => bail!("invalid_metadata", "unknown metadata value type {ty}"),
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! One file per architecture, each written once over `backend::Backend`.
+
+pub mod gemma3;
+
+use crate::backend::Backend;
+use crate::bail;
+use crate::error::Result;
+use crate::gguf::Gguf;
+use crate::weights::ModelBytes;
+use std::sync::Arc;
+
+/// A loaded network: token ids at positions `pos0..` in, next-token logits out.
+pub trait Model {
+    /// Runs `ids` (placed at `pos0..pos0+len`) and returns the logits after the last one.
+    fn forward(&mut self, ids: &[u32], pos0: usize) -> Vec<f32>;
+    /// Positions the KV cache holds.
+    fn context(&self) -> usize;
+    fn vocab(&self) -> usize;
+}
+
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3"];
+
+/// Builds the model named by `general.architecture` on backend `b`.
+pub fn load<B: Backend + 'static>(b: B, g: &Gguf, file: &Arc<ModelBytes>, context: usize) -> Result<Box<dyn Model>> {
+    let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("");
+    match arch {
+        "gemma3" => Ok(Box::new(gemma3::Gemma3::load(b, g, file, context)?)),
+        other => bail!(
+            "unsupported_architecture",
+            "the model's architecture {other:?} is not supported yet (supported: {}); pick a Gemma 3 GGUF",
+            SUPPORTED_ARCHITECTURES.join(", ")
+        ),
+    }
+}
+
+/// Rotary angles for positions `0..context`: per position `[cos | sin]` of `head_dim/2`
+/// frequencies, built as ggml does (θ multiplied by base^(−2/d) step by step, in f32).
+pub fn rope_table(base: f32, head_dim: usize, context: usize) -> Vec<f32> {
+    let half = head_dim / 2;
+    let step = base.powf(-2.0 / head_dim as f32);
+    let mut t = vec![0f32; context * head_dim];
+    for (p, row) in t.chunks_exact_mut(head_dim).enumerate() {
+        let mut theta = p as f32;
+        for i in 0..half {
+            row[i] = theta.cos();
+            row[half + i] = theta.sin();
+            theta *= step;
+        }
+    }
+    t
+}

@@ -1,0 +1,230 @@
+//! The tokenizer, built from the GGUF's `tokenizer.ggml.*` metadata alone.
+//!
+//! SentencePiece-style vocabularies (`tokenizer.ggml.model = "llama"`, as in Gemma) become a
+//! `tokenizers` BPE with byte fallback and " "→"▁". Gemma's file carries no merges, so they
+//! are derived from the scores: every normal token that splits into two vocabulary pieces
+//! yields a merge ranked by the whole token's score, which is what SentencePiece's BPE does.
+//! Control and user-defined tokens are added tokens, matched in text as Hugging Face does.
+
+use crate::bail;
+use crate::error::{Error, Result};
+use crate::gguf::{Gguf, Value};
+use std::collections::HashMap;
+use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::Replace;
+use tokenizers::AddedToken;
+
+/// `tokenizer.ggml.token_type` values (SentencePiece's piece types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Normal,
+    Unknown,
+    Control,
+    UserDefined,
+    Unused,
+    Byte,
+}
+
+impl TokenKind {
+    fn from_gguf(v: i64) -> Self {
+        match v {
+            2 => TokenKind::Unknown,
+            3 => TokenKind::Control,
+            4 => TokenKind::UserDefined,
+            5 => TokenKind::Unused,
+            6 => TokenKind::Byte,
+            _ => TokenKind::Normal,
+        }
+    }
+}
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// The bytes each token stands for in output text (empty for control tokens).
+    pieces: Vec<Vec<u8>>,
+    tokens: Vec<String>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub add_bos: bool,
+    /// Tokens that end a generation: EOS and the chat turn end, when the vocabulary has them.
+    pub stop_ids: Vec<u32>,
+}
+
+impl Tokenizer {
+    pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        let model = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
+        if model != "llama" {
+            bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported yet (SentencePiece-style \"llama\" is)");
+        }
+        let tokens: Vec<String> = match g.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
+            Some(a) => a.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.tokens"))?,
+            None => bail!("invalid_metadata", "the model file has no vocabulary (tokenizer.ggml.tokens)"),
+        };
+        let n = tokens.len();
+        if n == 0 || n > 1 << 24 {
+            bail!("invalid_metadata", "the vocabulary has {n} tokens");
+        }
+        let scores: Vec<f32> = match g.get("tokenizer.ggml.scores").and_then(Value::as_array) {
+            Some(a) if a.len() == n => a.iter().map(|v| v.as_f64().map(|x| x as f32)).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.scores"))?,
+            Some(_) => return Err(bad_meta("tokenizer.ggml.scores")),
+            None => vec![0.0; n],
+        };
+        let kinds: Vec<TokenKind> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+            Some(a) if a.len() == n => a.iter().map(|v| int(v).map(TokenKind::from_gguf)).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.token_type"))?,
+            Some(_) => return Err(bad_meta("tokenizer.ggml.token_type")),
+            None => vec![TokenKind::Normal; n],
+        };
+        let id = |key: &str| -> Result<Option<u32>> {
+            match g.get(key).map(|v| v.as_u64()) {
+                None => Ok(None),
+                Some(Some(i)) if (i as usize) < n => Ok(Some(i as u32)),
+                Some(_) => Err(bad_meta(key)),
+            }
+        };
+        let bos = id("tokenizer.ggml.bos_token_id")?;
+        let eos = id("tokenizer.ggml.eos_token_id")?;
+        let unk = id("tokenizer.ggml.unknown_token_id")?;
+        let add_bos = g.get("tokenizer.ggml.add_bos_token").and_then(Value::as_bool).unwrap_or(bos.is_some());
+
+        let mut vocab: HashMap<String, u32> = HashMap::with_capacity(n);
+        for (i, t) in tokens.iter().enumerate() {
+            vocab.entry(t.clone()).or_insert(i as u32);
+        }
+        let merges = derive_merges(&tokens, &scores, &kinds, &vocab);
+        let mut bpe = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<ahash::AHashMap<_, _>>(), merges).byte_fallback(true).fuse_unk(true);
+        if let Some(u) = unk {
+            bpe = bpe.unk_token(tokens[u as usize].clone());
+        }
+        let bpe = bpe.build().map_err(|e| Error::new("invalid_metadata", format!("could not build the tokenizer: {e}")))?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner.with_normalizer(Some(Replace::new(" ", "▁").expect("a literal pattern"))).expect("normalizer");
+        let added: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, k)| matches!(k, TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown))
+            .map(|(t, k)| AddedToken::from(t.clone(), *k != TokenKind::UserDefined))
+            .collect();
+        inner.add_special_tokens(added).map_err(|e| Error::new("invalid_metadata", format!("could not add special tokens: {e}")))?;
+
+        let pieces = tokens
+            .iter()
+            .zip(&kinds)
+            .map(|(t, k)| match k {
+                TokenKind::Byte => byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b]),
+                TokenKind::Control | TokenKind::Unknown | TokenKind::Unused => Vec::new(),
+                _ => t.replace('▁', " ").into_bytes(),
+            })
+            .collect();
+        let mut stop_ids: Vec<u32> = eos.into_iter().collect();
+        if let Some(&end_turn) = tokens.iter().position(|t| t == "<end_of_turn>").map(|i| i as u32).as_ref() {
+            stop_ids.push(end_turn);
+        }
+        Ok(Tokenizer { inner, pieces, tokens, bos, eos, add_bos, stop_ids })
+    }
+
+    /// Token ids of `text`, with BOS first when the model asks for it. `parse_special`
+    /// matches control tokens written in the text (`<start_of_turn>`) as Hugging Face
+    /// does; without it they are plain text, as llama.cpp's default.
+    pub fn encode(&mut self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        if add_bos && self.add_bos {
+            ids.extend(self.bos);
+        }
+        if text.is_empty() {
+            return Ok(ids);
+        }
+        self.inner.set_encode_special_tokens(!parse_special);
+        let enc = self.inner.encode_fast(text, false).map_err(|e| Error::new("invalid_argument", format!("could not tokenize the text: {e}")))?;
+        ids.extend_from_slice(enc.get_ids());
+        Ok(ids)
+    }
+
+    /// The text of `ids`; invalid UTF-8 (a cut multi-byte character) becomes U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut bytes = Vec::new();
+        for &id in ids {
+            bytes.extend_from_slice(self.piece_bytes(id));
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub fn piece_bytes(&self, id: u32) -> &[u8] {
+        self.pieces.get(id as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// The vocabulary entry itself, as the model sees it (`▁the`, `<0x0A>`, `<bos>`).
+    pub fn token(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// Turns a token stream into text without ever cutting a UTF-8 character: bytes of an
+/// incomplete character wait for the next token.
+#[derive(Default)]
+pub struct StreamDecoder {
+    pending: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
+        self.pending.extend_from_slice(tok.piece_bytes(id));
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            // An invalid sequence (not merely an unfinished one) is emitted as U+FFFD.
+            Err(e) if e.error_len().is_some() => self.pending.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+        self.pending.drain(..valid);
+        out
+    }
+
+    /// Whatever is left at the end of the stream.
+    pub fn finish(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        out
+    }
+}
+
+fn derive_merges(tokens: &[String], scores: &[f32], kinds: &[TokenKind], vocab: &HashMap<String, u32>) -> Vec<(String, String)> {
+    let mut ranked: Vec<(f32, u32, usize)> = Vec::new(); // (score, token id, split byte index)
+    for (i, t) in tokens.iter().enumerate() {
+        if kinds[i] != TokenKind::Normal {
+            continue;
+        }
+        for (cut, _) in t.char_indices().skip(1) {
+            if vocab.contains_key(&t[..cut]) && vocab.contains_key(&t[cut..]) {
+                ranked.push((scores[i], i as u32, cut));
+            }
+        }
+    }
+    // Higher score merges first; equal scores keep vocabulary order.
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    ranked.into_iter().map(|(_, i, cut)| (tokens[i as usize][..cut].to_owned(), tokens[i as usize][cut..].to_owned())).collect()
+}
+
+fn byte_token(t: &str) -> Option<u8> {
+    let hex = t.strip_prefix("<0x")?.strip_suffix('>')?;
+    u8::from_str_radix(hex, 16).ok()
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match *v {
+        Value::I32(x) => Some(x as i64),
+        Value::I64(x) => Some(x),
+        _ => v.as_u64().map(|x| x as i64),
+    }
+}
+
+fn bad_meta(key: &str) -> Error {
+    Error::new("invalid_metadata", format!("tokenizer metadata {key} is malformed"))
+}

@@ -1,0 +1,126 @@
+//! The engine as seen from JavaScript (wasm-bindgen). Errors arrive as real `Error`
+//! objects with a stable `code` property.
+//!
+//! Loading streams: JS creates a `ModelLoader` for the file's size, pushes each downloaded
+//! chunk straight into wasm memory, then hands the loader to `WasmEngine.load`, so the
+//! file exists once in memory.
+
+use crate::engine::{Engine, GenerateOptions};
+use crate::error::Error;
+use crate::weights::ModelBytes;
+use wasm_bindgen::prelude::*;
+
+fn js_error(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.message);
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.into());
+    err.into()
+}
+
+fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error(Error::new("internal", e.to_string())))
+}
+
+#[wasm_bindgen]
+pub struct ModelLoader {
+    bytes: ModelBytes,
+    written: usize,
+}
+
+#[wasm_bindgen]
+impl ModelLoader {
+    /// Reserves wasm memory for a model file of `size` bytes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(size: f64) -> Result<ModelLoader, JsValue> {
+        if !(size >= 0.0 && size <= u32::MAX as f64) {
+            return Err(js_error(Error::new("model_too_large", format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"))));
+        }
+        Ok(ModelLoader { bytes: ModelBytes::zeroed(size as usize).map_err(js_error)?, written: 0 })
+    }
+
+    /// Appends the next chunk of the file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
+        let end = self.written + chunk.len();
+        if end > self.bytes.len() {
+            return Err(js_error(Error::new("invalid_argument", format!("received {end} bytes, more than the announced {}", self.bytes.len()))));
+        }
+        self.bytes.as_mut_slice()[self.written..end].copy_from_slice(chunk);
+        self.written = end;
+        Ok(())
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn loaded(&self) -> f64 {
+        self.written as f64
+    }
+}
+
+#[wasm_bindgen]
+pub struct WasmEngine {
+    engine: Engine,
+}
+
+#[wasm_bindgen]
+impl WasmEngine {
+    /// Parses and loads the file the loader holds; `context` positions of KV cache.
+    pub fn load(loader: ModelLoader, context: usize) -> Result<WasmEngine, JsValue> {
+        if loader.written < loader.bytes.len() {
+            return Err(js_error(Error::new(
+                "truncated_file",
+                format!("only {} of {} bytes of the model arrived; fetch it again", loader.written, loader.bytes.len()),
+            )));
+        }
+        Ok(WasmEngine { engine: Engine::load(loader.bytes, context).map_err(js_error)? })
+    }
+
+    /// The model card plus the context and vocabulary sizes.
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let mut v = serde_json::to_value(&self.engine.card).unwrap_or_default();
+        v["contextLength"] = self.engine.context().into();
+        v["vocabSize"] = self.engine.tokenizer.vocab_size().into();
+        to_js(&v)
+    }
+
+    pub fn tokenize(&mut self, text: &str, parse_special: bool) -> Result<Vec<u32>, JsValue> {
+        self.engine.tokenizer.encode(text, true, parse_special).map_err(js_error)
+    }
+
+    pub fn detokenize(&self, ids: &[u32]) -> String {
+        self.engine.tokenizer.decode(ids)
+    }
+
+    /// Logits after `ids` (for tests and the teaching demo).
+    pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>, JsValue> {
+        self.engine.logits(ids).map_err(js_error)
+    }
+
+    /// Generates from prompt ids. `on_piece({token, text, top})` is called for every token;
+    /// returning `false` stops with an `aborted` error. Resolves to the output with stats.
+    pub fn generate(&mut self, ids: &[u32], options: JsValue, on_piece: &js_sys::Function) -> Result<JsValue, JsValue> {
+        let opts: GenerateOptions = if options.is_undefined() || options.is_null() {
+            GenerateOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| js_error(Error::new("invalid_argument", format!("bad generation options: {e}"))))?
+        };
+        let mut callback_error = None;
+        let out = self.engine.generate(ids, &opts, &mut |p| {
+            let piece = match to_js(p) {
+                Ok(v) => v,
+                Err(e) => {
+                    callback_error = Some(e);
+                    return false;
+                }
+            };
+            match on_piece.call1(&JsValue::NULL, &piece) {
+                Ok(r) => r != JsValue::FALSE,
+                Err(e) => {
+                    callback_error = Some(e);
+                    false
+                }
+            }
+        });
+        if let Some(e) = callback_error {
+            return Err(e);
+        }
+        to_js(&out.map_err(js_error)?)
+    }
+}

@@ -1,0 +1,82 @@
+// The wasm engine in headless Chromium on the real model: same tokens as llama.cpp.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startBrowser, reference, mustMatch, MODEL } from "./util.mjs";
+
+let env, page;
+before(async () => {
+  env = await startBrowser();
+  page = await env.context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+  await page.goto(`${env.origin}/engine.html`);
+  await page.waitForFunction(() => window.harnessReady);
+});
+after(async () => {
+  assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");
+  await env.close();
+});
+
+test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens", { timeout: 900_000 }, async () => {
+  const ref = reference();
+  const prompts = ref.prompts.map((p) => ({ id: p.id, text: p.text, top5: p.llama_cpp.top5_first.map((t) => t.id) }));
+  const results = await page.evaluate(async ({ url, prompts }) => {
+    const t0 = performance.now();
+    const engine = await window.ouvert.load(url, 1024);
+    const loadMs = performance.now() - t0;
+    const out = [];
+    for (const p of prompts) {
+      const ids = Array.from(engine.tokenize(p.text, false));
+      const logits = engine.logits(Uint32Array.from(ids));
+      const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 5);
+      const gen = engine.generate(Uint32Array.from(ids), { maxTokens: 32, temperature: 0, stopAtEos: false }, () => true);
+      out.push({ id: p.id, ids, order, top5Logits: p.top5.map((t) => logits[t]), tokens: gen.tokens, stats: gen.stats });
+    }
+    return { loadMs, out };
+  }, { url: `/models/${MODEL}`, prompts });
+
+  const failures = [];
+  for (const r of results.out) {
+    const want = ref.prompts.find((p) => p.id === r.id).llama_cpp;
+    assert.deepEqual(r.ids, want.prompt_ids, `${r.id}: prompt ids`);
+    const worst = Math.max(...want.top5_first.map((t, i) => Math.abs(r.top5Logits[i] - t.logit)));
+    const n = mustMatch(want.step_margin, 0.1);
+    let same = 0;
+    while (same < r.tokens.length && r.tokens[same] === want.greedy_ids[same]) same++;
+    console.log(`${r.id.padEnd(18)} top5 worst diff ${worst.toFixed(4)}; greedy equal ${same} (must ${n}); ` +
+      `prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`);
+    if (same < n) failures.push(`${r.id}: greedy differs at step ${same} (reference margin ${want.step_margin[same]})`);
+    if (JSON.stringify(r.order) !== JSON.stringify(want.top5_first.map((t) => t.id))) failures.push(`${r.id}: top-5 ids ${r.order}`);
+    if (worst > Number(process.env.OUVERT_LOGIT_TOL || 0.05)) failures.push(`${r.id}: first-position logits off by ${worst.toFixed(4)}`);
+  }
+  console.log(`model load in the page: ${results.loadMs.toFixed(0)} ms`);
+  assert.deepEqual(failures, []);
+});
+
+test("bad files give typed errors in JS, and the page stays usable", async () => {
+  const codes = await page.evaluate(async () => {
+    const { ModelLoader, WasmEngine } = window.ouvert;
+    const attempt = (bytes, announced = bytes.length) => {
+      try {
+        const l = new ModelLoader(announced);
+        l.push(bytes);
+        WasmEngine.load(l, 256);
+        return "loaded";
+      } catch (e) {
+        return `${e instanceof Error}:${e.code}`;
+      }
+    };
+    const gguf = new Uint8Array([0x47, 0x47, 0x55, 0x46, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    return {
+      html: attempt(new TextEncoder().encode("<!doctype html><title>404</title>")),
+      shortDownload: attempt(new Uint8Array(10), 100),
+      version: attempt(new Uint8Array([0x47, 0x47, 0x55, 0x46, 99, 0, 0, 0, ...new Uint8Array(16)])),
+      noArch: attempt(gguf),
+    };
+  });
+  assert.deepEqual(codes, {
+    html: "true:bad_magic",
+    shortDownload: "true:truncated_file",
+    version: "true:unsupported_version",
+    noArch: "true:unsupported_architecture",
+  });
+});
