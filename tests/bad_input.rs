@@ -1,0 +1,171 @@
+//! Hostile and broken model files: each gives a typed error with a stable code, never a
+//! panic or an allocation the file's size does not justify.
+
+mod common;
+use common::gguf::{tiny_gemma3, V};
+use ouvert::engine::Engine;
+use ouvert::gguf::Gguf;
+use ouvert::weights::ModelBytes;
+
+fn load(bytes: &[u8]) -> Result<Engine, ouvert::Error> {
+    Engine::load(ModelBytes::from_slice(bytes)?, 64)
+}
+
+fn code(bytes: &[u8]) -> &'static str {
+    match load(bytes) {
+        Ok(_) => "ok",
+        Err(e) => {
+            assert!(!e.message.is_empty());
+            e.code
+        }
+    }
+}
+
+#[test]
+fn the_tiny_model_itself_loads() {
+    assert_eq!(code(&tiny_gemma3().build()), "ok");
+}
+
+#[test]
+fn not_a_gguf_file() {
+    assert_eq!(code(b"<!doctype html><title>404 Not Found</title>"), "bad_magic");
+    assert_eq!(code(b""), "bad_magic");
+    assert_eq!(code(b"GGU"), "bad_magic");
+}
+
+#[test]
+fn unsupported_versions() {
+    for v in [0, 1, 4, 0xffff_ffff] {
+        let mut b = tiny_gemma3();
+        b.version = v;
+        assert_eq!(code(&b.build()), "unsupported_version", "version {v}");
+    }
+}
+
+#[test]
+fn truncated_anywhere() {
+    let full = tiny_gemma3().build();
+    let header = Gguf::parse(&full).unwrap().header_len();
+    // Every cut inside the header, and a spread of cuts inside the tensor data.
+    let cuts = (0..header).chain((header..full.len()).step_by(997)).chain([full.len() - 1]);
+    for cut in cuts {
+        let want = if cut < 4 { "bad_magic" } else { "truncated_file" };
+        assert_eq!(code(&full[..cut]), want, "file cut at byte {cut} of {}", full.len());
+    }
+}
+
+#[test]
+fn counts_and_lengths_larger_than_the_file() {
+    let full = tiny_gemma3().build();
+    // The tensor count (bytes 8..16) and metadata count (16..24) claim 2^60 entries.
+    for at in [8, 16] {
+        let mut b = full.clone();
+        b[at..at + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        assert_eq!(code(&b), "truncated_file");
+    }
+    // The first key's length claims 2^62 bytes.
+    let mut b = full.clone();
+    b[24..32].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    assert_eq!(code(&b), "truncated_file");
+    // An array of 2^40 strings.
+    let mut t = tiny_gemma3();
+    let mut payload = 8u32.to_le_bytes().to_vec();
+    payload.extend((1u64 << 40).to_le_bytes());
+    t.kv("tokenizer.ggml.tokens", V::Raw(9, payload));
+    assert_eq!(code(&t.build()), "truncated_file");
+}
+
+#[test]
+fn tensor_offsets_outside_the_file_or_overlapping() {
+    let mut b = tiny_gemma3();
+    b.tensor_mut("blk.3.ffn_up.weight").offset = Some(1 << 40);
+    assert_eq!(code(&b.build()), "truncated_file");
+
+    let mut b = tiny_gemma3();
+    b.tensor_mut("blk.0.attn_k.weight").offset = Some(0); // on top of token_embd
+    assert_eq!(code(&b.build()), "invalid_tensor");
+
+    let mut b = tiny_gemma3();
+    b.tensor_mut("output_norm.weight").offset = Some(7); // not aligned
+    assert_eq!(code(&b.build()), "invalid_tensor");
+}
+
+#[test]
+fn impossible_tensor_shapes() {
+    let mut b = tiny_gemma3();
+    b.tensor_mut("output_norm.weight").dims = vec![1 << 21, 1 << 21]; // 2^42 elements
+    assert_eq!(code(&b.build()), "invalid_tensor");
+
+    let mut b = tiny_gemma3();
+    b.tensor_mut("output_norm.weight").dims = vec![64, 0];
+    assert_eq!(code(&b.build()), "invalid_tensor");
+
+    let mut b = tiny_gemma3();
+    b.tensor_mut("output_norm.weight").dims = vec![1; 5];
+    assert_eq!(code(&b.build()), "invalid_tensor");
+
+    let mut b = tiny_gemma3();
+    b.tensor_mut("blk.2.ffn_down.weight").dims = vec![64, 128]; // transposed
+    assert_eq!(code(&b.build()), "invalid_tensor");
+
+    let mut b = tiny_gemma3();
+    b.tensors.retain(|t| t.name != "blk.4.attn_v.weight");
+    assert_eq!(code(&b.build()), "missing_tensor");
+}
+
+#[test]
+fn unknown_and_unsupported_tensor_types() {
+    for ty in [16, 23, 9, 99, 0xffff_ffff] {
+        let mut b = tiny_gemma3();
+        b.tensor_mut("output_norm.weight").ggml_type = ty;
+        assert_eq!(code(&b.build()), "unsupported_quantization", "type {ty}");
+    }
+}
+
+#[test]
+fn unsupported_architecture() {
+    let mut b = tiny_gemma3();
+    b.kv("general.architecture", V::Str("mamba".into()));
+    let err = load(&b.build()).err().unwrap();
+    assert_eq!(err.code, "unsupported_architecture");
+    assert!(err.message.contains("mamba"), "{}", err.message);
+}
+
+#[test]
+fn broken_metadata() {
+    // The vocabulary disagrees with the embedding's rows.
+    let mut b = tiny_gemma3();
+    let Some((_, V::Strs(tokens))) = b.kv.iter().find(|(k, _)| k == "tokenizer.ggml.tokens") else { panic!() };
+    let mut fewer = tokens.clone();
+    fewer.pop();
+    let n = fewer.len();
+    b.kv("tokenizer.ggml.tokens", V::Strs(fewer))
+        .kv("tokenizer.ggml.scores", V::F32s(vec![0.0; n]))
+        .kv("tokenizer.ggml.token_type", V::I32s(vec![1; n]));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+
+    // Scores of the wrong length, a missing dimension, a bad boolean, bad UTF-8, bad alignment.
+    let mut b = tiny_gemma3();
+    b.kv("tokenizer.ggml.scores", V::F32s(vec![0.0; 3]));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    let mut b = tiny_gemma3();
+    b.kv.retain(|(k, _)| k != "gemma3.block_count");
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    let mut b = tiny_gemma3();
+    b.kv("tokenizer.ggml.add_bos_token", V::Raw(7, vec![2]));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    let mut b = tiny_gemma3();
+    let mut bad = 2u64.to_le_bytes().to_vec();
+    bad.extend([0xff, 0xfe]);
+    b.kv("general.name", V::Raw(8, bad));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    let mut b = tiny_gemma3();
+    b.kv("general.alignment", V::U32(3));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    let mut b = tiny_gemma3();
+    b.kv("gemma3.attention.head_count_kv", V::U32(3));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    let mut b = tiny_gemma3();
+    b.kv("tokenizer.ggml.model", V::Str("rwkv".into()));
+    assert_eq!(code(&b.build()), "unsupported_tokenizer");
+}

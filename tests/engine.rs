@@ -1,0 +1,131 @@
+//! Generation behaviour on a tiny random Gemma 3 (written by the test): the KV cache,
+//! sliding windows, context limits, aborts and reuse.
+
+mod common;
+use common::gguf::tiny_gemma3;
+use ouvert::chat::Message;
+use ouvert::engine::{Engine, FinishReason, GenerateOptions};
+use ouvert::sampler::SamplerConfig;
+use ouvert::weights::ModelBytes;
+
+fn engine(context: usize) -> Engine {
+    Engine::load(ModelBytes::from_slice(&tiny_gemma3().build()).unwrap(), context).unwrap()
+}
+
+fn greedy(max_tokens: usize) -> GenerateOptions {
+    GenerateOptions { max_tokens, sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() }
+}
+
+#[test]
+fn batched_prefill_equals_token_by_token_across_the_sliding_window() {
+    let mut e = engine(64);
+    let ids = e.encode("bonjour la bonne lou, bonjour bonjour").unwrap();
+    assert!(ids.len() > 20, "longer than the window of 8: {}", ids.len());
+    let batched = e.logits(&ids).unwrap();
+    let mut fresh = engine(64);
+    let mut stepwise = Vec::new();
+    for k in 1..=ids.len() {
+        stepwise = fresh.logits(&ids[..k]).unwrap(); // reuses the cache, feeds one token
+    }
+    let worst = batched.iter().zip(&stepwise).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "batched and incremental logits differ by {worst}");
+}
+
+#[test]
+fn generation_is_deterministic_and_reports_stats() {
+    let mut e = engine(128);
+    let ids = e.encode("bonjour").unwrap();
+    let a = e.generate(&ids, &greedy(12), &mut |_| true).unwrap();
+    let b = engine(128).generate(&ids, &greedy(12), &mut |_| true).unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.tokens.len(), 12);
+    assert_eq!(a.finish_reason, FinishReason::Length);
+    assert_eq!(a.stats.prompt_tokens, ids.len());
+    assert_eq!(a.stats.completion_tokens, 12);
+    // Seeded sampling replays exactly; another seed gives another text.
+    let sampled = |seed| {
+        let opts = GenerateOptions { max_tokens: 24, sampler: SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed, ..Default::default() }, stop_at_eos: false, ..Default::default() };
+        engine(128).generate(&ids, &opts, &mut |_| true).unwrap().tokens
+    };
+    assert_eq!(sampled(1), sampled(1));
+    assert_ne!(sampled(1), sampled(2));
+}
+
+#[test]
+fn pieces_stream_in_order_and_add_up_to_the_text() {
+    let mut e = engine(128);
+    let ids = e.encode("la").unwrap();
+    let mut streamed = String::new();
+    let mut tokens = Vec::new();
+    let opts = GenerateOptions { sampler: SamplerConfig { top_logprobs: 3, ..SamplerConfig::greedy() }, ..greedy(16) };
+    let out = e
+        .generate(&ids, &opts, &mut |p| {
+            streamed.push_str(&p.text);
+            tokens.push(p.token);
+            assert_eq!(p.top.len(), 3);
+            assert_eq!(p.top[0].token, p.token, "greedy picks the most likely token");
+            true
+        })
+        .unwrap();
+    assert_eq!(tokens, out.tokens);
+    assert_eq!(streamed, out.text);
+}
+
+#[test]
+fn context_overflow_is_an_error_and_the_engine_goes_on() {
+    let mut e = engine(16);
+    let long = e.encode("bonjour la bonne lou, bonjour").unwrap();
+    assert!(long.len() > 16);
+    assert_eq!(e.generate(&long, &greedy(4), &mut |_| true).unwrap_err().code, "context_overflow");
+    assert_eq!(e.logits(&long).unwrap_err().code, "context_overflow");
+    let short = e.encode("la").unwrap();
+    assert_eq!(e.generate(&short, &greedy(20), &mut |_| true).unwrap_err().code, "context_overflow", "prompt + max_tokens > context");
+    assert_eq!(e.generate(&short, &greedy(8), &mut |_| true).unwrap().tokens.len(), 8);
+
+    // With truncate, the start of the prompt (after BOS) gives way.
+    let opts = GenerateOptions { truncate: true, ..greedy(4) };
+    let out = e.generate(&long, &opts, &mut |_| true).unwrap();
+    assert_eq!(out.prompt_tokens.len(), 12);
+    assert_eq!(out.prompt_tokens[0], 2, "BOS is kept");
+    assert_eq!(&out.prompt_tokens[1..], &long[long.len() - 11..]);
+}
+
+#[test]
+fn an_abort_leaves_the_engine_as_good_as_new() {
+    let mut e = engine(128);
+    let ids = e.encode("bonjour la").unwrap();
+    let mut n = 0;
+    let err = e
+        .generate(&ids, &greedy(20), &mut |_| {
+            n += 1;
+            n < 3
+        })
+        .unwrap_err();
+    assert_eq!(err.code, "aborted");
+    assert_eq!(n, 3, "stopped within one token");
+    let after = e.generate(&ids, &greedy(20), &mut |_| true).unwrap();
+    let fresh = engine(128).generate(&ids, &greedy(20), &mut |_| true).unwrap();
+    assert_eq!(after.tokens, fresh.tokens);
+}
+
+#[test]
+fn chat_uses_gemma_turns() {
+    let mut e = engine(256);
+    let ids = e.encode_chat(&[Message { role: "user".into(), content: "bonjour".into() }]).unwrap();
+    let start = e.tokenizer.token_id("<start_of_turn>").unwrap();
+    let end = e.tokenizer.token_id("<end_of_turn>").unwrap();
+    assert_eq!(ids[0], 2, "one BOS");
+    assert_eq!(ids.iter().filter(|&&t| t == 2).count(), 1);
+    assert_eq!(ids[1], start);
+    assert_eq!(ids.iter().filter(|&&t| t == start).count(), 2, "user turn and the opened model turn");
+    assert_eq!(ids.iter().filter(|&&t| t == end).count(), 1);
+    assert_eq!(e.tokenizer.decode(&ids), "user\nbonjour\nmodel\n");
+}
+
+#[test]
+fn bad_token_ids_and_empty_prompts_are_errors() {
+    let mut e = engine(32);
+    assert_eq!(e.logits(&[]).unwrap_err().code, "invalid_argument");
+    assert_eq!(e.logits(&[2, 100_000]).unwrap_err().code, "invalid_argument");
+    assert!(e.logits(&[2, 5]).is_ok());
+}
