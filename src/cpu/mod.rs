@@ -4,7 +4,7 @@
 //! queries and attention weights are rounded to f16 before their products (ggml's f16
 //! mat-mul converts its f32 operand), and GELU goes through ggml's f16 table.
 
-pub mod q5_0;
+pub mod dot;
 pub mod quant;
 
 use crate::backend::{AttnShape, Backend, Span};
@@ -102,38 +102,38 @@ impl Backend for Cpu {
 
         let hd = s.head_dim;
         let group = s.n_heads / s.n_kv_heads;
-        let mut scores = Vec::with_capacity(pos0 + n);
-        let mut qh = vec![0f32; hd];
+        let mut scores = vec![0f32; group * (pos0 + n)];
+        let mut qh = vec![0f32; group * hd];
+        let mut row = vec![0f32; hd];
         for i in 0..n {
             let p = pos0 + i;
             let first = match s.span {
                 Span::Global => 0,
                 Span::Window(win) => (p + 1).saturating_sub(win),
             };
-            for h in 0..s.n_heads {
-                let kvh = h / group;
-                let qsrc = &q.data[i * q.width + h * hd..][..hd];
+            let keys = p + 1 - first;
+            for kvh in 0..s.n_kv_heads {
+                // The query heads sharing this key/value head, rounded to f16 as ggml does.
+                let qsrc = &q.data[i * q.width + kvh * group * hd..][..group * hd];
                 qh.iter_mut().zip(qsrc).for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
-                scores.clear();
-                let mut max = f32::NEG_INFINITY;
-                for j in first..=p {
-                    let kr = &kv.k[j * w + kvh * hd..][..hd];
-                    let dot: f32 = qh.iter().zip(kr).map(|(&a, &b)| a * b.to_f32()).sum();
-                    max = max.max(dot);
-                    scores.push(dot);
+                // Each cached row is widened once and used by every head of the group.
+                for j in 0..keys {
+                    widen(&kv.k[(first + j) * w + kvh * hd..][..hd], &mut row);
+                    for g in 0..group {
+                        scores[g * keys + j] = qh[g * hd..(g + 1) * hd].iter().zip(&row).map(|(a, b)| a * b).sum();
+                    }
                 }
-                let mut sum = 0f64;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc as f64;
+                for g in 0..group {
+                    softmax_f16(&mut scores[g * keys..(g + 1) * keys]);
                 }
-                let inv = (1.0 / sum) as f32;
-                let o = &mut out.data[i * out.width + h * hd..][..hd];
+                let o = &mut out.data[i * out.width + kvh * group * hd..][..group * hd];
                 o.fill(0.0);
-                for (jj, &sc) in scores.iter().enumerate() {
-                    let pr = f16::from_f32(sc * inv).to_f32();
-                    let vr = &kv.v[(first + jj) * w + kvh * hd..][..hd];
-                    o.iter_mut().zip(vr).for_each(|(o, &b)| *o += pr * b.to_f32());
+                for j in 0..keys {
+                    widen(&kv.v[(first + j) * w + kvh * hd..][..hd], &mut row);
+                    for g in 0..group {
+                        let pr = scores[g * keys + j];
+                        o[g * hd..(g + 1) * hd].iter_mut().zip(&row).for_each(|(o, &v)| *o += pr * v);
+                    }
                 }
             }
         }
@@ -154,6 +154,24 @@ impl Backend for Cpu {
     fn read(&mut self, x: &Act) -> Vec<f32> {
         x.data.clone()
     }
+}
+
+/// Softmax in place, summed in f64 as ggml does, the weights then rounded to f16 (ggml's
+/// f16 mat-mul converts them before multiplying with V).
+fn softmax_f16(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    x.iter_mut().for_each(|v| *v = f16::from_f32(*v * inv).to_f32());
+}
+
+/// f16 cache row → f32 (with the branch-free conversion in wasm, where there is no F16C).
+fn widen(src: &[f16], dst: &mut [f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, &h)| *d = dot::scale(h));
 }
 
 /// 1/√(mean(x²) + ε), summed in f64 as ggml does.

@@ -4,7 +4,7 @@
 //! Q8_K, as ggml does), then every weight row is dotted against every activation row while
 //! it is hot in cache. Q5_0 gets our own SIMD dot product (`q5_0.rs`): candle has none.
 
-use super::q5_0;
+use super::dot::{self, Q5_0, Q8_0};
 use crate::gguf::DType;
 use candle_core::quantized::k_quants::*;
 use crate::weights::ModelBytes;
@@ -40,9 +40,9 @@ impl QMatrix {
             DType::BF16 => mm::<bf16>(w, self, x, n, out, bf16::vec_dot),
             DType::Q4_0 => mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot),
             DType::Q4_1 => mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot),
-            DType::Q5_0 => mm::<BlockQ5_0>(w, self, x, n, out, q5_0::vec_dot),
+            DType::Q5_0 => mm_q8::<Q5_0>(w, self, x, n, out, dot::dot_q5_0, dot::dot4_q5_0),
             DType::Q5_1 => mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot),
-            DType::Q8_0 => mm::<BlockQ8_0>(w, self, x, n, out, BlockQ8_0::vec_dot),
+            DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out, dot::dot_q8_0, dot::dot4_q8_0),
             DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot),
             DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot),
             DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot),
@@ -86,18 +86,36 @@ pub fn blocks<T>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
 }
 
-/// Activations to the weight type's dot partner. Q8_0 and Q8_K are rounded exactly as
-/// ggml does: this small model turns last-bit differences into 0.3-logit ones.
-fn quantize<V: GgmlType>(x: &[f32], q: &mut [V]) {
-    if V::DTYPE == candle_core::quantized::GgmlDType::Q8_0 {
-        // SAFETY: V is BlockQ8_0 (checked through DTYPE).
-        let q = unsafe { std::slice::from_raw_parts_mut(q.as_mut_ptr() as *mut BlockQ8_0, q.len()) };
-        return q5_0::quantize_q8_0(x, q);
+/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`).
+/// Rows go four at a time (`dot4`), the last few one by one.
+#[allow(clippy::type_complexity)]
+fn mm_q8<W>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: fn(&[W], &[Q8_0], &[f32]) -> f32, dot4: fn([&[W]; 4], &[Q8_0], &[f32]) -> [f32; 4]) {
+    let w: &[W] = blocks(w);
+    let (rows, nb) = (m.rows, m.cols / 32);
+    let act = dot::quantize_q8_0(x);
+    let ys: &[Q8_0] = dot::view(&act.blocks);
+    let row = |r: usize| &w[r * nb..(r + 1) * nb];
+    let quads = rows / 4 * 4;
+    for r in (0..quads).step_by(4) {
+        for t in 0..n {
+            let d = dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
+            out[t * rows + r..t * rows + r + 4].copy_from_slice(&d);
+        }
     }
+    for r in quads..rows {
+        for t in 0..n {
+            out[t * rows + r] = dot(row(r), &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
+        }
+    }
+}
+
+/// Activations to the weight type's dot partner. Q8_K is rounded exactly as ggml does:
+/// this small model turns last-bit differences into 0.3-logit ones.
+fn quantize<V: GgmlType>(x: &[f32], q: &mut [V]) {
     if V::DTYPE == candle_core::quantized::GgmlDType::Q8K {
         // SAFETY: V is BlockQ8K (checked through DTYPE).
         let q = unsafe { std::slice::from_raw_parts_mut(q.as_mut_ptr() as *mut BlockQ8K, q.len()) };
-        return q5_0::quantize_q8_k(x, q);
+        return dot::quantize_q8_k(x, q);
     }
     V::from_float(x, q)
 }
