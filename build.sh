@@ -95,7 +95,7 @@ cmd_demo() {
   cmd_model
   cmd_build
   ensure_node
-  log "the full demo site and <ouvert-chat> come with the browser-runtime issue; serving the engine harness"
+  log "serving the engine harness on http://127.0.0.1:${PORT:-8080}/engine.html (the demo site and <ouvert-chat> come next)"
   node www/serve.mjs --root tests/browser --mount /pkg=www/pkg --mount /models=models --port "${PORT:-8080}"
 }
 

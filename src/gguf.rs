@@ -392,7 +392,7 @@ impl<'a> Reader<'a> {
                 let min_size = match elem {
                     0 | 1 | 7 => 1,
                     2 | 3 => 2,
-                    4 | 5 | 6 => 4,
+                    4..=6 => 4,
                     8 | 10 | 11 | 12 => 8,
                     9 => 12,
                     _ => bail!("invalid_metadata", "unknown metadata value type {elem}"),

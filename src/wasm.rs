@@ -20,6 +20,12 @@ fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error(Error::new("internal", e.to_string())))
 }
 
+/// Runs this build's SIMD kernels against scalar code on random data; throws if they differ.
+#[wasm_bindgen(js_name = kernelSelfCheck)]
+pub fn kernel_self_check() -> Result<(), JsValue> {
+    crate::cpu::dot::self_check().map_err(|m| js_error(Error::new("internal", m)))
+}
+
 #[wasm_bindgen]
 pub struct ModelLoader {
     bytes: ModelBytes,

@@ -40,9 +40,9 @@ impl QMatrix {
             DType::BF16 => mm::<bf16>(w, self, x, n, out, bf16::vec_dot),
             DType::Q4_0 => mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot),
             DType::Q4_1 => mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot),
-            DType::Q5_0 => mm_q8::<Q5_0>(w, self, x, n, out, dot::dot_q5_0, dot::dot4_q5_0),
+            DType::Q5_0 => mm_q8::<Q5_0>(w, self, x, n, out),
             DType::Q5_1 => mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot),
-            DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out, dot::dot_q8_0, dot::dot4_q8_0),
+            DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out),
             DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot),
             DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot),
             DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot),
@@ -81,15 +81,14 @@ type DotFn<T> = fn(usize, &[T], &[<T as GgmlType>::VecDotType]) -> f32;
 /// to 8, so the cast is aligned; the assert guards the invariant rather than trusting it.
 pub fn blocks<T>(bytes: &[u8]) -> &[T] {
     let size = std::mem::size_of::<T>();
-    assert!(bytes.len() % size == 0 && (bytes.as_ptr() as usize) % std::mem::align_of::<T>() == 0);
+    assert!(bytes.len().is_multiple_of(size) && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()));
     // SAFETY: candle's block types are repr(C) plain data valid for any bit pattern.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
 }
 
 /// Weights whose activations are Q8_0, through our own dot products (`dot.rs`).
 /// Rows go four at a time (`dot4`), the last few one by one.
-#[allow(clippy::type_complexity)]
-fn mm_q8<W>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: fn(&[W], &[Q8_0], &[f32]) -> f32, dot4: fn([&[W]; 4], &[Q8_0], &[f32]) -> [f32; 4]) {
+fn mm_q8<W: dot::Unpack>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
     let w: &[W] = blocks(w);
     let (rows, nb) = (m.rows, m.cols / 32);
     let act = dot::quantize_q8_0(x);
@@ -98,13 +97,13 @@ fn mm_q8<W>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: fn
     let quads = rows / 4 * 4;
     for r in (0..quads).step_by(4) {
         for t in 0..n {
-            let d = dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
+            let d = dot::dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
             out[t * rows + r..t * rows + r + 4].copy_from_slice(&d);
         }
     }
     for r in quads..rows {
         for t in 0..n {
-            out[t * rows + r] = dot(row(r), &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
+            out[t * rows + r] = dot::dot(row(r), &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
         }
     }
 }

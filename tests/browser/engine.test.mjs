@@ -58,6 +58,14 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
   assert.deepEqual(failures, []);
 });
 
+test("the simd128 dot products equal scalar code on random blocks", async () => {
+  const result = await page.evaluate(async () => {
+    await window.ouvert.init();
+    try { window.ouvert.kernelSelfCheck(); return "ok"; } catch (e) { return `${e.code}: ${e.message}`; }
+  });
+  assert.equal(result, "ok");
+});
+
 test("bad files give typed errors in JS, and the page stays usable", async () => {
   const codes = await page.evaluate(async () => {
     const { ModelLoader, WasmEngine } = window.ouvert;
