@@ -46,7 +46,12 @@ impl Config {
         if head_dim == 0 || head_dim % 2 != 0 || m.opt_usize("attention.value_length")?.unwrap_or(head_dim) != head_dim {
             crate::bail!("invalid_metadata", "unsupported attention head size {head_dim}");
         }
-        let vocab = expect_tensor(g, "token_embd.weight", &[dim, g.tensor("token_embd.weight").map_or(0, |t| *t.dims.get(1).unwrap_or(&0))])?.dims[1];
+        // The vocabulary size is the embedding's row count.
+        let vocab = match g.tensor("token_embd.weight") {
+            Some(t) if t.dims.len() == 2 && t.dims[0] == dim => t.dims[1],
+            Some(t) => crate::bail!("invalid_tensor", "token_embd.weight has shape {:?}, not [{dim}, vocabulary]", t.dims),
+            None => crate::bail!("missing_tensor", "the model file has no token_embd.weight"),
+        };
         let trained = m.usize("context_length")?;
         Ok(Config {
             dim,
