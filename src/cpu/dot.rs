@@ -154,22 +154,10 @@ fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
 }
 
-/// Σ over blocks of d_x·d_y·(x·y): one row of weights against Q8_0 activations.
-pub fn dot<W: Unpack>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the features were just detected.
-        return unsafe { x86::dot(xs, ys, yd) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return wasm::dot(xs, ys, yd);
-    #[allow(unreachable_code)]
-    scalar(xs, ys, yd)
-}
-
-/// Four rows at once against the same activations: shared activation loads, and on x86 a
-/// prefetch of the rows ahead (what made the 178 MB output projection ~1.6× faster).
-/// Each row sums in the same order as `dot`, so results are identical.
+/// Σ over blocks of d_x·d_y·(x·y) for four rows of weights against the same Q8_0
+/// activations: shared activation loads, and on x86 a prefetch of the rows ahead (what made
+/// the 178 MB output projection ~1.6× faster). Each row sums in its own accumulator, in
+/// block order, so a row's result does not depend on its three companions.
 pub fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
@@ -276,15 +264,6 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot<W: Unpack>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for ((x, y), &dy) in xs.iter().zip(ys).zip(yd) {
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(x.scale().to_f32() * dy), dot_i8(x.bytes(), y.bytes()), acc);
-        }
-        hsum(acc)
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
         let mut acc = [_mm256_setzero_ps(); 4];
         let pf = Prefetch::new(xs[3]);
@@ -372,15 +351,6 @@ mod wasm {
         f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc) + f32x4_extract_lane::<2>(acc) + f32x4_extract_lane::<3>(acc)
     }
 
-    pub fn dot<W: Unpack>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
-        let mut acc = f32x4_splat(0.0);
-        for ((x, y), &dy) in xs.iter().zip(ys).zip(yd) {
-            let s = dot32(x.bytes(), y.bytes());
-            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(scale(x.scale()) * dy)));
-        }
-        hsum(acc)
-    }
-
     pub fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
         let mut acc = [f32x4_splat(0.0); 4];
         for (b, (y, &dy)) in ys.iter().zip(yd).enumerate() {
@@ -395,38 +365,54 @@ mod wasm {
     }
 }
 
-/// Checks this build's SIMD dots against the scalar ones on random blocks (run in the
-/// browser tests, where the simd128 kernels live). Returns what went wrong.
-pub fn self_check() -> Result<(), String> {
+/// Random weights as Q5_0 and Q8_0 rows, and random activations, for the checks below.
+struct RandomCase {
+    q5: Vec<BlockQ5_0>,
+    q8: Vec<BlockQ8_0>,
+    act: Q8Act,
+    /// Σ|w·a|, the scale of float reassociation error.
+    magnitude: f32,
+}
+
+fn random_case(seed: &mut u64, rows: usize, nb: usize) -> RandomCase {
     use candle_core::quantized::k_quants::GgmlType;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rng = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % 20001) as f32 / 10000.0 - 1.0
+    let mut rng = || {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        (*seed % 20001) as f32 / 10000.0 - 1.0
     };
-    for trial in 0..300 {
-        let nb = 1 + trial % 41;
-        let w: Vec<f32> = (0..nb * 32).map(|_| rng()).collect();
-        let a: Vec<f32> = (0..nb * 32).map(|_| rng() * 10.0).collect();
-        let act = quantize_q8_0(&a);
-        let ys: &[Q8_0] = view(&act.blocks);
-        let mut w5 = vec![BlockQ5_0::zeros(); nb];
-        BlockQ5_0::from_float(&w, &mut w5);
-        let mut w8 = vec![BlockQ8_0::zeros(); nb];
-        BlockQ8_0::from_float(&w, &mut w8);
-        let (x5, x8): (&[Q5_0], &[Q8_0]) = (view(&w5), view(&w8));
-        let magnitude: f32 = w.iter().zip(&a).map(|(x, y)| (x * y).abs()).sum::<f32>().max(1.0);
-        let checks = [
-            ("Q5_0", dot(x5, ys, &act.scales), dot4([x5; 4], ys, &act.scales), scalar(x5, ys, &act.scales)),
-            ("Q8_0", dot(x8, ys, &act.scales), dot4([x8; 4], ys, &act.scales), scalar(x8, ys, &act.scales)),
-        ];
-        for (name, one, four, want) in checks {
-            if (one - want).abs() > 1e-5 * magnitude || four.iter().any(|&f| f != one) {
-                return Err(format!("{name} dot, {nb} blocks: SIMD {one} (4-row {four:?}) vs scalar {want}"));
+    let w: Vec<f32> = (0..rows * nb * 32).map(|_| rng()).collect();
+    let a: Vec<f32> = (0..nb * 32).map(|_| rng() * 10.0).collect();
+    let mut q5 = vec![BlockQ5_0::zeros(); rows * nb];
+    BlockQ5_0::from_float(&w, &mut q5);
+    let mut q8 = vec![BlockQ8_0::zeros(); rows * nb];
+    BlockQ8_0::from_float(&w, &mut q8);
+    let magnitude = w.chunks_exact(nb * 32).map(|r| r.iter().zip(&a).map(|(x, y)| (x * y).abs()).sum::<f32>()).fold(1.0, f32::max);
+    RandomCase { q5, q8, act: quantize_q8_0(&a), magnitude }
+}
+
+/// Checks this build's SIMD dots against the scalar reference on random blocks (run in
+/// the browser tests too, where the simd128 kernels live). Returns what went wrong.
+pub fn self_check() -> Result<(), String> {
+    fn check<W: Unpack>(name: &str, w: &[W], c: &RandomCase, nb: usize) -> Result<(), String> {
+        let ys: &[Q8_0] = view(&c.act.blocks);
+        let rows: Vec<&[W]> = w.chunks_exact(nb).collect();
+        let four = dot4([rows[0], rows[1], rows[2], rows[3]], ys, &c.act.scales);
+        for (r, (&got, row)) in four.iter().zip(&rows).enumerate() {
+            let want = scalar(row, ys, &c.act.scales);
+            if (got - want).abs() > 1e-5 * c.magnitude {
+                return Err(format!("{name} dot, row {r} of {nb} blocks: SIMD {got} vs scalar {want}"));
             }
         }
+        Ok(())
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for trial in 0..300 {
+        let nb = 1 + trial % 41;
+        let c = random_case(&mut seed, 4, nb);
+        check::<Q5_0>("Q5_0", view(&c.q5), &c, nb)?;
+        check::<Q8_0>("Q8_0", view(&c.q8), &c, nb)?;
     }
     Ok(())
 }
@@ -436,13 +422,6 @@ mod tests {
     use super::*;
     use candle_core::quantized::k_quants::GgmlType;
 
-    fn rng(seed: &mut u64) -> f32 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        (*seed % 20001) as f32 / 10000.0 - 1.0
-    }
-
     /// Our scalar reference (and so `Block::weight`) agrees with candle's scalar dots, an
     /// independent decoding of the same formats; `self_check` then holds SIMD to it.
     #[test]
@@ -450,19 +429,12 @@ mod tests {
         let mut seed = 0x9e3779b97f4a7c15u64;
         for trial in 0..100 {
             let nb = 1 + (trial % 17);
-            let w: Vec<f32> = (0..nb * 32).map(|_| rng(&mut seed)).collect();
-            let a: Vec<f32> = (0..nb * 32).map(|_| rng(&mut seed) * 10.0).collect();
-            let act = quantize_q8_0(&a);
-            let ys: &[Q8_0] = view(&act.blocks);
-            let mut w5 = vec![BlockQ5_0::zeros(); nb];
-            BlockQ5_0::from_float(&w, &mut w5);
-            let mut w8 = vec![BlockQ8_0::zeros(); nb];
-            BlockQ8_0::from_float(&w, &mut w8);
-            let magnitude: f32 = w.iter().zip(&a).map(|(x, y)| (x * y).abs()).sum::<f32>().max(1.0);
-            let ours = [scalar::<Q5_0>(view(&w5), ys, &act.scales), scalar::<Q8_0>(view(&w8), ys, &act.scales)];
-            let candle = [BlockQ5_0::vec_dot_unopt(nb * 32, &w5, &act.blocks), BlockQ8_0::vec_dot_unopt(nb * 32, &w8, &act.blocks)];
-            for (o, c) in ours.iter().zip(candle) {
-                assert!((o - c).abs() <= 1e-5 * magnitude, "trial {trial}: ours {o} vs candle {c}");
+            let c = random_case(&mut seed, 1, nb);
+            let ys: &[Q8_0] = view(&c.act.blocks);
+            let ours = [scalar::<Q5_0>(view(&c.q5), ys, &c.act.scales), scalar::<Q8_0>(view(&c.q8), ys, &c.act.scales)];
+            let candle = [BlockQ5_0::vec_dot_unopt(nb * 32, &c.q5, &c.act.blocks), BlockQ8_0::vec_dot_unopt(nb * 32, &c.q8, &c.act.blocks)];
+            for (o, k) in ours.iter().zip(candle) {
+                assert!((o - k).abs() <= 1e-5 * c.magnitude, "trial {trial}: ours {o} vs candle {k}");
             }
         }
     }

@@ -2,12 +2,14 @@
 //!
 //! Activations are quantized once per call to the weight type's dot partner (Q8_0, Q8_1 or
 //! Q8_K, as ggml does), then every weight row is dotted against every activation row while
-//! it is hot in cache. Q5_0 gets our own SIMD dot product (`q5_0.rs`): candle has none.
+//! it is hot in cache. Q5_0 and Q8_0 go through our own SIMD dot products (`dot.rs`):
+//! candle has none for Q5_0. Q8_0 and Q8_K activations are rounded exactly as ggml rounds
+//! them: this small model turns last-bit differences into 0.3-logit ones.
 
 use super::dot::{self, Q5_0, Q8_0};
 use crate::gguf::DType;
-use candle_core::quantized::k_quants::*;
 use crate::weights::ModelBytes;
+use candle_core::quantized::k_quants::*;
 use half::{bf16, f16};
 use std::sync::Arc;
 
@@ -35,20 +37,20 @@ impl QMatrix {
         assert_eq!(out.len(), n * self.rows);
         let w = self.bytes();
         match self.dtype {
-            DType::F32 => mm::<f32>(w, self, x, n, out, f32::vec_dot),
-            DType::F16 => mm::<f16>(w, self, x, n, out, f16::vec_dot),
-            DType::BF16 => mm::<bf16>(w, self, x, n, out, bf16::vec_dot),
-            DType::Q4_0 => mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot),
-            DType::Q4_1 => mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot),
+            DType::F32 => mm::<f32>(w, self, x, n, out, f32::vec_dot, GgmlType::from_float),
+            DType::F16 => mm::<f16>(w, self, x, n, out, f16::vec_dot, GgmlType::from_float),
+            DType::BF16 => mm::<bf16>(w, self, x, n, out, bf16::vec_dot, GgmlType::from_float),
+            DType::Q4_0 => mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot, GgmlType::from_float),
+            DType::Q4_1 => mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot, GgmlType::from_float),
             DType::Q5_0 => mm_q8::<Q5_0>(w, self, x, n, out),
-            DType::Q5_1 => mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot),
+            DType::Q5_1 => mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot, GgmlType::from_float),
             DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out),
-            DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot),
-            DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot),
-            DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot),
-            DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot),
-            DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot),
-            DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot),
+            DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot, dot::quantize_q8_k),
+            DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot, dot::quantize_q8_k),
+            DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot, dot::quantize_q8_k),
+            DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot, dot::quantize_q8_k),
+            DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot, dot::quantize_q8_k),
+            DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot, dot::quantize_q8_k),
         }
     }
 
@@ -76,6 +78,7 @@ impl QMatrix {
 }
 
 type DotFn<T> = fn(usize, &[T], &[<T as GgmlType>::VecDotType]) -> f32;
+type QuantizeFn<T> = fn(&[f32], &mut [<T as GgmlType>::VecDotType]);
 
 /// Reinterprets GGUF bytes as blocks. GGUF aligns tensor data to 32 bytes and `ModelBytes`
 /// to 8, so the cast is aligned; the assert guards the invariant rather than trusting it.
@@ -86,40 +89,24 @@ pub fn blocks<T>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
 }
 
-/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`).
-/// Rows go four at a time (`dot4`), the last few one by one.
+/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`), four rows
+/// at a time; a last group of fewer than four repeats its final row.
 fn mm_q8<W: dot::Unpack>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
     let w: &[W] = blocks(w);
     let (rows, nb) = (m.rows, m.cols / 32);
     let act = dot::quantize_q8_0(x);
     let ys: &[Q8_0] = dot::view(&act.blocks);
-    let row = |r: usize| &w[r * nb..(r + 1) * nb];
-    let quads = rows / 4 * 4;
-    for r in (0..quads).step_by(4) {
+    let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
+    for r in (0..rows).step_by(4) {
+        let k = (rows - r).min(4);
         for t in 0..n {
             let d = dot::dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
-            out[t * rows + r..t * rows + r + 4].copy_from_slice(&d);
-        }
-    }
-    for r in quads..rows {
-        for t in 0..n {
-            out[t * rows + r] = dot::dot(row(r), &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
+            out[t * rows + r..t * rows + r + k].copy_from_slice(&d[..k]);
         }
     }
 }
 
-/// Activations to the weight type's dot partner. Q8_K is rounded exactly as ggml does:
-/// this small model turns last-bit differences into 0.3-logit ones.
-fn quantize<V: GgmlType>(x: &[f32], q: &mut [V]) {
-    if V::DTYPE == candle_core::quantized::GgmlDType::Q8K {
-        // SAFETY: V is BlockQ8K (checked through DTYPE).
-        let q = unsafe { std::slice::from_raw_parts_mut(q.as_mut_ptr() as *mut BlockQ8K, q.len()) };
-        return dot::quantize_q8_k(x, q);
-    }
-    V::from_float(x, q)
-}
-
-fn mm<T: GgmlType>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: DotFn<T>) {
+fn mm<T: GgmlType>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: DotFn<T>, quantize: QuantizeFn<T>) {
     let w: &[T] = blocks(w);
     let (rows, cols) = (m.rows, m.cols);
     let wb = cols / T::BLCK_SIZE;
