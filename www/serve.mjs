@@ -12,9 +12,12 @@ const TYPES = {
   ".svg": "image/svg+xml", ".png": "image/png", ".ts": "text/plain; charset=utf-8",
 };
 
-export function serve({ root, mounts = {}, port = 0 }) {
+// `onRequest(path, url)` sees every request; returning false drops the connection, as a
+// network failure would (the tests use it to cut the network).
+export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    if (onRequest(path, req.url) === false) { req.socket.destroy(); return; }
     let base = resolve(root), rel = path;
     for (const [prefix, dir] of Object.entries(mounts)) {
       if (path.startsWith(prefix + "/")) { base = resolve(dir); rel = path.slice(prefix.length); }

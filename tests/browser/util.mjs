@@ -3,7 +3,8 @@
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { readFileSync } from "node:fs";
+import { readFileSync, mkdtempSync, writeFileSync, openSync, readSync, closeSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { serve } from "../../www/serve.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -14,16 +15,35 @@ export function reference() {
   return JSON.parse(readFileSync(path, "utf8"));
 }
 
+/** A folder of broken model files (not a GGUF; the model cut after 4 KiB), for /bad. */
+export function badFiles() {
+  const dir = mkdtempSync(join(tmpdir(), "ouvert-bad-"));
+  const head = Buffer.alloc(4096);
+  const fd = openSync(join(ROOT, "models", MODEL), "r");
+  readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  writeFileSync(join(dir, "not-a-gguf.gguf"), Buffer.from("<!doctype html><title>404</title>".repeat(20)));
+  writeFileSync(join(dir, "truncated.gguf"), head);
+  return dir;
+}
+
 /** Leading greedy steps that must equal llama.cpp's: up to its first near tie. */
 export function mustMatch(margins, minMargin) {
   const i = margins.findIndex((m) => m < minMargin);
   return i < 0 ? margins.length : i;
 }
 
-export async function startBrowser({ webgpu = false } = {}) {
+/**
+ * Serves tests/browser with /www, /dist, /pkg and /models mounted, and starts Chromium.
+ * `requests` logs every URL (path and query) the server saw; setting `block` to a predicate on the path
+ * (or `() => true`) makes the server drop those connections, as a cut network would.
+ */
+export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
+  const env = { requests: [], block: null };
   const server = await serve({
     root: join(ROOT, "tests/browser"),
-    mounts: { "/pkg": join(ROOT, "www/pkg"), "/models": join(ROOT, "models"), "/www": join(ROOT, "www") },
+    mounts: { "/models": join(ROOT, "models"), "/www": join(ROOT, "www"), "/dist": join(ROOT, "dist"), "/pkg": join(ROOT, "pkg"), ...mounts },
+    onRequest: (path, url) => { env.requests.push(url); return !env.block?.(path); },
   });
   const origin = `http://127.0.0.1:${server.address().port}`;
   const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -38,8 +58,8 @@ export async function startBrowser({ webgpu = false } = {}) {
     outside.push(url);
     return route.abort();
   });
-  return {
+  return Object.assign(env, {
     origin, browser, context, outside,
-    async close() { await browser.close(); server.close(); },
-  };
+    async close() { await browser.close(); server.closeAllConnections(); server.close(); },
+  });
 }

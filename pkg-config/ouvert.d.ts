@@ -1,0 +1,189 @@
+// Types of Ouvert's JavaScript API (ouvert.js).
+
+/** Error codes: the engine's, plus those of the browser runtime. */
+export type ErrorCode =
+  | "network" | "integrity" | "aborted" | "quota" | "webgpu_unavailable" | "disposed" | "worker_failed"
+  | "bad_magic" | "unsupported_version" | "truncated_file" | "invalid_metadata" | "invalid_tensor"
+  | "missing_tensor" | "unsupported_architecture" | "unsupported_quantization" | "unsupported_tokenizer"
+  | "context_overflow" | "invalid_argument" | "invalid_chat" | "model_too_large" | "superseded" | "internal";
+
+/** Every error Ouvert throws: a real `Error` with a stable `code`. */
+export class OuvertError extends Error {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions);
+  readonly name: "OuvertError";
+  readonly code: ErrorCode;
+}
+
+export interface Progress {
+  /** download: bytes arriving (from the network, the cache or a file); verify: SHA-256; load: parsing. */
+  phase: "download" | "verify" | "load";
+  loaded: number;
+  total: number;
+  source: "network" | "cache" | "file";
+}
+
+export interface EngineOptions {
+  /** A URL (cached in the browser after the first download), or the file's bytes. */
+  model: string | URL | ArrayBuffer | ArrayBufferView | Blob | File;
+  /** Hex SHA-256 of the file; a mismatch fails with `integrity` and nothing is cached. */
+  sha256?: string;
+  /** "auto" (default) picks the best available; "webgpu" fails with `webgpu_unavailable` in this version. */
+  backend?: "auto" | "webgpu" | "wasm";
+  /** Positions of KV cache to allocate (default 2048, capped at the model's). */
+  contextLength?: number;
+  onProgress?: (p: Progress) => void;
+  /** Aborting stops the download and rejects with `aborted`. */
+  signal?: AbortSignal;
+}
+
+export interface EngineInfo {
+  name: string | null;
+  architecture: string;
+  parameters: number;
+  quantization: string;
+  sizeLabel: string | null;
+  license: string | null;
+  contextLength: number;
+  vocabSize: number;
+  /** Hex SHA-256 of the file. */
+  sha256: string;
+  bytes: number;
+  backend: "wasm" | "webgpu";
+  /** Where the bytes came from this time. */
+  source: "network" | "cache" | "file";
+  /** Whether the file is now in the browser's model cache. */
+  cached: boolean;
+  /** Why a downloaded file was not cached ("quota", "unavailable"), or null. */
+  cacheSkipped: string | null;
+}
+
+export interface GenerateOptions {
+  /** Default 256. */
+  maxTokens?: number;
+  /** 0 is greedy. Default 0.8. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  /** Same seed, same options, same prompt: same text. Default: a fresh random seed. */
+  seed?: number;
+  /** Generation ends before any of these strings. */
+  stop?: string | string[];
+  /** Report this many most likely tokens at every step (`piece.top`). */
+  topLogprobs?: number;
+  /** Drop the start of a prompt that does not fit the context, instead of `context_overflow`. */
+  truncate?: boolean;
+  /** Stop at end-of-sequence and end-of-turn tokens (default true). */
+  stopAtEos?: boolean;
+  signal?: AbortSignal;
+  /** Called as the prompt is read (long prompts are read in chunks). */
+  onPrefill?: (p: { done: number; total: number }) => void;
+}
+
+export interface TopToken { token: number; text: string; logprob: number }
+
+export interface Piece {
+  token: number;
+  /** New text: whole characters only; may be empty. */
+  text: string;
+  /** The most likely tokens at this step, when `topLogprobs` asked for them. */
+  top: TopToken[];
+}
+
+export interface Stats {
+  promptTokens: number;
+  completionTokens: number;
+  timeToFirstTokenMs: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
+export interface Completion {
+  text: string;
+  /** Generated token ids. */
+  tokens: number[];
+  /** The prompt's token ids (BOS included). */
+  promptTokens: number[];
+  finishReason: "stop" | "length";
+  stats: Stats;
+}
+
+export type Prompt = string | number[] | Uint32Array | { ids: number[] | Uint32Array } | { messages: ChatMessage[] };
+
+export interface Generation extends AsyncIterable<Piece> {
+  /** The whole completion, once generation ends. */
+  result: Promise<Completion>;
+}
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | string;
+  content: string | { type: "text"; text: string }[];
+}
+
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repeat_penalty?: number;
+  seed?: number;
+  stop?: string | string[];
+  logprobs?: boolean;
+  top_logprobs?: number;
+  n?: 1;
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: "assistant"; content: string }; logprobs: null; finish_reason: "stop" | "length" }[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: "assistant"; content?: string }; logprobs: null; finish_reason: "stop" | "length" | null }[];
+}
+
+export class Engine {
+  readonly info: EngineInfo;
+  generate(prompt: Prompt, options?: GenerateOptions): Generation;
+  complete(prompt: Prompt, options?: GenerateOptions & { onPiece?: (p: Piece) => void }): Promise<Completion>;
+  readonly chat: {
+    completions: {
+      create(body: ChatCompletionRequest & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(body: ChatCompletionRequest & { stream?: false }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
+    };
+  };
+  /** Token ids of `text`, BOS first; `special` reads control tokens written in the text. */
+  tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
+  detokenize(ids: number[] | Uint32Array): Promise<string>;
+  /** Each id's vocabulary entry as the model sees it ("▁the", "<0x0A>"). */
+  tokenStrings(ids: number[] | Uint32Array): Promise<string[]>;
+  /** Prompt ids of a conversation, through the model's chat template. */
+  encodeChat(messages: ChatMessage[]): Promise<number[]>;
+  /** Stops the worker and frees the model's memory. */
+  dispose(): Promise<void>;
+}
+
+export function createEngine(options: EngineOptions): Promise<Engine>;
+
+export interface CachedModel { url: string; sha256: string; bytes: number; storedAt: number }
+/** Models in the browser's model cache. */
+export function listCachedModels(): Promise<CachedModel[]>;
+/** Removes a cached model, named by URL or SHA-256; true if there was one. */
+export function deleteCachedModel(urlOrSha256: string): Promise<boolean>;
+/** The browser's storage estimate, in bytes. */
+export function storageEstimate(): Promise<{ usage?: number; quota?: number }>;

@@ -1,0 +1,211 @@
+// The JS API (www/ouvert.js) in headless Chromium, on the real model: the engine runs in a
+// worker, streams, aborts, caches the model in OPFS, and reports typed errors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startBrowser, reference, mustMatch, badFiles, MODEL } from "./util.mjs";
+
+const MARGIN = 0.25; // the rule of tests/reference.rs
+const URL_ = `/models/${MODEL}`;
+const SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
+let env, page;
+before(async () => {
+  env = await startBrowser({ mounts: { "/bad": badFiles() } });
+  page = await env.context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+  page.on("pageerror", (e) => console.error("[page]", e));
+  await page.goto(`${env.origin}/api.html`);
+  await page.waitForFunction(() => window.apiReady);
+});
+after(async () => {
+  assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");
+  await env.close();
+});
+
+const modelRequests = () => env.requests.filter((p) => p.startsWith("/models/")).length;
+
+test("createEngine: progress per phase is monotonic and ends at the total; info is the model card", { timeout: 300_000 }, async () => {
+  const r = await page.evaluate(async ({ url, sha256 }) => {
+    const events = [];
+    const t0 = performance.now();
+    window.engine = await Ouvert.createEngine({ model: url, sha256, contextLength: 1024, onProgress: (p) => events.push(p) });
+    return { events, info: engine.info, ms: performance.now() - t0, cached: await Ouvert.listCachedModels() };
+  }, { url: URL_, sha256: SHA256 });
+  console.log(`cold load (download + hash + load): ${r.ms.toFixed(0)} ms, ${r.events.length} progress events`);
+  assert.deepEqual([...new Set(r.events.map((e) => e.phase))], ["download", "verify", "load"]);
+  for (const phase of ["download", "verify", "load"]) {
+    const ev = r.events.filter((e) => e.phase === phase);
+    ev.slice(1).forEach((e, i) => assert.ok(e.loaded >= ev[i].loaded, `${phase} progress goes back at ${i}`));
+    assert.equal(ev.at(-1).loaded, ev.at(-1).total, `${phase} ends at its total`);
+  }
+  assert.equal(r.events.find((e) => e.phase === "download").source, "network");
+  const { info } = r;
+  assert.equal(info.architecture, "gemma3");
+  assert.equal(info.backend, "wasm");
+  assert.equal(info.sha256, SHA256);
+  assert.equal(info.bytes, 253113024);
+  assert.equal(info.contextLength, 1024);
+  assert.equal(info.vocabSize, 262144);
+  assert.equal(info.cached, true);
+  assert.ok(info.name && info.quantization && info.parameters > 2e8 && info.license, JSON.stringify(info));
+  assert.deepEqual(r.cached.map((c) => [new URL(c.url).pathname, c.sha256, c.bytes]), [[URL_, SHA256, 253113024]]);
+});
+
+test("complete() at temperature 0 gives llama.cpp's greedy tokens on the reference prompts", { timeout: 600_000 }, async () => {
+  const ref = reference();
+  const out = await page.evaluate(async (prompts) => {
+    const res = [];
+    for (const p of prompts) res.push(await engine.complete(p.text, { maxTokens: 24, temperature: 0, stopAtEos: false }));
+    return res;
+  }, ref.prompts.map((p) => ({ text: p.text })));
+  const failures = [];
+  out.forEach((r, i) => {
+    const want = ref.prompts[i].llama_cpp;
+    assert.deepEqual(r.promptTokens, want.prompt_ids, `${ref.prompts[i].id}: prompt ids`);
+    const n = Math.min(mustMatch(want.step_margin, MARGIN), r.tokens.length);
+    let same = 0;
+    while (same < r.tokens.length && r.tokens[same] === want.greedy_ids[same]) same++;
+    if (same < n) failures.push(`${ref.prompts[i].id}: greedy differs at step ${same}`);
+    assert.equal(r.finishReason, "length");
+    assert.equal(r.stats.completionTokens, 24);
+  });
+  const s = out[0].stats;
+  console.log(`complete(): ttft ${s.timeToFirstTokenMs.toFixed(0)} ms, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s`);
+  assert.deepEqual(failures, []);
+});
+
+test("generate() streams pieces in order, their text is the completion, and the page never blocks", { timeout: 300_000 }, async () => {
+  const r = await page.evaluate(async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const pieces = [];
+    const run = engine.generate("Les trois couleurs du drapeau français sont", { maxTokens: 20, temperature: 0, topLogprobs: 3, stopAtEos: false });
+    for await (const p of run) pieces.push({ ...p, ticks });
+    clearInterval(timer);
+    return { pieces, result: await run.result };
+  });
+  assert.equal(r.pieces.length, 20);
+  assert.deepEqual(r.pieces.map((p) => p.token), r.result.tokens);
+  assert.equal(r.pieces.map((p) => p.text).join(""), r.result.text);
+  for (const p of r.pieces) {
+    assert.equal(p.top.length, 3);
+    assert.equal(p.top[0].token, p.token, "greedy picks the most likely token");
+    assert.ok(p.top[0].logprob >= p.top[1].logprob && p.top[1].logprob >= p.top[2].logprob);
+    assert.equal(typeof p.top[0].text, "string");
+  }
+  assert.ok(r.pieces.at(-1).ticks > r.pieces[0].ticks, "the page's timers ran while the worker generated");
+});
+
+test("signal.abort() stops within one token, and the engine serves the next request", { timeout: 300_000 }, async () => {
+  const r = await page.evaluate(async () => {
+    const prompt = "Once upon a time, in a small village by the sea,";
+    const first = await engine.complete(prompt, { maxTokens: 12, temperature: 0 });
+    const ctl = new AbortController();
+    let seen = 0, afterAbort = 0, code = null;
+    try {
+      for await (const _ of engine.generate(prompt, { maxTokens: 200, temperature: 0, signal: ctl.signal })) {
+        seen++;
+        if (ctl.signal.aborted) afterAbort++;
+        if (seen === 3) ctl.abort();
+      }
+    } catch (e) {
+      code = e instanceof Ouvert.OuvertError && e instanceof Error && e.code;
+    }
+    const again = await engine.complete(prompt, { maxTokens: 12, temperature: 0 });
+    // Breaking out of the loop stops the generation too.
+    for await (const _ of engine.generate(prompt, { maxTokens: 200 })) break;
+    const third = await engine.complete(prompt, { maxTokens: 12, temperature: 0 });
+    return { code, seen, afterAbort, first: first.tokens, again: again.tokens, third: third.tokens };
+  });
+  assert.equal(r.code, "aborted");
+  assert.ok(r.afterAbort <= 1, `${r.afterAbort} pieces arrived after abort()`);
+  assert.deepEqual(r.again, r.first);
+  assert.deepEqual(r.third, r.first);
+});
+
+test("chat.completions.create: OpenAI-shaped response and stream", { timeout: 300_000 }, async () => {
+  const r = await page.evaluate(async () => {
+    const messages = [{ role: "system", content: "Answer in one short sentence." }, { role: "user", content: "What is the capital of France?" }];
+    const full = await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0 });
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, stream: true })) chunks.push(c);
+    return { full, chunks };
+  });
+  const { full, chunks } = r;
+  assert.equal(full.object, "chat.completion");
+  assert.equal(full.choices[0].message.role, "assistant");
+  // The default model is Gemma 3 270M base (no chat tuning): the answer's content is not
+  // asserted, its shape and its agreement with the stream are.
+  assert.ok(full.choices[0].message.content.length > 0);
+  assert.ok(["stop", "length"].includes(full.choices[0].finish_reason));
+  assert.equal(full.usage.total_tokens, full.usage.prompt_tokens + full.usage.completion_tokens);
+  assert.ok(chunks.every((c) => c.object === "chat.completion.chunk" && c.id === chunks[0].id));
+  assert.equal(chunks[0].choices[0].delta.role, "assistant");
+  assert.equal(chunks.map((c) => c.choices[0].delta.content ?? "").join(""), full.choices[0].message.content);
+  assert.equal(chunks.at(-1).choices[0].finish_reason, full.choices[0].finish_reason);
+});
+
+test("tokenize and detokenize", async () => {
+  const r = await page.evaluate(async () => {
+    const ids = await engine.tokenize("Bonjour « le monde » !");
+    return { ids, text: await engine.detokenize(ids.slice(1)), strings: await engine.tokenStrings(ids) };
+  });
+  assert.equal(r.ids[0], 2);
+  assert.equal(r.text, "Bonjour « le monde » !");
+  assert.equal(r.strings[0], "<bos>");
+  assert.equal(r.strings.length, r.ids.length);
+});
+
+test("a second createEngine for the model reads the cache: no request, works with the model's server cut off", { timeout: 300_000 }, async () => {
+  await page.evaluate(() => engine.dispose());
+  const before = modelRequests();
+  env.block = (path) => path.startsWith("/models/");
+  try {
+    const r = await page.evaluate(async ({ url }) => {
+      const events = [];
+      const t0 = performance.now();
+      const e = await Ouvert.createEngine({ model: url, contextLength: 1024, onProgress: (p) => events.push(p) });
+      const ms = performance.now() - t0;
+      const out = await e.complete("The sky is", { maxTokens: 4, temperature: 0 });
+      const ttft = out.stats.timeToFirstTokenMs;
+      await e.dispose();
+      return { ms, ttft, source: events[0].source, info: e.info, text: out.text };
+    }, { url: URL_ });
+    console.log(`cached load: ${r.ms.toFixed(0)} ms to ready, then ${r.ttft.toFixed(0)} ms to the first token`);
+    assert.equal(r.source, "cache");
+    assert.equal(r.info.source, "cache");
+    assert.equal(r.info.sha256, SHA256);
+    assert.ok(r.text.length > 0);
+  } finally {
+    env.block = null;
+  }
+  assert.equal(modelRequests(), before, "no request for the model");
+});
+
+test("typed errors: wrong SHA-256, 404, not a GGUF, truncated file; nothing bad is cached", { timeout: 300_000 }, async () => {
+  const r = await page.evaluate(async ({ url }) => {
+    const attempt = async (opts) => {
+      try {
+        const e = await Ouvert.createEngine({ contextLength: 256, ...opts });
+        await e.dispose();
+        return "loaded";
+      } catch (e) {
+        return `${e instanceof Ouvert.OuvertError}:${e.code}:${e.message.length > 20}`;
+      }
+    };
+    return {
+      integrity: await attempt({ model: `${url}?copy`, sha256: "0".repeat(64) }),
+      notFound: await attempt({ model: "/models/missing.gguf" }),
+      notGguf: await attempt({ model: "/bad/not-a-gguf.gguf" }),
+      truncated: await attempt({ model: "/bad/truncated.gguf" }),
+      webgpu: await attempt({ model: url, backend: "webgpu" }),
+      cached: (await Ouvert.listCachedModels()).map((c) => new URL(c.url).pathname + new URL(c.url).search),
+    };
+  }, { url: URL_ });
+  assert.equal(r.integrity, "true:integrity:true");
+  assert.equal(r.notFound, "true:network:true");
+  assert.equal(r.notGguf, "true:bad_magic:true");
+  assert.equal(r.truncated, "true:truncated_file:true");
+  assert.equal(r.webgpu, "true:webgpu_unavailable:true");
+  assert.deepEqual(r.cached, [URL_], "only the verified model is cached");
+});

@@ -1,0 +1,236 @@
+// Ouvert's JavaScript API. The engine runs in a Web Worker (worker.js), so the page never
+// blocks; this module turns its messages into promises, async iterators and AbortSignals.
+// Types: ouvert.d.ts. Errors: OuvertError, with a stable `code`.
+export { listCachedModels, deleteCachedModel, storageEstimate } from "./store.js";
+
+/** An error with a stable `code` ("network", "integrity", "aborted", "bad_magic", …). */
+export class OuvertError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = "OuvertError";
+    this.code = code;
+  }
+}
+
+const BACKENDS = ["auto", "webgpu", "wasm"];
+const GENERATE_KEYS = ["maxTokens", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN",
+  "seed", "stop", "topLogprobs", "truncate", "stopAtEos"];
+
+const toError = (e) => (e instanceof OuvertError ? e : new OuvertError(e?.code ?? "internal", e?.message ?? String(e)));
+const abortError = () => new OuvertError("aborted", "the request was aborted");
+
+/**
+ * Downloads (or reads from the cache), verifies and loads a model in a new worker.
+ * @param {import("./ouvert").EngineOptions} options
+ * @returns {Promise<Engine>}
+ */
+export async function createEngine(options = {}) {
+  const { model, sha256, backend = "auto", contextLength = 2048, onProgress, signal } = options;
+  if (!BACKENDS.includes(backend)) throw new OuvertError("invalid_argument", `backend must be one of ${BACKENDS.join(", ")}`);
+  if (backend === "webgpu") {
+    throw new OuvertError("webgpu_unavailable", "the WebGPU backend is not available in this version of Ouvert; use backend \"auto\" or \"wasm\"");
+  }
+  if (sha256 != null && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new OuvertError("invalid_argument", "sha256 must be 64 hexadecimal digits");
+  const isUrl = typeof model === "string" || model instanceof URL;
+  if (!(isUrl || model instanceof Blob || model instanceof ArrayBuffer || ArrayBuffer.isView(model))) {
+    throw new OuvertError("invalid_argument", "model must be a URL, an ArrayBuffer, a Blob or a File");
+  }
+  if (signal?.aborted) throw abortError();
+  const source = isUrl ? new URL(model, globalThis.location?.href).href : model;
+  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
+  const engine = new Engine(worker);
+  try {
+    engine.info = await engine._load({ model: source, sha256, contextLength }, onProgress, signal);
+    return engine;
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+}
+
+let nextId = 1;
+
+/** A loaded model. Requests run one after another in the worker, in the order made. */
+export class Engine {
+  /** @type {import("./ouvert").EngineInfo} */
+  info = null;
+  #worker;
+  #pending = new Map(); // id → handler(msg)
+  #disposed = false;
+
+  constructor(worker) {
+    this.#worker = worker;
+    worker.onmessage = ({ data }) => this.#pending.get(data.id)?.(data);
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.#fail(new OuvertError("worker_failed", `the engine's worker stopped: ${e.message ?? "it could not start"}`));
+    };
+    this.chat = { completions: { create: (body, opts) => this.#chatCompletion(body, opts) } };
+  }
+
+  #fail(error) {
+    for (const handler of this.#pending.values()) handler({ type: "error", error });
+  }
+
+  #request(msg, handler) {
+    if (this.#disposed) throw new OuvertError("disposed", "this engine was disposed; create a new one");
+    const id = nextId++;
+    this.#pending.set(id, handler);
+    this.#worker.postMessage({ ...msg, id });
+    return id;
+  }
+
+  #call(method, ...args) {
+    return new Promise((resolve, reject) => {
+      const id = this.#request({ type: "call", method, args }, (m) => {
+        this.#pending.delete(id);
+        m.type === "result" ? resolve(m.value) : reject(toError(m.error));
+      });
+    });
+  }
+
+  _load(msg, onProgress, signal) {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => { this.#pending.delete(id); reject(abortError()); };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const id = this.#request({ type: "load", ...msg }, (m) => {
+        if (m.type === "progress") return onProgress?.({ phase: m.phase, loaded: m.loaded, total: m.total, source: m.source });
+        this.#pending.delete(id);
+        signal?.removeEventListener("abort", onAbort);
+        m.type === "ready" ? resolve(m.info) : reject(toError(m.error));
+      });
+    });
+  }
+
+  /** Token ids of `text`, BOS first. */
+  tokenize(text, { special = false } = {}) { return this.#call("tokenize", String(text), special); }
+  /** The text of token ids. */
+  detokenize(ids) { return this.#call("detokenize", Uint32Array.from(ids)); }
+  /** Each id's vocabulary entry as the model sees it ("▁the", "<0x0A>"). */
+  tokenStrings(ids) { return this.#call("tokenStrings", Uint32Array.from(ids)); }
+  /** Prompt ids of a conversation, through the model's chat template. */
+  encodeChat(messages) { return this.#call("encodeChat", messages); }
+
+  /**
+   * Streams generated pieces. `prompt` is text, `{ ids }` or `{ messages }`.
+   * @returns {AsyncIterable<import("./ouvert").Piece> & { result: Promise<import("./ouvert").Completion> }}
+   */
+  generate(prompt, options = {}) {
+    const { signal, onPrefill } = options;
+    const opts = { stopAtEos: true };
+    for (const k of GENERATE_KEYS) if (options[k] !== undefined) opts[k] = options[k];
+    if (typeof opts.stop === "string") opts.stop = [opts.stop];
+    // An unseeded request draws a fresh seed, so two requests do not repeat each other.
+    if (opts.seed === undefined) opts.seed = crypto.getRandomValues(new Uint32Array(1))[0];
+    const body = typeof prompt === "string" ? { text: prompt }
+      : Array.isArray(prompt) || ArrayBuffer.isView(prompt) ? { ids: Array.from(prompt) }
+      : prompt?.ids ? { ids: Array.from(prompt.ids) }
+      : prompt?.messages ? { messages: prompt.messages.map(({ role, content }) => ({ role, content: String(content) })) }
+      : null;
+
+    const pieces = [];  // not yet taken by the iterator
+    let waiting = null; // the iterator's pending next()
+    let ended = false, error = null, output = null, promptIds = null;
+    let settle;
+    const result = new Promise((ok, ko) => { settle = { ok, ko }; });
+    result.catch(() => {}); // the iterator reports the error; `result` may go unobserved
+
+    const wakeUp = () => { if (waiting) { const w = waiting; waiting = null; w(); } };
+    const finish = (err, out) => {
+      if (ended) return;
+      ended = true;
+      this.#pending.delete(id);
+      signal?.removeEventListener("abort", onAbort);
+      err ? settle.ko((error = err)) : settle.ok((output = { ...out, promptTokens: promptIds ?? out.promptTokens }));
+      wakeUp();
+    };
+    const onAbort = () => { if (!ended) this.#worker.postMessage({ type: "abort", id }); };
+    let id = 0;
+    if (!body) {
+      ended = true;
+      error = new OuvertError("invalid_argument", "prompt must be a string, an array of token ids, { ids } or { messages }");
+      settle.ko(error);
+    } else if (signal?.aborted) {
+      ended = true;
+      settle.ko((error = abortError()));
+    } else {
+      id = this.#request({ type: "generate", prompt: body, options: opts }, (m) => {
+        if (m.type === "prompt") promptIds = m.ids;
+        else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
+        else if (m.type === "piece") { pieces.push({ token: m.token, text: m.text, top: m.top }); wakeUp(); }
+        else if (m.type === "done") finish(null, m.output);
+        else if (m.type === "error") finish(toError(m.error));
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }
+
+    return {
+      result,
+      [Symbol.asyncIterator]() {
+        return {
+          next: async () => {
+            for (;;) {
+              if (pieces.length) return { value: pieces.shift(), done: false };
+              if (error) throw error;
+              if (ended) return { value: undefined, done: true };
+              await new Promise((r) => { waiting = r; });
+            }
+          },
+          // Leaving a for-await loop early stops the generation.
+          return: async () => { onAbort(); return { value: undefined, done: true }; },
+        };
+      },
+    };
+  }
+
+  /** Generates to the end and resolves to `{ text, tokens, finishReason, stats, promptTokens }`. */
+  async complete(prompt, options = {}) {
+    const run = this.generate(prompt, options);
+    for await (const piece of run) options.onPiece?.(piece);
+    return run.result;
+  }
+
+  async #chatCompletion(body = {}, { signal } = {}) {
+    const { messages, stream = false, n = 1 } = body;
+    if (!Array.isArray(messages) || messages.length === 0) throw new OuvertError("invalid_argument", "messages must be a non-empty array of { role, content }");
+    if (n !== 1) throw new OuvertError("invalid_argument", "only n = 1 is supported");
+    const options = {
+      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
+      temperature: body.temperature ?? 1, topP: body.top_p ?? 1, topK: body.top_k ?? 0, minP: body.min_p ?? 0,
+      repeatPenalty: body.repeat_penalty, seed: body.seed ?? undefined, stop: body.stop ?? undefined,
+      topLogprobs: body.logprobs ? body.top_logprobs ?? 0 : 0, signal: signal ?? body.signal,
+    };
+    const run = this.generate({ messages: messages.map((m) => ({ role: m.role, content: contentText(m.content) })) }, options);
+    const meta = { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: this.info.name };
+    const reason = (r) => (r === "stop" ? "stop" : "length");
+    if (!stream) {
+      for await (const _ of run); // eslint-disable-line no-unused-vars
+      const r = await run.result;
+      return {
+        ...meta, object: "chat.completion",
+        choices: [{ index: 0, message: { role: "assistant", content: r.text }, logprobs: null, finish_reason: reason(r.finishReason) }],
+        usage: { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.completionTokens, total_tokens: r.stats.promptTokens + r.stats.completionTokens },
+      };
+    }
+    return (async function* () {
+      const chunk = (delta, finish_reason = null) => ({ ...meta, object: "chat.completion.chunk", choices: [{ index: 0, delta, logprobs: null, finish_reason }] });
+      yield chunk({ role: "assistant", content: "" });
+      for await (const piece of run) if (piece.text) yield chunk({ content: piece.text });
+      yield chunk({}, reason((await run.result).finishReason));
+    })();
+  }
+
+  /** Stops the worker and frees the model's memory. */
+  async dispose() {
+    if (this.#disposed) return;
+    this.#fail(new OuvertError("disposed", "the engine was disposed"));
+    this.#disposed = true;
+    this.#worker.terminate();
+  }
+}
+
+function contentText(content) {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) return content.filter((p) => p?.type === "text").map((p) => p.text).join("");
+  return String(content ?? "");
+}

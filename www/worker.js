@@ -1,0 +1,170 @@
+// The Web Worker that owns the wasm engine: it fetches (or reads from the cache) the model
+// straight into wasm memory, then serves requests one at a time. Generation runs a step
+// (one prompt chunk or one token) at a time and yields between steps, so an abort message
+// is seen within one token.
+import init, { ModelLoader, WasmEngine } from "./wasm/ouvert.js";
+import { beginWrite, isQuotaError, lookup } from "./store.js";
+
+let engine = null;
+let queue = Promise.resolve();
+const aborted = new Set();
+
+const post = (msg) => postMessage(msg);
+const fail = (code, message) => Object.assign(new Error(message), { code });
+const errorOf = (e) => ({ code: e?.code ?? "internal", message: e?.message ?? String(e) });
+
+// A zero-delay yield to the event loop (setTimeout would be clamped to 4 ms per token).
+const channel = new MessageChannel();
+let wake = null;
+channel.port1.onmessage = () => wake?.();
+const yieldToEvents = () => new Promise((resolve) => { wake = resolve; channel.port2.postMessage(null); });
+
+self.onmessage = ({ data: msg }) => {
+  if (msg.type === "abort") {
+    aborted.add(msg.id);
+    return;
+  }
+  // Requests run in order, one at a time: the engine has one KV cache.
+  queue = queue.then(() => handle(msg)).catch((e) => post({ type: "error", id: msg.id, error: errorOf(e) }));
+};
+
+async function handle(msg) {
+  switch (msg.type) {
+    case "load":
+      return load(msg);
+    case "call": {
+      if (!engine) throw fail("disposed", "the engine is not loaded");
+      const value = engine[msg.method](...msg.args);
+      return post({ type: "result", id: msg.id, value: ArrayBuffer.isView(value) ? Array.from(value) : value });
+    }
+    case "generate":
+      return generate(msg);
+  }
+}
+
+async function generate({ id, prompt, options }) {
+  if (!engine) throw fail("disposed", "the engine is not loaded");
+  if (aborted.delete(id)) throw fail("aborted", "generation was aborted before it started");
+  const ids = prompt.messages ? engine.encodeChat(prompt.messages)
+    : prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
+  post({ type: "prompt", id, ids: Array.from(ids) });
+  engine.start(ids, options);
+  for (;;) {
+    await yieldToEvents();
+    if (aborted.delete(id)) {
+      engine.cancel();
+      throw fail("aborted", "generation was aborted");
+    }
+    const event = engine.step();
+    post({ ...event, id });
+    if (event.type === "done") return;
+  }
+}
+
+/** Reads `stream` into a new ModelLoader of `size` bytes (buffering when size is unknown). */
+async function fill(stream, size, { hash, onChunk }) {
+  const reader = stream.getReader();
+  let loader = size != null ? new ModelLoader(size, hash) : null;
+  const buffered = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loader) {
+      if (loaded + value.byteLength > size) throw fail("truncated_file", `the server sent more than the announced ${size} bytes; the file changed during the download`);
+      loader.push(value);
+    } else {
+      buffered.push(value);
+    }
+    loaded += value.byteLength;
+    onChunk(value, loaded);
+  }
+  if (!loader) {
+    loader = new ModelLoader(loaded, hash);
+    for (const chunk of buffered.splice(0)) loader.push(chunk);
+  }
+  if (loader.loaded < size) throw fail("truncated_file", `only ${loader.loaded} of ${size} bytes arrived; the connection was cut, load the model again`);
+  return loader;
+}
+
+async function open(model, sha256) {
+  if (typeof model !== "string") {
+    const blob = model instanceof Blob ? model : new Blob([model]);
+    return { stream: blob.stream(), size: blob.size, source: "file" };
+  }
+  const cached = await lookup(model, sha256); // null when the cached copy is another version
+  if (cached) return { stream: cached.file.stream(), size: cached.file.size, source: "cache", sha256: cached.sha256 };
+  let res;
+  try {
+    res = await fetch(model);
+  } catch (e) {
+    throw fail("network", `could not download the model from ${model} (${e.message}); check the URL, the network and the server's CORS headers`);
+  }
+  if (!res.ok) throw fail("network", `the server answered ${res.status} ${res.statusText} for ${model}; check the model URL`);
+  // A compressed transfer's Content-Length is not the file's size.
+  const length = res.headers.get("Content-Encoding") ? null : res.headers.get("Content-Length");
+  return { stream: res.body, size: length == null ? null : Number(length), source: "network" };
+}
+
+async function load({ id, model, sha256, contextLength }) {
+  await init();
+  const want = sha256?.toLowerCase();
+  const src = await open(model, want);
+  const cache = src.source === "network" ? await beginWrite(model, src.size) : { skipped: src.source === "cache" ? undefined : "not_a_url" };
+  let writer = cache.writer ?? null;
+  let cacheSkipped = cache.skipped;
+  const total = src.size;
+  let lastPost = 0;
+  const progress = (phase, loaded, t = total) => post({ type: "progress", id, phase, loaded, total: t, source: src.source });
+  progress("download", 0);
+  let loader;
+  try {
+    loader = await fill(src.stream, src.size, {
+      hash: !src.sha256,
+      onChunk(chunk, loaded) {
+        if (writer) {
+          try {
+            writer.write(chunk);
+          } catch (e) {
+            writer.abort();
+            writer = null;
+            cacheSkipped = isQuotaError(e) ? "quota" : "unavailable";
+          }
+        }
+        const now = performance.now();
+        if (now - lastPost > 50 || loaded === total) {
+          lastPost = now;
+          progress("download", loaded, total ?? loaded);
+        }
+      },
+    });
+  } catch (e) {
+    await writer?.abort();
+    throw e.code ? e : fail("network", `the model download was interrupted (${e.message}); load it again`);
+  }
+  const bytes = loader.loaded;
+  progress("download", bytes, bytes);
+  progress("verify", 0, bytes);
+  const actual = src.sha256 ?? loader.sha256();
+  if (want && actual !== want) {
+    await writer?.abort();
+    loader.free();
+    throw fail("integrity", `the downloaded model's SHA-256 is ${actual}, not the expected ${want}; it was not used or cached`);
+  }
+  progress("verify", bytes, bytes);
+  progress("load", 0, bytes);
+  try {
+    engine = WasmEngine.load(loader, contextLength);
+  } catch (e) {
+    await writer?.abort(); // a file the engine rejects is not worth keeping
+    throw e;
+  }
+  if (writer) await writer.commit(actual).catch((e) => { cacheSkipped = isQuotaError(e) ? "quota" : "unavailable"; });
+  progress("load", bytes, bytes);
+  const info = engine.info();
+  post({
+    type: "ready",
+    id,
+    info: { ...info, sha256: actual, bytes, backend: "wasm", source: src.source, cached: src.source === "cache" || (!!writer && !cacheSkipped), cacheSkipped: cacheSkipped ?? null },
+  });
+}
