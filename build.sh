@@ -96,7 +96,7 @@ assemble_dist() { # the workshop site: static files, and a service worker that k
   local files version
   files=$(cd dist && find . -type f ! -name sw.js | sed 's|^\./||' | sort | sed 's/.*/"&"/' | paste -sd, -)
   version=$(cd dist && find . -type f | sort | xargs cat | sha256sum | cut -c1-16)
-  sed -i "s|__FILES__|$files|; s|__VERSION__|$version|" dist/sw.js
+  sed -i "s|\"dev\" /\*VERSION\*/|\"$version\"|; s|/\*FILES\*/|$files|" dist/sw.js
 }
 
 cmd_cli() {

@@ -18,9 +18,9 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     if (onRequest(path, req.url) === false) { req.socket.destroy(); return; }
-    let base = resolve(root), rel = path;
-    for (const [prefix, dir] of Object.entries(mounts)) {
-      if (path.startsWith(prefix + "/")) { base = resolve(dir); rel = path.slice(prefix.length); }
+    let base = resolve(root), rel = path, matched = "";
+    for (const [prefix, dir] of Object.entries(mounts)) { // the longest matching mount wins
+      if (path.startsWith(prefix + "/") && prefix.length > matched.length) { base = resolve(dir); rel = path.slice(prefix.length); matched = prefix; }
     }
     const file = normalize(join(base, rel.endsWith("/") ? rel + "index.html" : rel));
     const headers = {
