@@ -163,33 +163,6 @@ impl WasmEngine {
     pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>, JsValue> {
         self.engine.logits(ids).map_err(js_error)
     }
-
-    /// Generates from prompt ids. `on_piece({token, text, top})` is called for every token;
-    /// returning `false` stops with an `aborted` error. Resolves to the output with stats.
-    pub fn generate(&mut self, ids: &[u32], options: JsValue, on_piece: &js_sys::Function) -> Result<JsValue, JsValue> {
-        let opts = generate_options(options)?;
-        let mut callback_error = None;
-        let out = self.engine.generate(ids, &opts, &mut |p| {
-            let piece = match to_js(p) {
-                Ok(v) => v,
-                Err(e) => {
-                    callback_error = Some(e);
-                    return false;
-                }
-            };
-            match on_piece.call1(&JsValue::NULL, &piece) {
-                Ok(r) => r != JsValue::FALSE,
-                Err(e) => {
-                    callback_error = Some(e);
-                    false
-                }
-            }
-        });
-        if let Some(e) = callback_error {
-            return Err(e);
-        }
-        to_js(&out.map_err(js_error)?)
-    }
 }
 
 fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {

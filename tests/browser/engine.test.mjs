@@ -32,7 +32,7 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
     for (const p of prompts) {
       const ids = Array.from(engine.tokenize(p.text, false));
       const logits = engine.logits(Uint32Array.from(ids));
-      const gen = engine.generate(Uint32Array.from(ids), { maxTokens: 32, temperature: 0, stopAtEos: false }, () => true);
+      const gen = window.ouvert.generate(engine, Uint32Array.from(ids), { maxTokens: 32, temperature: 0, stopAtEos: false });
       out.push({ id: p.id, ids, top5Logits: p.top5.map((t) => logits[t]), tokens: gen.tokens, stats: gen.stats });
     }
     return { loadMs, out };
@@ -71,7 +71,7 @@ test("bad files give typed errors in JS, and the page stays usable", async () =>
     const { ModelLoader, WasmEngine } = window.ouvert;
     const attempt = (bytes, announced = bytes.length) => {
       try {
-        const l = new ModelLoader(announced);
+        const l = new ModelLoader(announced, false);
         l.push(bytes);
         WasmEngine.load(l, 256);
         return "loaded";
