@@ -246,7 +246,7 @@ impl Engine {
         if g.epoch != self.epoch {
             bail!("superseded", "another request used this engine since this generation started; start it again");
         }
-        if g.logits.is_empty() && g.unfed.is_none() && g.finish.is_none() {
+        if g.logits.is_empty() {
             let logits = self.feed_chunk(&g.prompt);
             if self.cached.len() == g.prompt.len() {
                 g.logits = logits;

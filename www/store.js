@@ -131,10 +131,11 @@ export async function beginWrite(url, bytes) {
       },
     };
   } catch (e) {
-    return { skipped: e?.name === "QuotaExceededError" ? "quota" : "unavailable" };
+    return { skipped: skipReason(e) };
   }
 }
 
-export function isQuotaError(e) {
-  return e?.name === "QuotaExceededError";
+/** Why a storage error stops caching: "quota" (storage full) or "unavailable". */
+export function skipReason(e) {
+  return e?.name === "QuotaExceededError" ? "quota" : "unavailable";
 }

@@ -3,7 +3,7 @@
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
 import init, { ModelLoader, WasmEngine } from "./wasm/ouvert.js";
-import { beginWrite, isQuotaError, lookup } from "./store.js";
+import { beginWrite, lookup, skipReason } from "./store.js";
 
 let engine = null;
 let queue = Promise.resolve();
@@ -110,9 +110,10 @@ async function load({ id, model, sha256, contextLength }) {
   await init();
   const want = sha256?.toLowerCase();
   const src = await open(model, want);
-  const cache = src.source === "network" ? await beginWrite(model, src.size) : { skipped: src.source === "cache" ? undefined : "not_a_url" };
-  let writer = cache.writer ?? null;
-  let cacheSkipped = cache.skipped;
+  // Only a download is written to the cache; `writer` is null once caching is given up.
+  let writer = null, cacheSkipped = null;
+  if (src.source === "network") ({ writer = null, skipped: cacheSkipped = null } = await beginWrite(model, src.size));
+  const giveUpCaching = (e) => { writer?.abort(); writer = null; cacheSkipped = skipReason(e); };
   const total = src.size;
   let lastPost = 0;
   const progress = (phase, loaded, t = total) => post({ type: "progress", id, phase, loaded, total: t, source: src.source });
@@ -126,13 +127,11 @@ async function load({ id, model, sha256, contextLength }) {
           try {
             writer.write(chunk);
           } catch (e) {
-            writer.abort();
-            writer = null;
-            cacheSkipped = isQuotaError(e) ? "quota" : "unavailable";
+            giveUpCaching(e);
           }
         }
         const now = performance.now();
-        if (now - lastPost > 50 || loaded === total) {
+        if (now - lastPost > 50) { // the last event is posted after the loop
           lastPost = now;
           progress("download", loaded, total ?? loaded);
         }
@@ -159,12 +158,12 @@ async function load({ id, model, sha256, contextLength }) {
     await writer?.abort(); // a file the engine rejects is not worth keeping
     throw e;
   }
-  if (writer) await writer.commit(actual).catch((e) => { cacheSkipped = isQuotaError(e) ? "quota" : "unavailable"; });
+  await writer?.commit(actual).catch(giveUpCaching);
   progress("load", bytes, bytes);
   const info = engine.info();
   post({
     type: "ready",
     id,
-    info: { ...info, sha256: actual, bytes, backend: "wasm", source: src.source, cached: src.source === "cache" || (!!writer && !cacheSkipped), cacheSkipped: cacheSkipped ?? null },
+    info: { ...info, sha256: actual, bytes, backend: "wasm", source: src.source, cached: src.source === "cache" || writer !== null, cacheSkipped },
   });
 }
