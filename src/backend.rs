@@ -1,12 +1,16 @@
-//! The narrow kernel interface every backend implements (CPU now, WebGPU next).
+//! The narrow kernel interface every backend implements: the CPU (`cpu/`) and WebGPU (`gpu/`).
 //!
 //! Model files (`src/models/*.rs`) are written once over this trait. An activation is a
 //! row-major `[rows × width]` f32 matrix living wherever the backend keeps its data; the
-//! model never looks inside one except through `read`.
+//! model never looks inside one except through `read`. The operations are the steps of a
+//! transformer block, each fused as far as a GPU can do it in one dispatch (norms ride in
+//! the mat-mul that consumes them), so a decode step stays a few dispatches per layer.
 
 use crate::error::Result;
 use crate::gguf::TensorInfo;
 use crate::weights::ModelBytes;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// How attention sees one layer's keys: every earlier position, or only the last `window`.
@@ -25,10 +29,23 @@ pub struct AttnShape {
     pub span: Span,
 }
 
+/// How `norm_matmul` combines its products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// `outs[i] = x̂ · wᵢᵀ`.
+    Each,
+    /// `outs[0] = gelu_tanh(x̂ · w₀ᵀ) ⊙ (x̂ · w₁ᵀ)`: a gated MLP's gate and up projections.
+    GeluGate,
+}
+
+/// Host-side values once the device has them: at once on the CPU, after a buffer map on a
+/// GPU (which in a browser needs a turn of the event loop). Owns everything it needs.
+pub type Readback = Pin<Box<dyn Future<Output = Result<Vec<f32>>>>>;
+
 pub trait Backend {
     /// A weight matrix `[rows × cols]`, kept in its GGUF quantization.
     type Matrix;
-    /// An f32 weight vector (norm scales).
+    /// An f32 weight vector (norm scales, rope tables).
     type Vector;
     /// Activations `[rows × width]`, f32.
     type Act;
@@ -36,30 +53,26 @@ pub trait Backend {
     type Kv;
 
     fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo) -> Result<Self::Matrix>;
-    fn vector(&mut self, data: &[f32]) -> Self::Vector;
+    fn vector(&mut self, data: &[f32]) -> Result<Self::Vector>;
     fn act(&mut self, rows: usize, width: usize) -> Self::Act;
-    fn kv_cache(&mut self, context: usize, kv_width: usize) -> Self::Kv;
+    fn kv_cache(&mut self, context: usize, kv_width: usize) -> Result<Self::Kv>;
 
     /// `out[i] = table[ids[i]] * scale`, dequantizing single rows only.
     fn embed(&mut self, table: &Self::Matrix, ids: &[u32], scale: f32, out: &mut Self::Act);
+    /// First, when `residual = Some((h, post))`, `x += rms_norm(h) · post` (the end of the
+    /// previous block). Then `x̂ = rms_norm(x) · norm` feeds the matrices `ws`, combined by
+    /// `mix` into `outs`; `x̂` itself is not kept.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_matmul(&mut self, x: &mut Self::Act, residual: Option<(&Self::Act, &Self::Vector)>, norm: &Self::Vector, eps: f32, ws: &[&Self::Matrix], mix: Mix, outs: &mut [&mut Self::Act]);
     /// `out = x · wᵀ`: x is `[n × cols]`, out is `[n × rows]`.
     fn matmul(&mut self, w: &Self::Matrix, x: &Self::Act, out: &mut Self::Act);
-    /// RMS norm over consecutive groups of `w.len()` values (a row, or one head), times `w`.
-    fn rms_norm(&mut self, x: &mut Self::Act, w: &Self::Vector, eps: f32);
-    /// `out = rms_norm(x) * w`, leaving `x` as it is.
-    fn rms_norm_to(&mut self, x: &Self::Act, w: &Self::Vector, eps: f32, out: &mut Self::Act);
-    /// Rotary embedding (NeoX halves) of every head in `x` at positions `pos0..pos0+rows`;
-    /// `table` holds `[cos | sin]` of `head_dim/2` angles per position.
-    fn rope(&mut self, x: &mut Self::Act, head_dim: usize, pos0: usize, table: &Self::Vector);
-    /// Appends `k`, `v` at `pos0..` to the cache, then causal attention of `q` over it.
+    /// Per-head RMS norms of `q` and `k`, rotary embedding (NeoX halves) at positions
+    /// `pos0..` from `rope` (`[cos | sin]` of `head_dim/2` angles per position), the append
+    /// of `k` and `v` to the cache, then causal attention of `q` over it into `out`.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&mut self, q: &Self::Act, k: &Self::Act, v: &Self::Act, kv: &mut Self::Kv, pos0: usize, shape: AttnShape, out: &mut Self::Act);
-    /// `gate = gelu_tanh(gate) * up`.
-    fn gelu_mul(&mut self, gate: &mut Self::Act, up: &Self::Act);
-    /// `x += y`.
-    fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
+    fn attention(&mut self, q: &mut Self::Act, k: &Self::Act, v: &Self::Act, norms: (&Self::Vector, &Self::Vector), eps: f32, rope: &Self::Vector, kv: &mut Self::Kv, pos0: usize, shape: AttnShape, out: &mut Self::Act);
     /// The last row of `x`, as a new one-row activation.
     fn last_row(&mut self, x: &Self::Act) -> Self::Act;
     /// Copies an activation back to host memory.
-    fn read(&mut self, x: &Self::Act) -> Vec<f32>;
+    fn read(&mut self, x: &Self::Act) -> Readback;
 }

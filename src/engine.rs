@@ -3,6 +3,7 @@
 
 use crate::bail;
 use crate::chat::{ChatTemplate, Message};
+use crate::backend::Readback;
 use crate::config::ModelCard;
 use crate::cpu::Cpu;
 use crate::error::Result;
@@ -176,11 +177,16 @@ impl Engine {
 
     /// Logits after `ids`, reusing the cache for the prefix shared with the last call.
     pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        block_on(self.logits_async(ids))
+    }
+
+    /// `logits`, for a backend that needs the event loop to read results (WebGPU in a page).
+    pub async fn logits_async(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         self.check_prompt(ids)?;
         self.reuse_prefix(ids);
         let mut logits = Vec::new();
         while self.cached.len() < ids.len() {
-            logits = self.feed_chunk(ids);
+            logits = self.feed_chunk(ids).await?;
         }
         Ok(logits)
     }
@@ -243,11 +249,16 @@ impl Engine {
 
     /// Advances `g` by one prompt chunk or one token. After `Event::Done`, `g` is spent.
     pub fn step(&mut self, g: &mut Generation) -> Result<Event> {
+        block_on(self.step_async(g))
+    }
+
+    /// `step`, for a backend that needs the event loop to read results (WebGPU in a page).
+    pub async fn step_async(&mut self, g: &mut Generation) -> Result<Event> {
         if g.epoch != self.epoch {
             bail!("superseded", "another request used this engine since this generation started; start it again");
         }
         if g.logits.is_empty() {
-            let logits = self.feed_chunk(&g.prompt);
+            let logits = self.feed_chunk(&g.prompt).await?;
             if self.cached.len() == g.prompt.len() {
                 g.logits = logits;
                 g.t_first = now_ms();
@@ -261,8 +272,8 @@ impl Engine {
             return Ok(Event::Done(self.finish(g, reason)));
         }
         if let Some(tok) = g.unfed.take() {
-            g.logits = self.model.forward(&[tok], self.cached.len());
-            self.cached.push(tok);
+            let pending = self.model.forward(&[tok], self.cached.len());
+            g.logits = self.settle(pending, &[tok]).await?;
         }
         let (tok, top) = g.sampler.sample(&mut g.logits, &g.history);
         let top = top.into_iter().map(|c| TopToken { token: c.token, text: self.tokenizer.decode(&[c.token]), logprob: c.logprob }).collect();
@@ -334,12 +345,19 @@ impl Engine {
     }
 
     /// Feeds the next slice of `ids` after the cached prefix; the logits of its last token.
-    fn feed_chunk(&mut self, ids: &[u32]) -> Vec<f32> {
+    async fn feed_chunk(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         let from = self.cached.len();
         let chunk = &ids[from..ids.len().min(from + PREFILL_CHUNK)];
-        let logits = self.model.forward(chunk, from);
-        self.cached.extend_from_slice(chunk);
-        logits
+        let pending = self.model.forward(chunk, from);
+        self.settle(pending, chunk).await
+    }
+
+    /// Waits for a forward pass; only when it succeeded do its tokens count as cached. A
+    /// failed one (a lost GPU) leaves the cache as it was before the call.
+    async fn settle(&mut self, pending: Readback, fed: &[u32]) -> Result<Vec<f32>> {
+        let logits = pending.await?;
+        self.cached.extend_from_slice(fed);
+        Ok(logits)
     }
 }
 
@@ -368,6 +386,20 @@ fn rate(n: usize, ms: f64) -> f64 {
         n as f64 * 1000.0 / ms
     } else {
         0.0
+    }
+}
+
+/// Drives a future to completion on this thread. The CPU backend's futures are ready at
+/// once and native wgpu's block inside; only WebGPU in a page needs a real executor.
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::hint::spin_loop();
     }
 }
 

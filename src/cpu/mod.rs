@@ -7,7 +7,7 @@
 pub mod dot;
 pub mod quant;
 
-use crate::backend::{AttnShape, Backend, Span};
+use crate::backend::{AttnShape, Backend, Mix, Readback, Span};
 use crate::error::Result;
 use crate::gguf::TensorInfo;
 use crate::weights::ModelBytes;
@@ -40,16 +40,16 @@ impl Backend for Cpu {
         Ok(QMatrix { dtype: t.dtype, rows: t.dims[1..].iter().product(), cols: t.dims[0], file: file.clone(), offset: t.offset })
     }
 
-    fn vector(&mut self, data: &[f32]) -> Vec<f32> {
-        data.to_vec()
+    fn vector(&mut self, data: &[f32]) -> Result<Vec<f32>> {
+        Ok(data.to_vec())
     }
 
     fn act(&mut self, rows: usize, width: usize) -> Act {
         Act { data: vec![0.0; rows * width], rows, width }
     }
 
-    fn kv_cache(&mut self, context: usize, width: usize) -> Kv {
-        Kv { k: vec![f16::ZERO; context * width], v: vec![f16::ZERO; context * width], width }
+    fn kv_cache(&mut self, context: usize, width: usize) -> Result<Kv> {
+        Ok(Kv { k: vec![f16::ZERO; context * width], v: vec![f16::ZERO; context * width], width })
     }
 
     fn embed(&mut self, table: &QMatrix, ids: &[u32], scale: f32, out: &mut Act) {
@@ -59,48 +59,42 @@ impl Backend for Cpu {
         }
     }
 
-    fn matmul(&mut self, w: &QMatrix, x: &Act, out: &mut Act) {
-        w.matmul(&x.data, x.rows, &mut out.data);
-    }
-
-    fn rms_norm(&mut self, x: &mut Act, w: &Vec<f32>, eps: f32) {
-        for g in x.data.chunks_exact_mut(w.len()) {
-            let scale = rms_scale(g, eps);
-            g.iter_mut().zip(w).for_each(|(v, &s)| *v = *v * scale * s);
+    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, &Vec<f32>)>, norm: &Vec<f32>, eps: f32, ws: &[&QMatrix], mix: Mix, outs: &mut [&mut Act]) {
+        let mut xn = self.act(x.rows, x.width);
+        if let Some((h, post)) = residual {
+            rms_norm_to(&h.data, post, eps, &mut xn.data);
+            x.data.iter_mut().zip(&xn.data).for_each(|(a, &b)| *a += b);
         }
-    }
-
-    fn rms_norm_to(&mut self, x: &Act, w: &Vec<f32>, eps: f32, out: &mut Act) {
-        for (g, o) in x.data.chunks_exact(w.len()).zip(out.data.chunks_exact_mut(w.len())) {
-            let scale = rms_scale(g, eps);
-            o.iter_mut().zip(g.iter().zip(w)).for_each(|(o, (&v, &s))| *o = v * scale * s);
-        }
-    }
-
-    fn rope(&mut self, x: &mut Act, head_dim: usize, pos0: usize, table: &Vec<f32>) {
-        let half = head_dim / 2;
-        for (i, row) in x.data.chunks_exact_mut(x.width).enumerate() {
-            let t = &table[(pos0 + i) * head_dim..(pos0 + i + 1) * head_dim];
-            let (cos, sin) = t.split_at(half);
-            for head in row.chunks_exact_mut(head_dim) {
-                let (a, b) = head.split_at_mut(half);
-                for j in 0..half {
-                    let (x0, x1) = (a[j], b[j]);
-                    a[j] = x0 * cos[j] - x1 * sin[j];
-                    b[j] = x0 * sin[j] + x1 * cos[j];
-                }
+        rms_norm_to(&x.data, norm, eps, &mut xn.data);
+        match mix {
+            Mix::Each => ws.iter().zip(outs.iter_mut()).for_each(|(w, out)| w.matmul(&xn.data, xn.rows, &mut out.data)),
+            Mix::GeluGate => {
+                let (gate, up) = (&mut *outs[0], &mut self.act(x.rows, ws[1].rows));
+                ws[0].matmul(&xn.data, xn.rows, &mut gate.data);
+                ws[1].matmul(&xn.data, xn.rows, &mut up.data);
+                gate.data.iter_mut().zip(&up.data).for_each(|(g, &u)| *g = gelu_f16_table(*g) * u);
             }
         }
     }
 
-    fn attention(&mut self, q: &Act, k: &Act, v: &Act, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+    fn matmul(&mut self, w: &QMatrix, x: &Act, out: &mut Act) {
+        w.matmul(&x.data, x.rows, &mut out.data);
+    }
+
+    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, (q_norm, k_norm): (&Vec<f32>, &Vec<f32>), eps: f32, rope_table: &Vec<f32>, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+        let hd = s.head_dim;
+        let mut k = Act { data: k.data.clone(), rows: k.rows, width: k.width };
+        rms_norm_in_place(&mut q.data, q_norm, eps);
+        rms_norm_in_place(&mut k.data, k_norm, eps);
+        rope(q, hd, pos0, rope_table);
+        rope(&mut k, hd, pos0, rope_table);
+
         let w = kv.width;
         let n = q.rows;
         let (kd, vd) = (&mut kv.k[pos0 * w..(pos0 + n) * w], &mut kv.v[pos0 * w..(pos0 + n) * w]);
         kd.iter_mut().zip(&k.data).for_each(|(d, &x)| *d = f16::from_f32(x));
         vd.iter_mut().zip(&v.data).for_each(|(d, &x)| *d = f16::from_f32(x));
 
-        let hd = s.head_dim;
         let group = s.n_heads / s.n_kv_heads;
         let mut scores = vec![0f32; group * (pos0 + n)];
         let mut qh = vec![0f32; group * hd];
@@ -139,20 +133,45 @@ impl Backend for Cpu {
         }
     }
 
-    fn gelu_mul(&mut self, gate: &mut Act, up: &Act) {
-        gate.data.iter_mut().zip(&up.data).for_each(|(g, &u)| *g = gelu_f16_table(*g) * u);
-    }
-
-    fn add(&mut self, x: &mut Act, y: &Act) {
-        x.data.iter_mut().zip(&y.data).for_each(|(a, &b)| *a += b);
-    }
-
     fn last_row(&mut self, x: &Act) -> Act {
         Act { data: x.data[(x.rows - 1) * x.width..].to_vec(), rows: 1, width: x.width }
     }
 
-    fn read(&mut self, x: &Act) -> Vec<f32> {
-        x.data.clone()
+    fn read(&mut self, x: &Act) -> Readback {
+        Box::pin(std::future::ready(Ok(x.data.clone())))
+    }
+}
+
+/// RMS norm over consecutive groups of `w.len()` values (a row, or one head), times `w`.
+fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    for g in x.chunks_exact_mut(w.len()) {
+        let scale = rms_scale(g, eps);
+        g.iter_mut().zip(w).for_each(|(v, &s)| *v = *v * scale * s);
+    }
+}
+
+/// `out = rms_norm(x) · w`, leaving `x` as it is.
+fn rms_norm_to(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    for (g, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        let scale = rms_scale(g, eps);
+        o.iter_mut().zip(g.iter().zip(w)).for_each(|(o, (&v, &s))| *o = v * scale * s);
+    }
+}
+
+/// Rotary embedding (NeoX halves) of every head in `x` at positions `pos0..pos0+rows`.
+fn rope(x: &mut Act, head_dim: usize, pos0: usize, table: &[f32]) {
+    let half = head_dim / 2;
+    for (i, row) in x.data.chunks_exact_mut(x.width).enumerate() {
+        let t = &table[(pos0 + i) * head_dim..(pos0 + i + 1) * head_dim];
+        let (cos, sin) = t.split_at(half);
+        for head in row.chunks_exact_mut(head_dim) {
+            let (a, b) = head.split_at_mut(half);
+            for j in 0..half {
+                let (x0, x1) = (a[j], b[j]);
+                a[j] = x0 * cos[j] - x1 * sin[j];
+                b[j] = x0 * sin[j] + x1 * cos[j];
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! Norm weights in GGUF already include Gemma's "+1" (llama.cpp adds it at conversion).
 
 use super::{rope_table, Model};
-use crate::backend::{AttnShape, Backend, Span};
+use crate::backend::{AttnShape, Backend, Mix, Readback, Span};
 use crate::config::Meta;
 use crate::error::Result;
 use crate::gguf::Gguf;
@@ -93,7 +93,6 @@ struct Layer<B: Backend> {
     down: B::Matrix,
     post_ffn_norm: B::Vector,
     span: Span,
-    kv: B::Kv,
 }
 
 pub struct Gemma3<B: Backend> {
@@ -102,6 +101,8 @@ pub struct Gemma3<B: Backend> {
     embed: B::Matrix,
     out_norm: B::Vector,
     layers: Vec<Layer<B>>,
+    /// One cache per layer, apart from the weights so a step can read one and write the other.
+    kv: Vec<B::Kv>,
     rope_global: B::Vector,
     rope_local: B::Vector,
 }
@@ -112,14 +113,14 @@ impl<B: Backend> Gemma3<B> {
         let (d, hd, ffn) = (cfg.dim, cfg.head_dim, cfg.ffn);
         let (qw, kvw) = (cfg.heads * hd, cfg.kv_heads * hd);
         let matrix = |b: &mut B, name: String, dims: &[usize]| -> Result<B::Matrix> { b.matrix(file, expect_tensor(g, &name, dims)?) };
-        let vector = |b: &mut B, name: String, len: usize| -> Result<B::Vector> { Ok(b.vector(&file.f32_values(expect_tensor(g, &name, &[len])?)?)) };
+        let vector = |b: &mut B, name: String, len: usize| -> Result<B::Vector> { b.vector(&file.f32_values(expect_tensor(g, &name, &[len])?)?) };
 
         // Gemma scales queries by 1/√head_dim (query_pre_attn_scalar). Rope is linear, so the
         // scale folds into the q-norm weights: one multiply fewer per token.
         let q_scale = (hd as f32).sqrt().recip();
         let q_norm = |b: &mut B, name: String| -> Result<B::Vector> {
             let w = file.f32_values(expect_tensor(g, &name, &[hd])?)?;
-            Ok(b.vector(&w.iter().map(|x| x * q_scale).collect::<Vec<_>>()))
+            b.vector(&w.iter().map(|x| x * q_scale).collect::<Vec<_>>())
         };
         let embed = matrix(&mut b, "token_embd.weight".into(), &[d, cfg.vocab])?;
         let out_norm = vector(&mut b, "output_norm.weight".into(), d)?;
@@ -141,17 +142,17 @@ impl<B: Backend> Gemma3<B> {
                 down: matrix(&mut b, p("ffn_down"), &[ffn, d])?,
                 post_ffn_norm: vector(&mut b, p("post_ffw_norm"), d)?,
                 span: cfg.span(i),
-                kv: b.kv_cache(cfg.context, kvw),
             });
         }
-        let rope_global = b.vector(&rope_table(cfg.rope_global, hd, cfg.context));
-        let rope_local = b.vector(&rope_table(cfg.rope_local, hd, cfg.context));
-        Ok(Gemma3 { cfg, b, embed, out_norm, layers, rope_global, rope_local })
+        let kv = (0..cfg.layers).map(|_| b.kv_cache(cfg.context, kvw)).collect::<Result<_>>()?;
+        let rope_global = b.vector(&rope_table(cfg.rope_global, hd, cfg.context))?;
+        let rope_local = b.vector(&rope_table(cfg.rope_local, hd, cfg.context))?;
+        Ok(Gemma3 { cfg, b, embed, out_norm, layers, kv, rope_global, rope_local })
     }
 }
 
 impl<B: Backend> Model for Gemma3<B> {
-    fn forward(&mut self, ids: &[u32], pos0: usize) -> Vec<f32> {
+    fn forward(&mut self, ids: &[u32], pos0: usize) -> Readback {
         let c = &self.cfg;
         let b = &mut self.b;
         let n = ids.len();
@@ -165,35 +166,23 @@ impl<B: Backend> Model for Gemma3<B> {
         let mut v = b.act(n, c.kv_heads * hd);
         let mut attn = b.act(n, c.heads * hd);
         let mut gate = b.act(n, c.ffn);
-        let mut up = b.act(n, c.ffn);
-        for l in &mut self.layers {
+        // The previous layer's MLP output waits in `h` for its post-norm and residual add,
+        // which ride in the next norm_matmul.
+        let mut post_ffn: Option<&B::Vector> = None;
+        for (l, kv) in self.layers.iter().zip(&mut self.kv) {
             let rope = if l.span == Span::Global { &self.rope_global } else { &self.rope_local };
-            b.rms_norm_to(&x, &l.attn_norm, c.eps, &mut h);
-            b.matmul(&l.q, &h, &mut q);
-            b.matmul(&l.k, &h, &mut k);
-            b.matmul(&l.v, &h, &mut v);
-            b.rms_norm(&mut q, &l.q_norm, c.eps);
-            b.rms_norm(&mut k, &l.k_norm, c.eps);
-            b.rope(&mut q, hd, pos0, rope);
-            b.rope(&mut k, hd, pos0, rope);
+            b.norm_matmul(&mut x, post_ffn.map(|p| (&h, p)), &l.attn_norm, c.eps, &[&l.q, &l.k, &l.v], Mix::Each, &mut [&mut q, &mut k, &mut v]);
             let shape = AttnShape { n_heads: c.heads, n_kv_heads: c.kv_heads, head_dim: hd, span: l.span };
-            b.attention(&q, &k, &v, &mut l.kv, pos0, shape, &mut attn);
+            b.attention(&mut q, &k, &v, (&l.q_norm, &l.k_norm), c.eps, rope, kv, pos0, shape, &mut attn);
             b.matmul(&l.o, &attn, &mut h);
-            b.rms_norm(&mut h, &l.post_attn_norm, c.eps);
-            b.add(&mut x, &h);
-
-            b.rms_norm_to(&x, &l.ffn_norm, c.eps, &mut h);
-            b.matmul(&l.gate, &h, &mut gate);
-            b.matmul(&l.up, &h, &mut up);
-            b.gelu_mul(&mut gate, &up);
+            b.norm_matmul(&mut x, Some((&h, &l.post_attn_norm)), &l.ffn_norm, c.eps, &[&l.gate, &l.up], Mix::GeluGate, &mut [&mut gate]);
             b.matmul(&l.down, &gate, &mut h);
-            b.rms_norm(&mut h, &l.post_ffn_norm, c.eps);
-            b.add(&mut x, &h);
+            post_ffn = Some(&l.post_ffn_norm);
         }
-        let mut last = b.last_row(&x);
-        b.rms_norm(&mut last, &self.out_norm, c.eps);
+        // Only the last position's logits are needed.
+        let (mut last, h_last) = (b.last_row(&x), b.last_row(&h));
         let mut logits = b.act(1, c.vocab);
-        b.matmul(&self.embed, &last, &mut logits);
+        b.norm_matmul(&mut last, post_ffn.map(|p| (&h_last, p)), &self.out_norm, c.eps, &[&self.embed], Mix::Each, &mut [&mut logits]);
         b.read(&logits)
     }
 

@@ -2,7 +2,7 @@
 
 pub mod gemma3;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Readback};
 use crate::bail;
 use crate::error::Result;
 use crate::gguf::Gguf;
@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 /// A loaded network: token ids at positions `pos0..` in, next-token logits out.
 pub trait Model {
-    /// Runs `ids` (placed at `pos0..pos0+len`) and returns the logits after the last one.
-    fn forward(&mut self, ids: &[u32], pos0: usize) -> Vec<f32>;
+    /// Runs `ids` (placed at `pos0..pos0+len`); the logits after the last one arrive
+    /// through the returned future (at once on the CPU).
+    fn forward(&mut self, ids: &[u32], pos0: usize) -> Readback;
     /// Positions the KV cache holds.
     fn context(&self) -> usize;
     fn vocab(&self) -> usize;
