@@ -3,7 +3,7 @@
 
 use crate::bail;
 use crate::chat::{ChatTemplate, Message};
-use crate::backend::Readback;
+use crate::backend::{Backend, Readback};
 use crate::config::ModelCard;
 use crate::cpu::Cpu;
 use crate::error::Result;
@@ -136,9 +136,14 @@ impl Engine {
     /// Parses, validates and loads a whole GGUF file. `context` is the number of positions
     /// to allocate the KV cache for (capped at the model's trained context).
     pub fn load(file: ModelBytes, context: usize) -> Result<Self> {
+        Self::load_on(Cpu, file, context)
+    }
+
+    /// `load`, with the model's kernels on `backend` (the CPU or a GPU).
+    pub fn load_on<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize) -> Result<Self> {
         let gguf = Gguf::parse(file.as_slice())?;
         let file = Arc::new(file);
-        let model = models::load(Cpu, &gguf, &file, context)?;
+        let model = models::load(backend, &gguf, &file, context)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
         if tokenizer.vocab_size() != model.vocab() {
             bail!(

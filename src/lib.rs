@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod gpu;
 pub mod models;
 pub mod sampler;
 pub mod tokenizer;

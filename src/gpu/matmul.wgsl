@@ -1,0 +1,109 @@
+// out = x̂ · Wᵀ for up to three matrices at once, each workgroup 8 rows × 8 lanes, for up to
+// TOK token rows. x̂ is x, or rms_norm(x)·norm, or rms_norm(x + rms_norm(h)·post)·norm,
+// computed on the fly (PRO_ADD, PRO_NORM); with PRO_ADD, the row-group-0 workgroups also
+// store x + rms_norm(h)·post at x_out, the other half of x's ping-pong space. All
+// activations live in one buffer, `act`, at element offsets. The host prepends the
+// constants and the weight bindings and fills in the per-matrix loop and store.
+
+const TOK: u32 = 4u;
+
+struct P {
+    n: u32, cols: u32, x_in: u32, x_out: u32,
+    h_off: u32, post: u32, norm: u32, eps: f32,
+    gx: u32, groups: u32, g1: u32, g2: u32,
+    rows0: u32, rows1: u32, rows2: u32, row_base: u32,
+    out_w0: u32, out_w1: u32, out_w2: u32, out0: u32,
+    out1: u32, out2: u32, rb0: u32, rb1: u32,
+    rb2: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> act: array<f32>;
+@group(0) @binding(2) var<storage, read> vecs: array<f32>;
+
+var<workgroup> sh: array<f32, TOK>;
+var<workgroup> sx: array<f32, TOK>;
+var<workgroup> red: array<f32, 512>; // 64 invocations × TOK × 2 accumulators
+
+fn xin(i: u32, c: u32, t: u32) -> f32 {
+    var v = act[p.x_in + i];
+    if (PRO_ADD) { v += act[p.h_off + i] * sh[t] * vecs[p.post + c]; }
+    return v;
+}
+
+fn xv(i: u32, c: u32, t: u32) -> f32 {
+    var v = xin(i, c, t);
+    if (PRO_NORM) { v = v * sx[t] * vecs[p.norm + c]; }
+    return v;
+}
+
+fn chunk_dot(w: ptr<function, array<f32, 32>>, c: u32, t0: u32, nt: u32, acc: ptr<function, array<f32, TOK>>) {
+    for (var t = 0u; t < nt; t++) {
+        let base = (t0 + t) * p.cols + c * 32u;
+        var s = 0.0;
+        for (var j = 0u; j < 32u; j++) { s += (*w)[j] * xv(base + j, c * 32u + j, t); }
+        (*acc)[t] += s;
+    }
+}
+
+fn gelu(x: f32) -> f32 {
+    if (x <= -10.0) { return 0.0; }
+    if (x >= 10.0) { return x; }
+    let r = f16r(x);
+    return f16r(0.5 * r * (1.0 + tanh(0.7978846 * r * (1.0 + 0.044715 * r * r))));
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let group = wid.x + wid.y * p.gx;
+    if (group >= p.groups) { return; }
+    let t0 = wid.z * TOK;
+    let nt = min(TOK, p.n - t0);
+    if (PRO_NORM) {
+        for (var t = 0u; t < TOK; t++) {
+            if (t < nt) {
+                let base = (t0 + t) * p.cols;
+                if (PRO_ADD) {
+                    var s = 0.0;
+                    for (var c = li; c < p.cols; c += 64u) { let v = act[p.h_off + base + c]; s += v * v; }
+                    let tot = wg_sum(s, li);
+                    if (li == 0u) { sh[t] = inverseSqrt(tot / f32(p.cols) + p.eps); }
+                    workgroupBarrier();
+                }
+                var s = 0.0;
+                for (var c = li; c < p.cols; c += 64u) {
+                    let v = xin(base + c, c, t);
+                    s += v * v;
+                    if (PRO_ADD && group == 0u) { act[p.x_out + base + c] = v; }
+                }
+                let tot = wg_sum(s, li);
+                if (li == 0u) { sx[t] = inverseSqrt(tot / f32(p.cols) + p.eps); }
+                workgroupBarrier();
+            }
+        }
+    }
+    let r = li / 8u;
+    let lane = li % 8u;
+    let nc = p.cols / 32u;
+    var w: array<f32, 32>;
+    var acc0: array<f32, TOK>;
+    var acc1: array<f32, TOK>;
+    var m = 0u;
+    var row = 0u;
+    BODY
+    for (var t = 0u; t < TOK; t++) {
+        red[li * TOK + t] = acc0[t];
+        red[256u + li * TOK + t] = acc1[t];
+    }
+    workgroupBarrier();
+    if (lane == 0u) {
+        for (var t = 0u; t < nt; t++) {
+            var a = 0.0;
+            var b = 0.0;
+            for (var l = 0u; l < 8u; l++) {
+                a += red[(li + l) * TOK + t];
+                b += red[256u + (li + l) * TOK + t];
+            }
+            STORE
+        }
+    }
+}

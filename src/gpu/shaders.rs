@@ -1,0 +1,72 @@
+//! WGSL sources, assembled from the `.wgsl` files beside this one. Quantized weights are
+//! read through functions written for a placeholder binding `W_`, renamed per binding.
+
+use super::wgsl_type;
+use crate::backend::Mix;
+use crate::gguf::DType;
+
+const COMMON: &str = include_str!("common.wgsl");
+const QUANT: &str = include_str!("quant.wgsl");
+const MATMUL: &str = include_str!("matmul.wgsl");
+const EMBED: &str = include_str!("embed.wgsl");
+const ROPE: &str = include_str!("rope.wgsl");
+const ATTENTION: &str = include_str!("attention.wgsl");
+const COPY: &str = include_str!("copy.wgsl");
+
+/// The weight binding `w{i}` at `binding`, with its block readers.
+fn weights(binding: usize, i: usize) -> String {
+    let name = format!("w{i}");
+    format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n{}", QUANT.replace("W_", &name))
+}
+
+/// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`.
+pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix) -> String {
+    let mut s = format!("const PRO_ADD: bool = {add};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
+    for i in 0..types.len() {
+        s += &weights(3 + i, i);
+    }
+    let dq = |i: usize| format!("dq_{}_w{i}(row * p.rb{i}, c, &w);", wgsl_type(types[i]));
+    let (body, store) = match mix {
+        Mix::Each => {
+            let lo = ["0u", "p.g1", "p.g2"];
+            let mut body = String::new();
+            let mut store = String::new();
+            for i in 0..types.len() {
+                let cond = if i + 1 < types.len() { format!("group >= {} && group < {}", lo[i], lo[i + 1]) } else { format!("group >= {}", lo[i]) };
+                body += &format!(
+                    "if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; if (row < p.rows{i}) {{ for (var c = lane; c < nc; c += 8u) {{ {} chunk_dot(&w, c, t0, nt, &acc0); }} }} }}\n",
+                    lo[i],
+                    dq(i)
+                );
+                let base = if i == 0 { "p.row_base" } else { "0u" };
+                store += &format!("if (m == {i}u && row < p.rows{i}) {{ act[p.out{i} + (t0 + t) * p.out_w{i} + {base} + row] = a; }}\n");
+            }
+            (body, store)
+        }
+        Mix::GeluGate => (
+            format!(
+                "row = group * 8u + r; if (row < p.rows0) {{ for (var c = lane; c < nc; c += 8u) {{ {} chunk_dot(&w, c, t0, nt, &acc0); {} chunk_dot(&w, c, t0, nt, &acc1); }} }}",
+                dq(0),
+                dq(1)
+            ),
+            "if (row < p.rows0) { act[p.out0 + (t0 + t) * p.out_w0 + row] = gelu(a) * b; }".to_owned(),
+        ),
+    };
+    s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
+}
+
+pub fn embed(t: DType) -> String {
+    weights(2, 0) + &EMBED.replace("DQ", &format!("dq_{}_w0", wgsl_type(t)))
+}
+
+pub fn rope() -> String {
+    format!("{COMMON}{ROPE}")
+}
+
+pub fn attention() -> String {
+    format!("{COMMON}{ATTENTION}")
+}
+
+pub fn copy() -> String {
+    COPY.to_owned()
+}

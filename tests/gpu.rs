@@ -1,0 +1,260 @@
+//! The WebGPU backend's kernels against the CPU's, natively through wgpu on Vulkan (Mesa's
+//! lavapipe in `./build.sh test`, which sets OUVERT_REQUIRE_GPU=1 so a missing adapter
+//! fails instead of skipping), and the whole model on the GPU against llama.cpp.
+
+mod common;
+use candle_core::quantized::k_quants::*;
+use common::*;
+use half::{bf16, f16};
+use ouvert::backend::{AttnShape, Backend, Mix, Span};
+use ouvert::cpu::{quant::QMatrix, Cpu};
+use ouvert::engine::{block_on, Engine, GenerateOptions};
+use ouvert::gguf::{DType, TensorInfo};
+use ouvert::gpu::Gpu;
+use ouvert::sampler::{argmax, SamplerConfig};
+use ouvert::weights::ModelBytes;
+use std::sync::Arc;
+
+fn gpu() -> Option<Gpu> {
+    match block_on(Gpu::new()) {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var_os("OUVERT_REQUIRE_GPU").is_none() => {
+            eprintln!("no GPU adapter, GPU tests not run: {e}");
+            None
+        }
+        Err(e) => panic!("OUVERT_REQUIRE_GPU is set but {e}"),
+    }
+}
+
+/// Deterministic values in about [-1, 1].
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn blocks_bytes<T: GgmlType>(xs: &[f32]) -> Vec<u8> {
+    let mut b = vec![T::zeros(); xs.len() / T::BLCK_SIZE];
+    T::from_float(xs, &mut b);
+    // SAFETY: candle's block types are plain data.
+    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, std::mem::size_of_val(b.as_slice())) }.to_vec()
+}
+
+/// `values` quantized to `dtype`, as GGUF stores it.
+fn quantize(dtype: DType, values: &[f32]) -> Vec<u8> {
+    match dtype {
+        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        DType::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+        DType::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
+        DType::Q4_0 => blocks_bytes::<BlockQ4_0>(values),
+        DType::Q4_1 => blocks_bytes::<BlockQ4_1>(values),
+        DType::Q5_0 => blocks_bytes::<BlockQ5_0>(values),
+        DType::Q5_1 => blocks_bytes::<BlockQ5_1>(values),
+        DType::Q8_0 => blocks_bytes::<BlockQ8_0>(values),
+        DType::Q2K => blocks_bytes::<BlockQ2K>(values),
+        DType::Q3K => blocks_bytes::<BlockQ3K>(values),
+        DType::Q4K => blocks_bytes::<BlockQ4K>(values),
+        DType::Q5K => blocks_bytes::<BlockQ5K>(values),
+        DType::Q6K => blocks_bytes::<BlockQ6K>(values),
+        DType::Q8K => blocks_bytes::<BlockQ8K>(values),
+    }
+}
+
+const ALL: [DType; 14] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q8_0,
+    DType::Q2K,
+    DType::Q3K,
+    DType::Q4K,
+    DType::Q5K,
+    DType::Q6K,
+    DType::Q8K,
+];
+
+/// A random `[rows × cols]` matrix of `dtype` in a file of its own.
+fn matrix(dtype: DType, rows: usize, cols: usize, seed: u64) -> (Arc<ModelBytes>, TensorInfo) {
+    let bytes = quantize(dtype, &random(rows * cols, seed));
+    let t = TensorInfo { name: format!("{dtype:?}"), dims: vec![cols, rows], dtype, offset: 0, bytes: bytes.len() };
+    (Arc::new(ModelBytes::from_slice(&bytes).unwrap()), t)
+}
+
+/// The CPU's dequantization of every row.
+fn dequantized(file: &Arc<ModelBytes>, t: &TensorInfo) -> Vec<f32> {
+    let mut cpu = Cpu;
+    let q: QMatrix = cpu.matrix(file, t).unwrap();
+    let mut out = vec![0f32; q.rows * q.cols];
+    for (r, row) in out.chunks_exact_mut(q.cols).enumerate() {
+        q.dequantize_row(r, row);
+    }
+    out
+}
+
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+    got.iter().zip(want).fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs())) / scale
+}
+
+fn matmul_ref(w: &[f32], x: &[f32], cols: usize) -> Vec<f32> {
+    x.chunks_exact(cols).flat_map(|xr| w.chunks_exact(cols).map(move |wr| wr.iter().zip(xr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() as f32)).collect()
+}
+
+#[test]
+fn matmul_every_type_matches_cpu_dequantization() {
+    let Some(mut g) = gpu() else { return };
+    let (rows, cols) = (76, 512);
+    for dtype in ALL {
+        let (file, t) = matrix(dtype, rows, cols, dtype as u64 + 1);
+        let w = dequantized(&file, &t);
+        let m = g.matrix(&file, &t).unwrap();
+        for n in [1, 6] {
+            let xs = random(n * cols, 99);
+            let x = g.act_from(&xs, n, cols);
+            let mut out = g.act(n, rows);
+            g.matmul(&m, &x, &mut out);
+            let got = block_on(g.read(&out)).unwrap();
+            let err = rel_err(&got, &matmul_ref(&w, &xs, cols));
+            eprintln!("{dtype:?} n={n}: relative error {err:.2e}");
+            assert!(err < 1e-3, "{dtype:?} with {n} rows: relative error {err}");
+        }
+    }
+}
+
+#[test]
+fn embedding_rows_match_cpu() {
+    let Some(mut g) = gpu() else { return };
+    for dtype in [DType::Q8_0, DType::Q6K, DType::F16] {
+        let (file, t) = matrix(dtype, 40, 256, 7);
+        let w = dequantized(&file, &t);
+        let m = g.matrix(&file, &t).unwrap();
+        let ids = [3u32, 39, 0, 3];
+        let mut out = g.act(ids.len(), 256);
+        g.embed(&m, &ids, 1.5, &mut out);
+        let got = block_on(g.read(&out)).unwrap();
+        let want: Vec<f32> = ids.iter().flat_map(|&i| w[i as usize * 256..][..256].iter().map(|v| v * 1.5)).collect();
+        assert!(rel_err(&got, &want) < 1e-6, "{dtype:?}");
+    }
+}
+
+/// The fused steps on F32 weights, where the CPU computes exactly what the GPU does.
+#[test]
+fn fused_steps_match_cpu() {
+    let Some(mut g) = gpu() else { return };
+    let mut c = Cpu;
+    let (d, ffn, n, eps) = (256, 512, 5, 1e-6);
+    let mats: Vec<_> = [(ffn, d), (ffn, d), (d, d), (64, d)].iter().enumerate().map(|(i, &(r, k))| matrix(DType::F32, r, k, 10 + i as u64)).collect();
+    let gm: Vec<_> = mats.iter().map(|(f, t)| g.matrix(f, t).unwrap()).collect();
+    let cm: Vec<_> = mats.iter().map(|(f, t)| c.matrix(f, t).unwrap()).collect();
+    let (xs, hs) = (random(n * d, 1), random(n * d, 2));
+    let (post, norm) = (random(d, 3), random(d, 4));
+    let (gpost, gnorm) = (g.vector(&post).unwrap(), g.vector(&norm).unwrap());
+    let (cpost, cnorm) = (c.vector(&post).unwrap(), c.vector(&norm).unwrap());
+
+    // Residual + norm + gate/up + GELU.
+    let (mut gx, gh) = (g.act_from(&xs, n, d), g.act_from(&hs, n, d));
+    let mut gout = g.act(n, ffn);
+    g.norm_matmul(&mut gx, Some((&gh, &gpost)), &gnorm, eps, &[&gm[0], &gm[1]], Mix::GeluGate, &mut [&mut gout]);
+    let mut cx = ouvert::cpu::Act { data: xs.clone(), rows: n, width: d };
+    let ch = ouvert::cpu::Act { data: hs.clone(), rows: n, width: d };
+    let mut cout = c.act(n, ffn);
+    c.norm_matmul(&mut cx, Some((&ch, &cpost)), &cnorm, eps, &[&cm[0], &cm[1]], Mix::GeluGate, &mut [&mut cout]);
+    let err = rel_err(&block_on(g.read(&gout)).unwrap(), &cout.data);
+    assert!(err < 1e-3, "gelu gate: {err}");
+    let err = rel_err(&block_on(g.read(&gx)).unwrap(), &cx.data);
+    assert!(err < 1e-5, "residual: {err}");
+
+    // Norm + three matrices of different sizes in one dispatch.
+    let (mut o1, mut o2, mut o3) = (g.act(n, ffn), g.act(n, d), g.act(n, 64));
+    g.norm_matmul(&mut gx, None, &gnorm, eps, &[&gm[0], &gm[2], &gm[3]], Mix::Each, &mut [&mut o1, &mut o2, &mut o3]);
+    let (mut c1, mut c2, mut c3) = (c.act(n, ffn), c.act(n, d), c.act(n, 64));
+    c.norm_matmul(&mut cx, None, &cnorm, eps, &[&cm[0], &cm[2], &cm[3]], Mix::Each, &mut [&mut c1, &mut c2, &mut c3]);
+    for (got, want) in [(&o1, &c1), (&o2, &c2), (&o3, &c3)] {
+        let err = rel_err(&block_on(g.read(got)).unwrap(), &want.data);
+        assert!(err < 1e-3, "norm matmul: {err}");
+    }
+}
+
+#[test]
+fn attention_matches_cpu() {
+    let Some(mut g) = gpu() else { return };
+    let mut c = Cpu;
+    let (heads, kv_heads, hd, ctx) = (4, 2, 128, 700);
+    let (qn, kn) = (random(hd, 5), random(hd, 6));
+    let rope = ouvert::models::rope_table(10_000.0, hd, ctx);
+    let (gqn, gkn, grope) = (g.vector(&qn).unwrap(), g.vector(&kn).unwrap(), g.vector(&rope).unwrap());
+    let (cqn, ckn, crope) = (c.vector(&qn).unwrap(), c.vector(&kn).unwrap(), c.vector(&rope).unwrap());
+    for span in [Span::Global, Span::Window(300)] {
+        let shape = AttnShape { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, span };
+        let mut gkv = g.kv_cache(ctx, kv_heads * hd).unwrap();
+        let mut ckv = c.kv_cache(ctx, kv_heads * hd).unwrap();
+        // A 600-token prefill (three key tiles, past the window), then one decode step.
+        for (pos0, n) in [(0, 600), (600, 1)] {
+            let seed = pos0 as u64 * 3;
+            let (q, k, v) = (random(n * heads * hd, seed + 1), random(n * kv_heads * hd, seed + 2), random(n * kv_heads * hd, seed + 3));
+            let mut gq = g.act_from(&q, n, heads * hd);
+            let (gk, gv) = (g.act_from(&k, n, kv_heads * hd), g.act_from(&v, n, kv_heads * hd));
+            let mut gout = g.act(n, heads * hd);
+            g.attention(&mut gq, &gk, &gv, (&gqn, &gkn), 1e-6, &grope, &mut gkv, pos0, shape, &mut gout);
+            let mut cq = ouvert::cpu::Act { data: q, rows: n, width: heads * hd };
+            let ck = ouvert::cpu::Act { data: k, rows: n, width: kv_heads * hd };
+            let cv = ouvert::cpu::Act { data: v, rows: n, width: kv_heads * hd };
+            let mut cout = c.act(n, heads * hd);
+            c.attention(&mut cq, &ck, &cv, (&cqn, &ckn), 1e-6, &crope, &mut ckv, pos0, shape, &mut cout);
+            let err = rel_err(&block_on(g.read(&gout)).unwrap(), &cout.data);
+            eprintln!("{span:?} at {pos0}: relative error {err:.2e}");
+            assert!(err < 1e-3, "{span:?} at {pos0}: {err}");
+        }
+    }
+}
+
+/// The default model on the GPU: logits close to the CPU's, greedy tokens equal to
+/// llama.cpp's up to its first near tie (0.25 margin), and the dispatch budget.
+#[test]
+fn model_on_gpu_matches_llama_cpp() {
+    let Some(g) = gpu() else { return };
+    let dispatches = g.dispatch_counter();
+    let bytes = std::fs::read(model_path()).unwrap();
+    let mut gpu = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 256).unwrap();
+
+    // One decode step: six dispatches per layer, a few around them.
+    let prompt = [2u32, 818, 5279];
+    gpu.logits(&prompt[..2]).unwrap();
+    let before = dispatches.load(std::sync::atomic::Ordering::Relaxed);
+    gpu.logits(&prompt).unwrap();
+    let step = dispatches.load(std::sync::atomic::Ordering::Relaxed) - before;
+    eprintln!("one decode step: {step} dispatches (18 layers)");
+    assert!(step <= 18 * 6 + 6, "{step} dispatches for one token");
+
+    let mut cpu = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 256).unwrap();
+    let reference = reference();
+    let limit: usize = std::env::var("OUVERT_GPU_PROMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    for p in reference["prompts"].as_array().unwrap().iter().take(limit) {
+        let id = p["id"].as_str().unwrap();
+        let r = &p["llama_cpp"];
+        let prompt = ids(&r["prompt_ids"]);
+        let gl = gpu.logits(&prompt).unwrap();
+        let cl = cpu.logits(&prompt).unwrap();
+        let top5: Vec<(usize, f64)> = r["top5_first"].as_array().unwrap().iter().map(|t| (t["id"].as_u64().unwrap() as usize, t["logit"].as_f64().unwrap())).collect();
+        let worst = top5.iter().map(|&(t, want)| (gl[t] as f64 - want).abs()).fold(0.0, f64::max);
+        let vs_cpu = gl.iter().zip(&cl).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let margins: Vec<f64> = r["step_margin"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+        let want = ids(&r["greedy_ids"]);
+        let n = must_match(&margins, 0.25).min(want.len());
+        let opts = GenerateOptions { max_tokens: n.max(1), sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+        let got = gpu.generate(&prompt, &opts, &mut |_| true).unwrap().tokens;
+        eprintln!("{id:18} GPU top-5 logits off llama.cpp by ≤{worst:.3}, off the CPU by ≤{vs_cpu:.3}; {n} greedy tokens compared");
+        assert_eq!(argmax(&gl), got[0], "{id}");
+        assert!(worst < 0.75, "{id}: GPU first-position logits off llama.cpp by {worst}");
+        assert_eq!(&got[..n], &want[..n], "{id}: GPU greedy tokens differ from llama.cpp");
+    }
+}
