@@ -106,11 +106,15 @@ cmd_cli() {
 
 cmd_test() {
   apt_install unzip unzip
+  # Mesa's lavapipe: Vulkan on the CPU, so the WebGPU backend's kernels run natively here.
+  [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || { log "installing mesa-vulkan-drivers"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null; }
   cmd_model
   ensure_rust
   ensure_node
-  log "Rust tests (unit, reference, tokenizer, bad input)"
-  cargo test --release
+  log "Rust tests (unit, reference, tokenizer, bad input, GPU kernels on lavapipe)"
+  # A missing adapter fails the GPU tests instead of skipping them; the whole model runs
+  # on four reference prompts there (a forward pass takes seconds on lavapipe).
+  OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-4} cargo test --release
   cmd_build
   log "browser tests (headless Chromium)"
   node --test --test-reporter=spec --test-concurrency=1 tests/browser/

@@ -2,7 +2,8 @@
 
 /** Error codes: the engine's, plus those of the browser runtime. */
 export type ErrorCode =
-  | "network" | "integrity" | "aborted" | "quota" | "webgpu_unavailable" | "disposed" | "worker_failed"
+  | "network" | "integrity" | "aborted" | "quota" | "webgpu_unavailable" | "webgpu_lost" | "webgpu_error"
+  | "busy" | "disposed" | "worker_failed"
   | "bad_magic" | "unsupported_version" | "truncated_file" | "invalid_metadata" | "invalid_tensor"
   | "missing_tensor" | "unsupported_architecture" | "unsupported_quantization" | "unsupported_tokenizer"
   | "context_overflow" | "invalid_argument" | "invalid_chat" | "model_too_large" | "superseded" | "internal";
@@ -27,7 +28,11 @@ export interface EngineOptions {
   model: string | URL | ArrayBuffer | ArrayBufferView | Blob | File;
   /** Hex SHA-256 of the file; a mismatch fails with `integrity` and nothing is cached. */
   sha256?: string;
-  /** "auto" (default) picks the best available; "webgpu" fails with `webgpu_unavailable` in this version. */
+  /**
+   * "auto" (default): WebGPU when the browser has an adapter that passes a check against the
+   * CPU kernels, else wasm. "webgpu" fails with `webgpu_unavailable` (before downloading) where
+   * there is none; "wasm" never uses the GPU.
+   */
   backend?: "auto" | "webgpu" | "wasm";
   /** Positions of KV cache to allocate (default 2048, capped at the model's). */
   contextLength?: number;
@@ -48,7 +53,12 @@ export interface EngineInfo {
   /** Hex SHA-256 of the file. */
   sha256: string;
   bytes: number;
+  /** Where the model runs now (a lost GPU moves it to "wasm"). */
   backend: "wasm" | "webgpu";
+  /** The WebGPU adapter, when on "webgpu". */
+  adapter?: string;
+  /** Why the engine is not on WebGPU, when "auto" fell back or the GPU was lost. */
+  fallback?: { code: ErrorCode; message: string };
   /** Where the bytes came from this time. */
   source: "network" | "cache" | "file";
   /** Whether the file is now in the browser's model cache. */

@@ -100,6 +100,8 @@ pub struct Output {
 
 pub struct Engine {
     model: Box<dyn Model>,
+    /// The file the model came from, to rebuild it on another backend.
+    file: Arc<ModelBytes>,
     pub tokenizer: Tokenizer,
     pub card: ModelCard,
     chat: Option<ChatTemplate>,
@@ -153,7 +155,17 @@ impl Engine {
                 model.vocab()
             );
         }
-        Ok(Engine { model, card: ModelCard::read(&gguf), chat: ChatTemplate::from_gguf(&gguf), tokenizer, cached: Vec::new(), epoch: 0 })
+        Ok(Engine { model, file, card: ModelCard::read(&gguf), chat: ChatTemplate::from_gguf(&gguf), tokenizer, cached: Vec::new(), epoch: 0 })
+    }
+
+    /// Rebuilds the model on `backend` (after a lost GPU, or to try one); the tokenizer
+    /// and settings stay, the KV cache starts empty.
+    pub fn use_backend<B: Backend + 'static>(&mut self, backend: B) -> Result<()> {
+        let gguf = Gguf::parse(self.file.as_slice())?;
+        self.model = models::load(backend, &gguf, &self.file, self.model.context())?;
+        self.cached.clear();
+        self.epoch += 1;
+        Ok(())
     }
 
     pub fn context(&self) -> usize {

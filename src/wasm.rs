@@ -10,6 +10,8 @@ use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::error::Error;
 use crate::weights::ModelBytes;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 fn js_error(e: Error) -> JsValue {
@@ -74,96 +76,213 @@ impl ModelLoader {
     }
 }
 
-#[wasm_bindgen]
-pub struct WasmEngine {
+/// Where the model runs: `"wasm"` (the CPU, simd128) or `"webgpu"`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Where {
+    Wasm,
+    WebGpu,
+}
+
+struct Inner {
     engine: Engine,
     /// The generation `step` advances; one at a time per engine.
     generation: Option<Generation>,
+    backend: Where,
+    adapter: Option<String>,
+    /// Why `"auto"` did not pick WebGPU, or why the engine left it.
+    fallback: Option<Error>,
+    lose_device: Option<Box<dyn Fn()>>,
+}
+
+#[wasm_bindgen]
+pub struct WasmEngine {
+    inner: Rc<RefCell<Inner>>,
+}
+
+fn busy() -> JsValue {
+    js_error(Error::new("busy", "the engine is in the middle of another call; wait for it to finish"))
 }
 
 #[wasm_bindgen]
 impl WasmEngine {
     /// Parses and loads the file the loader holds; `context` positions of KV cache.
-    pub fn load(loader: ModelLoader, context: usize) -> Result<WasmEngine, JsValue> {
+    /// `backend`: `"wasm"`, `"webgpu"` (fails with `webgpu_unavailable` when there is no
+    /// adapter), or `"auto"` (WebGPU when an adapter passes a check against the CPU, else
+    /// wasm; `info().fallback` says why).
+    pub async fn load(loader: ModelLoader, context: usize, backend: String) -> Result<WasmEngine, JsValue> {
         if loader.written < loader.bytes.len() {
             return Err(js_error(Error::new(
                 "truncated_file",
                 format!("only {} of {} bytes of the model arrived; fetch it again", loader.written, loader.bytes.len()),
             )));
         }
-        Ok(WasmEngine { engine: Engine::load(loader.bytes, context).map_err(js_error)?, generation: None })
+        if !matches!(backend.as_str(), "auto" | "webgpu" | "wasm") {
+            return Err(js_error(Error::new("invalid_argument", format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""))));
+        }
+        let mut engine = Engine::load(loader.bytes, context).map_err(js_error)?;
+        let (mut gpu, mut fallback) = (None, None);
+        if backend != "wasm" {
+            match to_gpu(&mut engine).await {
+                Ok(g) => gpu = Some(g),
+                Err(e) if backend == "auto" => fallback = Some(e),
+                Err(e) => return Err(js_error(e)),
+            }
+        }
+        let backend = if gpu.is_some() { Where::WebGpu } else { Where::Wasm };
+        let (adapter, lose_device) = gpu.unzip();
+        let inner = Inner { engine, generation: None, backend, adapter, fallback, lose_device };
+        Ok(WasmEngine { inner: Rc::new(RefCell::new(inner)) })
     }
 
-    /// The model card plus the context and vocabulary sizes.
+    /// The model card, context and vocabulary sizes, and where the model runs.
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        let mut v = serde_json::to_value(&self.engine.card).unwrap_or_default();
-        v["contextLength"] = self.engine.context().into();
-        v["vocabSize"] = self.engine.tokenizer.vocab_size().into();
+        let i = self.inner.try_borrow().map_err(|_| busy())?;
+        let mut v = serde_json::to_value(&i.engine.card).unwrap_or_default();
+        v["contextLength"] = i.engine.context().into();
+        v["vocabSize"] = i.engine.tokenizer.vocab_size().into();
+        v["backend"] = if i.backend == Where::WebGpu { "webgpu" } else { "wasm" }.into();
+        if let Some(a) = &i.adapter {
+            v["adapter"] = a.as_str().into();
+        }
+        if let Some(e) = &i.fallback {
+            v["fallback"] = serde_json::json!({ "code": e.code, "message": e.message });
+        }
         to_js(&v)
     }
 
-    pub fn tokenize(&mut self, text: &str, parse_special: bool) -> Result<Vec<u32>, JsValue> {
-        self.engine.tokenizer.encode(text, true, parse_special).map_err(js_error)
+    pub fn tokenize(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, JsValue> {
+        let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        i.engine.tokenizer.encode(text, true, parse_special).map_err(js_error)
     }
 
-    pub fn detokenize(&self, ids: &[u32]) -> String {
-        self.engine.tokenizer.decode(ids)
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String, JsValue> {
+        Ok(self.inner.try_borrow().map_err(|_| busy())?.engine.tokenizer.decode(ids))
     }
 
     /// The vocabulary entries of `ids` as the model sees them (`▁the`, `<0x0A>`), for
     /// showing a prompt as tokens.
     #[wasm_bindgen(js_name = tokenStrings)]
-    pub fn token_strings(&self, ids: &[u32]) -> Vec<String> {
-        ids.iter().map(|&id| self.engine.tokenizer.token(id).unwrap_or("").to_owned()).collect()
+    pub fn token_strings(&self, ids: &[u32]) -> Result<Vec<String>, JsValue> {
+        let i = self.inner.try_borrow().map_err(|_| busy())?;
+        Ok(ids.iter().map(|&id| i.engine.tokenizer.token(id).unwrap_or("").to_owned()).collect())
     }
 
     /// Prompt ids of a conversation (`[{role, content}]`) through the model's chat template.
     #[wasm_bindgen(js_name = encodeChat)]
-    pub fn encode_chat(&mut self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
+    pub fn encode_chat(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
         let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
             .map_err(|e| js_error(Error::new("invalid_argument", format!("messages must be [{{role, content}}] with string fields: {e}"))))?;
-        self.engine.encode_chat(&messages).map_err(js_error)
+        let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        i.engine.encode_chat(&messages).map_err(js_error)
     }
 
     /// Begins generating from prompt ids; `step` advances it. Ends any generation in progress.
-    pub fn start(&mut self, ids: &[u32], options: JsValue) -> Result<(), JsValue> {
-        self.generation = None;
+    pub fn start(&self, ids: &[u32], options: JsValue) -> Result<(), JsValue> {
+        let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        i.generation = None;
         let opts = generate_options(options)?;
-        self.generation = Some(self.engine.start(ids, opts).map_err(js_error)?);
+        let g = i.engine.start(ids, opts).map_err(js_error)?;
+        i.generation = Some(g);
         Ok(())
     }
 
-    /// One prompt chunk or one token: `{type: "prefill", done, total}`, `{type: "piece",
-    /// token, text, top}` or `{type: "done", output}`. Between steps the caller may stop.
-    pub fn step(&mut self) -> Result<JsValue, JsValue> {
-        let Some(g) = self.generation.as_mut() else {
-            return Err(js_error(Error::new("invalid_argument", "no generation in progress; call start first")));
-        };
-        let event = self.engine.step(g).map_err(|e| {
-            self.generation = None;
-            js_error(e)
-        })?;
-        let v = match event {
-            Event::Prefill { done, total } => serde_json::json!({ "type": "prefill", "done": done, "total": total }),
-            Event::Piece(p) => serde_json::json!({ "type": "piece", "token": p.token, "text": p.text, "top": p.top }),
-            Event::Done(out) => {
-                self.generation = None;
-                serde_json::json!({ "type": "done", "output": out })
+    /// One prompt chunk or one token, resolving to `{type: "prefill", done, total}`,
+    /// `{type: "piece", token, text, top}` or `{type: "done", output}`. Between steps the
+    /// caller may stop. A lost GPU rejects with `webgpu_lost` and moves the engine to wasm.
+    pub fn step(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut i = inner.try_borrow_mut().map_err(|_| busy())?;
+            let Some(mut g) = i.generation.take() else {
+                return Err(js_error(Error::new("invalid_argument", "no generation in progress; call start first")));
+            };
+            let event = match i.engine.step_async(&mut g).await {
+                Ok(e) => e,
+                Err(e) => return Err(js_error(i.recover(e))),
+            };
+            let v = match event {
+                Event::Prefill { done, total } => serde_json::json!({ "type": "prefill", "done": done, "total": total }),
+                Event::Piece(p) => serde_json::json!({ "type": "piece", "token": p.token, "text": p.text, "top": p.top }),
+                Event::Done(out) => serde_json::json!({ "type": "done", "output": out }),
+            };
+            if v["type"] != "done" {
+                i.generation = Some(g);
             }
-        };
-        to_js(&v)
+            to_js(&v)
+        })
     }
 
     /// Drops the generation in progress; the engine stays ready for the next one.
-    pub fn cancel(&mut self) {
-        self.generation = None;
+    pub fn cancel(&self) -> Result<(), JsValue> {
+        self.inner.try_borrow_mut().map_err(|_| busy())?.generation = None;
+        Ok(())
     }
 
-    /// Logits after `ids` (for tests and the teaching demo).
-    pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>, JsValue> {
-        self.engine.logits(ids).map_err(js_error)
+    /// Resolves to the logits after `ids` (for tests and the teaching demo).
+    pub fn logits(&self, ids: Vec<u32>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut i = inner.try_borrow_mut().map_err(|_| busy())?;
+            match i.engine.logits_async(&ids).await {
+                Ok(l) => Ok(js_sys::Float32Array::from(l.as_slice()).into()),
+                Err(e) => Err(js_error(i.recover(e))),
+            }
+        })
+    }
+
+    /// Destroys the GPU device, as a driver reset would (for tests of the recovery path).
+    #[wasm_bindgen(js_name = loseDeviceForTesting)]
+    pub fn lose_device_for_testing(&self) -> Result<bool, JsValue> {
+        let i = self.inner.try_borrow().map_err(|_| busy())?;
+        Ok(i.lose_device.as_ref().map(|f| f()).is_some())
     }
 }
+
+impl Inner {
+    /// After a failed call: a lost GPU moves the model to the CPU, so the next request works.
+    fn recover(&mut self, e: Error) -> Error {
+        if self.backend == Where::WebGpu && (e.code == "webgpu_lost" || e.code == "webgpu_error") {
+            self.backend = Where::Wasm;
+            self.adapter = None;
+            self.lose_device = None;
+            self.fallback = Some(e.clone());
+            if let Err(cpu) = self.engine.use_backend(crate::cpu::Cpu) {
+                return cpu;
+            }
+        }
+        e
+    }
+}
+
+/// Moves `engine`'s model to a WebGPU adapter, after checking that it computes what the CPU
+/// does: one token's logits, where a broken kernel would be off by far more than rounding.
+async fn to_gpu(engine: &mut Engine) -> Result<(String, Box<dyn Fn()>), Error> {
+    let gpu = crate::gpu::Gpu::new().await?;
+    let adapter = gpu.adapter.clone();
+    let lose = gpu.destroyer();
+    let probe = [engine.tokenizer.bos.unwrap_or(0)];
+    let want = engine.logits_async(&probe).await?;
+    engine.use_backend(gpu)?;
+    let got = engine.logits_async(&probe).await;
+    let ok = got.as_ref().is_ok_and(|got| {
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        crate::sampler::argmax(got) == crate::sampler::argmax(&want) && worst < SELF_CHECK_TOLERANCE
+    });
+    if !ok {
+        let why = match got {
+            Err(e) => e.message,
+            Ok(_) => "its logits differ from the CPU's".to_owned(),
+        };
+        engine.use_backend(crate::cpu::Cpu)?;
+        return Err(Error::new("webgpu_unavailable", format!("the WebGPU adapter {adapter} failed the self-check ({why}); the model runs on the CPU")));
+    }
+    Ok((adapter, lose))
+}
+
+/// GPU and CPU logits differ by rounding only (the CPU quantizes activations to 8 bits as
+/// llama.cpp does; the GPU does not): well under 1 on this scale, where a wrong kernel is
+/// off by tens.
+const SELF_CHECK_TOLERANCE: f32 = 2.0;
 
 fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
     if options.is_undefined() || options.is_null() {

@@ -258,3 +258,40 @@ fn model_on_gpu_matches_llama_cpp() {
         assert_eq!(&got[..n], &want[..n], "{id}: GPU greedy tokens differ from llama.cpp");
     }
 }
+
+/// A device lost mid-request fails that request with `webgpu_lost`; the engine moved to
+/// the CPU then gives the CPU's results.
+#[test]
+fn lost_device_fails_cleanly_and_the_cpu_takes_over() {
+    let Some(g) = gpu() else { return };
+    let destroy = g.destroyer();
+    let bytes = std::fs::read(model_path()).unwrap();
+    let mut e = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 64).unwrap();
+    let prompt = [2u32, 818, 5279, 529];
+    e.logits(&prompt[..2]).unwrap();
+    destroy();
+    assert_eq!(e.logits(&prompt).unwrap_err().code, "webgpu_lost");
+    e.use_backend(Cpu).unwrap();
+    let want = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 64).unwrap().logits(&prompt).unwrap();
+    assert_eq!(e.logits(&prompt).unwrap(), want);
+}
+
+#[test]
+#[ignore = "timing probe, run by hand"]
+fn probe_kernel_times() {
+    let Some(mut g) = gpu() else { return };
+    for (dtype, rows, cols) in [(DType::Q8_0, 262144, 640), (DType::Q5_0, 2048, 640), (DType::Q8_0, 2048, 640), (DType::F32, 2048, 640)] {
+        let (file, t) = matrix(dtype, rows, cols, 1);
+        let m = g.matrix(&file, &t).unwrap();
+        let x = g.act_from(&random(cols, 2), 1, cols);
+        let mut out = g.act(1, rows);
+        g.matmul(&m, &x, &mut out);
+        block_on(g.read(&out)).unwrap();
+        let t0 = std::time::Instant::now();
+        for _ in 0..3 {
+            g.matmul(&m, &x, &mut out);
+            block_on(g.read(&out)).unwrap();
+        }
+        eprintln!("{dtype:?} {rows}x{cols}: {:.1} ms", t0.elapsed().as_secs_f64() * 1000.0 / 3.0);
+    }
+}

@@ -27,9 +27,6 @@ const abortError = () => new OuvertError("aborted", "the request was aborted");
 export async function createEngine(options = {}) {
   const { model, sha256, backend = "auto", contextLength = 2048, onProgress, signal } = options;
   if (!BACKENDS.includes(backend)) throw new OuvertError("invalid_argument", `backend must be one of ${BACKENDS.join(", ")}`);
-  if (backend === "webgpu") {
-    throw new OuvertError("webgpu_unavailable", "the WebGPU backend is not available in this version of Ouvert; use backend \"auto\" or \"wasm\"");
-  }
   if (sha256 != null && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new OuvertError("invalid_argument", "sha256 must be 64 hexadecimal digits");
   const isUrl = typeof model === "string" || model instanceof URL;
   if (!(isUrl || model instanceof Blob || model instanceof ArrayBuffer || ArrayBuffer.isView(model))) {
@@ -40,7 +37,7 @@ export async function createEngine(options = {}) {
   const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
   const engine = new Engine(worker);
   try {
-    engine.info = await engine._load({ model: source, sha256, contextLength }, onProgress, signal);
+    engine.info = await engine._load({ model: source, sha256, contextLength, backend }, onProgress, signal);
     return engine;
   } catch (e) {
     worker.terminate();
@@ -60,7 +57,11 @@ export class Engine {
 
   constructor(worker) {
     this.#worker = worker;
-    worker.onmessage = ({ data }) => this.#pending.get(data.id)?.(data);
+    worker.onmessage = ({ data }) => {
+      // The worker moved the model (a lost GPU continues on wasm).
+      if (data.type === "info") this.info = { ...this.info, adapter: undefined, fallback: undefined, ...data.info };
+      else this.#pending.get(data.id)?.(data);
+    };
     worker.onerror = (e) => {
       e.preventDefault?.();
       this.#fail(new OuvertError("worker_failed", `the engine's worker stopped: ${e.message ?? "it could not start"}`));

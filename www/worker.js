@@ -25,7 +25,11 @@ self.onmessage = ({ data: msg }) => {
     return;
   }
   // Requests run in order, one at a time: the engine has one KV cache.
-  queue = queue.then(() => handle(msg)).catch((e) => post({ type: "error", id: msg.id, error: errorOf(e) }));
+  queue = queue.then(() => handle(msg)).catch((e) => {
+    // A lost GPU moved the engine to wasm: the page's `info.backend` follows.
+    if (engine && e?.code?.startsWith("webgpu")) post({ type: "info", info: engine.info() });
+    post({ type: "error", id: msg.id, error: errorOf(e) });
+  });
 };
 
 async function handle(msg) {
@@ -34,7 +38,7 @@ async function handle(msg) {
       return load(msg);
     case "call": {
       if (!engine) throw fail("disposed", "the engine is not loaded");
-      const value = engine[msg.method](...msg.args);
+      const value = await engine[msg.method](...msg.args);
       return post({ type: "result", id: msg.id, value: ArrayBuffer.isView(value) ? Array.from(value) : value });
     }
     case "generate":
@@ -55,7 +59,7 @@ async function generate({ id, prompt, options }) {
       engine.cancel();
       throw fail("aborted", "generation was aborted");
     }
-    const event = engine.step();
+    const event = await engine.step();
     post({ ...event, id });
     if (event.type === "done") return;
   }
@@ -106,8 +110,12 @@ async function open(model, sha256) {
   return { stream: res.body, size: length == null ? null : Number(length), source: "network" };
 }
 
-async function load({ id, model, sha256, contextLength }) {
+async function load({ id, model, sha256, contextLength, backend }) {
   await init();
+  // Asked for WebGPU where there is none: say so before downloading anything.
+  if (backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
+    throw fail("webgpu_unavailable", "this browser offers no WebGPU adapter; use backend \"auto\" (which falls back to wasm) or \"wasm\"");
+  }
   const want = sha256?.toLowerCase();
   const src = await open(model, want);
   // Only a download is written to the cache; `writer` is null once caching is given up.
@@ -153,7 +161,7 @@ async function load({ id, model, sha256, contextLength }) {
   progress("verify", bytes, bytes);
   progress("load", 0, bytes);
   try {
-    engine = WasmEngine.load(loader, contextLength);
+    engine = await WasmEngine.load(loader, contextLength, backend);
   } catch (e) {
     await writer?.abort(); // a file the engine rejects is not worth keeping
     throw e;
@@ -164,6 +172,6 @@ async function load({ id, model, sha256, contextLength }) {
   post({
     type: "ready",
     id,
-    info: { ...info, sha256: actual, bytes, backend: "wasm", source: src.source, cached: src.source === "cache" || writer !== null, cacheSkipped },
+    info: { ...info, sha256: actual, bytes, source: src.source, cached: src.source === "cache" || writer !== null, cacheSkipped },
   });
 }

@@ -47,7 +47,12 @@ impl Args<'_> {
 fn load(a: &Args) -> Result<Engine> {
     let path = a.need("--model")?;
     let bytes = std::fs::read(path).map_err(|e| Error::new("network", format!("cannot read {path}: {e}")))?;
-    Engine::load(ModelBytes::from_slice(&bytes)?, a.num("--context", DEFAULT_CONTEXT)?)
+    let (file, context) = (ModelBytes::from_slice(&bytes)?, a.num("--context", DEFAULT_CONTEXT)?);
+    match a.get("--backend").unwrap_or("cpu") {
+        "cpu" => Engine::load(file, context),
+        "gpu" => Engine::load_on(ouvert::engine::block_on(ouvert::gpu::Gpu::new())?, file, context),
+        other => Err(Error::new("invalid_argument", format!("--backend is cpu or gpu, not {other:?}"))),
+    }
 }
 
 fn run(args: &[String]) -> Result<serde_json::Value> {

@@ -1,16 +1,15 @@
 // Workgroup reductions shared by the kernels (64 invocations; no subgroups, which
-// WebGPU does not promise). Call from uniform control flow only.
+// WebGPU does not promise). Call from uniform control flow only. Every invocation sums
+// the 64 partials itself: two barriers instead of a tree's eight, which matters where a
+// barrier is a context switch (lavapipe, SwiftShader).
 
 var<workgroup> part: array<f32, 64>;
 
 fn wg_sum(v: f32, li: u32) -> f32 {
     part[li] = v;
     workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (li < s) { part[li] += part[li + s]; }
-        workgroupBarrier();
-    }
-    let r = part[0];
+    var r = 0.0;
+    for (var i = 0u; i < 64u; i++) { r += part[i]; }
     workgroupBarrier();
     return r;
 }
@@ -18,11 +17,8 @@ fn wg_sum(v: f32, li: u32) -> f32 {
 fn wg_max(v: f32, li: u32) -> f32 {
     part[li] = v;
     workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (li < s) { part[li] = max(part[li], part[li + s]); }
-        workgroupBarrier();
-    }
-    let r = part[0];
+    var r = part[0];
+    for (var i = 1u; i < 64u; i++) { r = max(r, part[i]); }
     workgroupBarrier();
     return r;
 }

@@ -23,6 +23,9 @@ struct P {
 var<workgroup> sh: array<f32, TOK>;
 var<workgroup> sx: array<f32, TOK>;
 var<workgroup> red: array<f32, 512>; // 64 invocations × TOK × 2 accumulators
+// x̂ for the workgroup's tokens over one 256-column slice, computed once and shared by the
+// eight rows (the prologue costs several loads per value).
+var<workgroup> xs: array<f32, 1024>; // TOK × 256
 
 fn xin(i: u32, c: u32, t: u32) -> f32 {
     var v = act[p.x_in + i];
@@ -36,11 +39,21 @@ fn xv(i: u32, c: u32, t: u32) -> f32 {
     return v;
 }
 
-fn chunk_dot(w: ptr<function, array<f32, 32>>, c: u32, t0: u32, nt: u32, acc: ptr<function, array<f32, TOK>>) {
+// Fills `xs` with x̂ for columns `s0·32 ..` (eight chunks).
+fn stage(s0: u32, t0: u32, nt: u32, li: u32) {
+    for (var e = li; e < TOK * 256u; e += 64u) {
+        let t = e / 256u;
+        let col = s0 * 32u + (e % 256u);
+        if (t < nt && col < p.cols) { xs[e] = xv((t0 + t) * p.cols + col, col, t); }
+    }
+}
+
+// acc[t] += w · x̂[t] over the staged chunk `lane`.
+fn chunk_dot(w: ptr<function, array<f32, 32>>, lane: u32, nt: u32, acc: ptr<function, array<f32, TOK>>) {
     for (var t = 0u; t < nt; t++) {
-        let base = (t0 + t) * p.cols + c * 32u;
+        let base = t * 256u + lane * 32u;
         var s = 0.0;
-        for (var j = 0u; j < 32u; j++) { s += (*w)[j] * xv(base + j, c * 32u + j, t); }
+        for (var j = 0u; j < 32u; j++) { s += (*w)[j] * xs[base + j]; }
         (*acc)[t] += s;
     }
 }

@@ -204,9 +204,8 @@ impl Gpu {
             f.lock().unwrap().get_or_insert_with(|| Error::new("webgpu_error", format!("a WebGPU call failed: {e}")));
         }));
         let f = failure.clone();
-        device.set_device_lost_callback(move |_, msg| {
-            f.lock().unwrap().get_or_insert_with(|| lost(msg));
-        });
+        // A lost device explains any error that came before it.
+        device.set_device_lost_callback(move |_, msg| *f.lock().unwrap() = Some(lost(msg)));
         let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
             size: (PARAM_STRIDE * PARAM_SLOTS) as u64,
@@ -245,6 +244,12 @@ impl Gpu {
         self.submit();
         self.queue.write_buffer(&self.arena_buf(), a.at() as u64 * 4, bytemuck_f32(data));
         a
+    }
+
+    /// A function that destroys the device, as a driver reset would (for tests).
+    pub fn destroyer(&self) -> Box<dyn Fn()> {
+        let device = self.device.clone();
+        Box::new(move || device.destroy())
     }
 
     /// The running count of dispatches recorded.

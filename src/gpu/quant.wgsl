@@ -9,6 +9,13 @@ fn u16_W_(o: u32) -> u32 { return u8_W_(o) | (u8_W_(o + 1u) << 8u); }
 fn u32_W_(o: u32) -> u32 { return u16_W_(o) | (u16_W_(o + 2u) << 16u); }
 fn f16_W_(o: u32) -> f32 { return unpack2x16float(u16_W_(o)).x; }
 fn i8_W_(o: u32) -> f32 { return f32((i32(u8_W_(o)) << 24u) >> 24u); }
+// Four bytes at any offset, for the hot loops (one or two loads instead of four).
+fn w32_W_(o: u32) -> u32 {
+    let i = o >> 2u;
+    let s = (o & 3u) * 8u;
+    if (s == 0u) { return W_[i]; }
+    return (W_[i] >> s) | (W_[i + 1u] << (32u - s));
+}
 
 fn dq_f32_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
     let o = (rb >> 2u) + c * 32u;
@@ -49,13 +56,17 @@ fn dq_q4_1_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
 fn dq_q5_0_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
     let o = rb + c * 22u;
     let d = f16_W_(o);
-    let qh = u32_W_(o + 2u);
-    for (var j = 0u; j < 16u; j++) {
-        let b = u8_W_(o + 6u + j);
-        let h0 = ((qh >> j) << 4u) & 16u;
-        let h1 = (qh >> (j + 12u)) & 16u;
-        (*w)[j] = (f32((b & 15u) | h0) - 16.0) * d;
-        (*w)[j + 16u] = (f32((b >> 4u) | h1) - 16.0) * d;
+    let qh = w32_W_(o + 2u);
+    for (var k = 0u; k < 4u; k++) {
+        let q4 = w32_W_(o + 6u + 4u * k);
+        for (var e = 0u; e < 4u; e++) {
+            let j = 4u * k + e;
+            let b = (q4 >> (8u * e)) & 0xffu;
+            let h0 = ((qh >> j) << 4u) & 16u;
+            let h1 = (qh >> (j + 12u)) & 16u;
+            (*w)[j] = (f32((b & 15u) | h0) - 16.0) * d;
+            (*w)[j + 16u] = (f32((b >> 4u) | h1) - 16.0) * d;
+        }
     }
 }
 
@@ -76,7 +87,12 @@ fn dq_q5_1_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
 fn dq_q8_0_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
     let o = rb + c * 34u;
     let d = f16_W_(o);
-    for (var j = 0u; j < 32u; j++) { (*w)[j] = i8_W_(o + 2u + j) * d; }
+    for (var k = 0u; k < 8u; k++) {
+        let q4 = w32_W_(o + 2u + 4u * k);
+        for (var e = 0u; e < 4u; e++) {
+            (*w)[4u * k + e] = f32(bitcast<i32>(q4 << (24u - 8u * e)) >> 24u) * d;
+        }
+    }
 }
 
 // K-quants: super-blocks of 256 values, so chunk c is sub-block c % 8 of block c / 8.

@@ -33,26 +33,27 @@ pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix) -> String {
             let mut store = String::new();
             for i in 0..types.len() {
                 let cond = if i + 1 < types.len() { format!("group >= {} && group < {}", lo[i], lo[i + 1]) } else { format!("group >= {}", lo[i]) };
-                body += &format!(
-                    "if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; if (row < p.rows{i}) {{ for (var c = lane; c < nc; c += 8u) {{ {} chunk_dot(&w, c, t0, nt, &acc0); }} }} }}\n",
-                    lo[i],
-                    dq(i)
-                );
+                body += &format!("if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; {} }}\n", lo[i], slices(&format!("row < p.rows{i}"), &[(dq(i), "acc0")]));
                 let base = if i == 0 { "p.row_base" } else { "0u" };
                 store += &format!("if (m == {i}u && row < p.rows{i}) {{ act[p.out{i} + (t0 + t) * p.out_w{i} + {base} + row] = a; }}\n");
             }
             (body, store)
         }
         Mix::GeluGate => (
-            format!(
-                "row = group * 8u + r; if (row < p.rows0) {{ for (var c = lane; c < nc; c += 8u) {{ {} chunk_dot(&w, c, t0, nt, &acc0); {} chunk_dot(&w, c, t0, nt, &acc1); }} }}",
-                dq(0),
-                dq(1)
-            ),
+            format!("row = group * 8u + r; {}", slices("row < p.rows0", &[(dq(0), "acc0"), (dq(1), "acc1")])),
             "if (row < p.rows0) { act[p.out0 + (t0 + t) * p.out_w0 + row] = gelu(a) * b; }".to_owned(),
         ),
     };
     s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
+}
+
+/// The loop over 256-column slices: stage x̂, then each (row, lane) dots one chunk per
+/// matrix in `dots` (its dequantization and accumulator). Barriers stay in uniform flow.
+fn slices(live: &str, dots: &[(String, &str)]) -> String {
+    let work: String = dots.iter().map(|(dq, acc)| format!("{dq} chunk_dot(&w, lane, nt, &{acc}); ")).collect();
+    format!(
+        "for (var s0 = 0u; s0 < nc; s0 += 8u) {{ stage(s0, t0, nt, li); workgroupBarrier(); let c = s0 + lane; if ({live} && c < nc) {{ {work}}} workgroupBarrier(); }}"
+    )
 }
 
 pub fn embed(t: DType) -> String {

@@ -42,6 +42,7 @@ test("createEngine: progress per phase is monotonic and ends at the total; info 
   const { info } = r;
   assert.equal(info.architecture, "gemma3");
   assert.equal(info.backend, "wasm");
+  assert.equal(info.fallback?.code, "webgpu_unavailable", "auto says why it did not pick WebGPU");
   assert.equal(info.sha256, SHA256);
   assert.equal(info.bytes, 253113024);
   assert.equal(info.contextLength, 1024);

@@ -31,8 +31,8 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
     const out = [];
     for (const p of prompts) {
       const ids = Array.from(engine.tokenize(p.text, false));
-      const logits = engine.logits(Uint32Array.from(ids));
-      const gen = window.ouvert.generate(engine, Uint32Array.from(ids), { maxTokens: 32, temperature: 0, stopAtEos: false });
+      const logits = await engine.logits(Uint32Array.from(ids));
+      const gen = await window.ouvert.generate(engine, Uint32Array.from(ids), { maxTokens: 32, temperature: 0, stopAtEos: false });
       out.push({ id: p.id, ids, top5Logits: p.top5.map((t) => logits[t]), tokens: gen.tokens, stats: gen.stats });
     }
     return { loadMs, out };
@@ -69,11 +69,11 @@ test("the simd128 dot products equal scalar code on random blocks", async () => 
 test("bad files give typed errors in JS, and the page stays usable", async () => {
   const codes = await page.evaluate(async () => {
     const { ModelLoader, WasmEngine } = window.ouvert;
-    const attempt = (bytes, announced = bytes.length) => {
+    const attempt = async (bytes, announced = bytes.length) => {
       try {
         const l = new ModelLoader(announced, false);
         l.push(bytes);
-        WasmEngine.load(l, 256);
+        await WasmEngine.load(l, 256, "wasm");
         return "loaded";
       } catch (e) {
         return `${e instanceof Error}:${e.code}`;
@@ -81,10 +81,10 @@ test("bad files give typed errors in JS, and the page stays usable", async () =>
     };
     const gguf = new Uint8Array([0x47, 0x47, 0x55, 0x46, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     return {
-      html: attempt(new TextEncoder().encode("<!doctype html><title>404</title>")),
-      shortDownload: attempt(new Uint8Array(10), 100),
-      version: attempt(new Uint8Array([0x47, 0x47, 0x55, 0x46, 99, 0, 0, 0, ...new Uint8Array(16)])),
-      noArch: attempt(gguf),
+      html: await attempt(new TextEncoder().encode("<!doctype html><title>404</title>")),
+      shortDownload: await attempt(new Uint8Array(10), 100),
+      version: await attempt(new Uint8Array([0x47, 0x47, 0x55, 0x46, 99, 0, 0, 0, ...new Uint8Array(16)])),
+      noArch: await attempt(gguf),
     };
   });
   assert.deepEqual(codes, {

@@ -1,0 +1,79 @@
+// The WebGPU backend in headless Chromium on SwiftShader (a CPU implementation of Vulkan,
+// so slow: a forward pass takes seconds, and only a few reference prompts run here; all
+// of them run natively on lavapipe in tests/gpu.rs). The same rules as engine.test.mjs.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startBrowser, reference, mustMatch, MODEL } from "./util.mjs";
+
+const MARGIN = 0.25;
+const LOGIT_TOL = 0.75;
+const PROMPTS = ["one_word", "english", "numbers"];
+
+let env, page;
+before(async () => {
+  env = await startBrowser({ webgpu: true });
+  page = await env.context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+  await page.goto(`${env.origin}/engine.html`);
+  await page.waitForFunction(() => window.harnessReady);
+});
+after(async () => {
+  assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");
+  await env.close();
+});
+
+test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost device continues on wasm", { timeout: 1_200_000 }, async () => {
+  const ref = reference();
+  const prompts = ref.prompts.filter((p) => PROMPTS.includes(p.id)).map((p) => ({
+    id: p.id, ids: p.llama_cpp.prompt_ids, top5: p.llama_cpp.top5_first.map((t) => t.id),
+    n: Math.max(1, mustMatch(p.llama_cpp.step_margin, MARGIN)),
+  }));
+  const r = await page.evaluate(async ({ url, prompts }) => {
+    const { load, generate } = window.ouvert;
+    const t0 = performance.now();
+    const engine = await load(url, 512, "webgpu");
+    const out = { loadMs: performance.now() - t0, info: engine.info(), prompts: [] };
+    for (const p of prompts) {
+      const ids = Uint32Array.from(p.ids);
+      const logits = await engine.logits(ids);
+      const t1 = performance.now();
+      const gen = await generate(engine, ids, { maxTokens: p.n, temperature: 0, stopAtEos: false });
+      out.prompts.push({ id: p.id, top5Logits: p.top5.map((t) => logits[t]), tokens: gen.tokens, ms: performance.now() - t1 });
+    }
+    // A device lost mid-generation: the step fails with webgpu_lost, the engine moves to
+    // wasm, and the next request works there.
+    const ids = Uint32Array.from(prompts[0].ids);
+    engine.start(ids, { maxTokens: 4, temperature: 0, stopAtEos: false });
+    out.lost = engine.loseDeviceForTesting();
+    try {
+      for (;;) if ((await engine.step()).type === "done") break;
+      out.lostError = "none";
+    } catch (e) {
+      out.lostError = e.code;
+    }
+    out.after = engine.info();
+    out.afterTokens = (await generate(engine, ids, { maxTokens: prompts[0].n, temperature: 0, stopAtEos: false })).tokens;
+    return out;
+  }, { url: `/models/${MODEL}`, prompts });
+
+  console.log(`WebGPU (SwiftShader) load ${r.loadMs.toFixed(0)} ms on ${r.info.adapter}`);
+  assert.equal(r.info.backend, "webgpu");
+  const failures = [];
+  for (const got of r.prompts) {
+    const want = ref.prompts.find((p) => p.id === got.id).llama_cpp;
+    const n = prompts.find((p) => p.id === got.id).n;
+    const worst = Math.max(...want.top5_first.map((t, i) => Math.abs(got.top5Logits[i] - t.logit)));
+    console.log(`${got.id.padEnd(10)} top-5 logits off llama.cpp by ≤${worst.toFixed(3)}; ${n} greedy tokens in ${got.ms.toFixed(0)} ms`);
+    if (worst > LOGIT_TOL) failures.push(`${got.id}: first-position logits off by ${worst.toFixed(3)}`);
+    if (JSON.stringify(got.tokens.slice(0, n)) !== JSON.stringify(want.greedy_ids.slice(0, n))) {
+      failures.push(`${got.id}: greedy ${got.tokens} vs llama.cpp ${want.greedy_ids.slice(0, n)}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+  assert.equal(r.lost, true);
+  assert.equal(r.lostError, "webgpu_lost");
+  assert.equal(r.after.backend, "wasm");
+  assert.equal(r.after.fallback.code, "webgpu_lost");
+  const first = ref.prompts.find((p) => p.id === prompts[0].id).llama_cpp;
+  assert.deepEqual(r.afterTokens, first.greedy_ids.slice(0, r.afterTokens.length), "after the loss, wasm gives llama.cpp's tokens");
+});
