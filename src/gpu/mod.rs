@@ -40,7 +40,8 @@ pub struct Gpu {
     /// What the adapter is, for `info` and error messages.
     pub adapter: String,
     max_binding: u64,
-    pipelines: HashMap<String, wgpu::ComputePipeline>,
+    /// Each kernel's pipeline and its bind group layout, built once.
+    pipelines: HashMap<String, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
     arena: Rc<RefCell<Arena>>,
     vecs: Vectors,
     encoder: Option<wgpu::CommandEncoder>,
@@ -330,18 +331,19 @@ impl Gpu {
                 compilation_options: Default::default(),
                 cache: None,
             });
-            self.pipelines.insert(key.to_owned(), pipeline);
+            let layout = pipeline.get_bind_group_layout(0);
+            self.pipelines.insert(key.to_owned(), (pipeline, layout));
         }
         let offset = self.params.len();
         self.params.extend(params.iter().flat_map(|v| v.to_le_bytes()));
         self.params.resize(offset + PARAM_STRIDE, 0);
-        let pipeline = &self.pipelines[key];
+        let (pipeline, layout) = &self.pipelines[key];
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.params_buf, offset: offset as u64, size: wgpu::BufferSize::new(PARAM_STRIDE as u64) }),
         }];
         entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipeline.get_bind_group_layout(0), entries: &entries });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
         let pipeline = pipeline.clone();
         let mut pass = self.encoder().begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipeline);

@@ -2,7 +2,7 @@
 // the same rules as tests/reference.rs (which explains the tolerances).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, reference, mustMatch, MODEL } from "./util.mjs";
+import { startBrowser, openHarness, reference, mustMatch, MODEL } from "./util.mjs";
 
 const MARGIN = 0.25;
 const LOGIT_TOL = 0.75;
@@ -11,10 +11,7 @@ const ORDER_GAP = 0.5;
 let env, page;
 before(async () => {
   env = await startBrowser();
-  page = await env.context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-  await page.goto(`${env.origin}/engine.html`);
-  await page.waitForFunction(() => window.harnessReady);
+  page = await openHarness(env);
 });
 after(async () => {
   assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");

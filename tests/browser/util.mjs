@@ -63,3 +63,12 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
     async close() { await browser.close(); server.closeAllConnections(); server.close(); },
   });
 }
+
+/** A page on the engine harness (engine.html), page errors echoed to the test output. */
+export async function openHarness(env) {
+  const page = await env.context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+  await page.goto(`${env.origin}/engine.html`);
+  await page.waitForFunction(() => window.harnessReady);
+  return page;
+}

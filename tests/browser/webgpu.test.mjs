@@ -3,7 +3,7 @@
 // of them run natively on lavapipe in tests/gpu.rs). The same rules as engine.test.mjs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, reference, mustMatch, MODEL } from "./util.mjs";
+import { startBrowser, openHarness, reference, mustMatch, MODEL } from "./util.mjs";
 
 const MARGIN = 0.25;
 const LOGIT_TOL = 0.75;
@@ -12,10 +12,7 @@ const PROMPTS = ["one_word", "english", "numbers"];
 let env, page;
 before(async () => {
   env = await startBrowser({ webgpu: true });
-  page = await env.context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-  await page.goto(`${env.origin}/engine.html`);
-  await page.waitForFunction(() => window.harnessReady);
+  page = await openHarness(env);
 });
 after(async () => {
   assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");
