@@ -71,6 +71,10 @@ pub trait Backend {
     /// of `k` and `v` to the cache, then causal attention of `q` over it into `out`.
     #[allow(clippy::too_many_arguments)]
     fn attention(&mut self, q: &mut Self::Act, k: &Self::Act, v: &Self::Act, norms: (&Self::Vector, &Self::Vector), eps: f32, rope: &Self::Vector, kv: &mut Self::Kv, pos0: usize, shape: AttnShape, out: &mut Self::Act);
+    /// The `k` largest values of the one-row `x` and `ln Σ exp(x / temp)`, into the
+    /// `[1 × (2k + 1)]` `out` laid out as `TopLogits::to_row` says: so a decode step reads
+    /// back a few hundred bytes instead of every logit.
+    fn top_k(&mut self, x: &Self::Act, k: usize, temp: f32, out: &mut Self::Act);
     /// The last row of `x`, as a new one-row activation.
     fn last_row(&mut self, x: &Self::Act) -> Self::Act;
     /// Copies an activation back to host memory.

@@ -9,7 +9,7 @@ use crate::cpu::Cpu;
 use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
-use crate::sampler::{Sampler, SamplerConfig};
+use crate::sampler::{Sampler, SamplerConfig, Scores, TopLogits, Want};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::weights::ModelBytes;
 use serde::{Deserialize, Serialize};
@@ -118,8 +118,8 @@ pub struct Generation {
     epoch: u64,
     opts: GenerateOptions,
     prompt: Vec<u32>,
-    /// Logits for the next token; empty until the prompt is fed.
-    logits: Vec<f32>,
+    /// What the model said about the next token; `None` until the prompt is fed.
+    scores: Option<Scores>,
     /// The last sampled token, fed to the model at the next step.
     unfed: Option<u32>,
     sampler: Sampler,
@@ -203,7 +203,7 @@ impl Engine {
         self.reuse_prefix(ids);
         let mut logits = Vec::new();
         while self.cached.len() < ids.len() {
-            logits = self.feed_chunk(ids).await?;
+            logits = self.feed_chunk(ids, Want::Logits).await?;
         }
         Ok(logits)
     }
@@ -252,7 +252,7 @@ impl Engine {
             history: prompt.clone(),
             prompt,
             opts,
-            logits: Vec::new(),
+            scores: None,
             unfed: None,
             tokens: Vec::new(),
             text: String::new(),
@@ -274,10 +274,11 @@ impl Engine {
         if g.epoch != self.epoch {
             bail!("superseded", "another request used this engine since this generation started; start it again");
         }
-        if g.logits.is_empty() {
-            let logits = self.feed_chunk(&g.prompt).await?;
+        if g.scores.is_none() {
+            let want = g.sampler.want();
+            let out = self.feed_chunk(&g.prompt, want).await?;
             if self.cached.len() == g.prompt.len() {
-                g.logits = logits;
+                g.scores = Some(self.scores(out, want));
                 g.t_first = now_ms();
                 if g.opts.max_tokens == 0 {
                     g.finish = Some(FinishReason::Length);
@@ -289,10 +290,13 @@ impl Engine {
             return Ok(Event::Done(self.finish(g, reason)));
         }
         if let Some(tok) = g.unfed.take() {
-            let pending = self.model.forward(&[tok], self.cached.len());
-            g.logits = self.settle(pending, &[tok]).await?;
+            let want = g.sampler.want();
+            let pending = self.model.forward(&[tok], self.cached.len(), want);
+            let out = self.settle(pending, &[tok]).await?;
+            g.scores = Some(self.scores(out, want));
         }
-        let (tok, top) = g.sampler.sample(&mut g.logits, &g.history);
+        let scores = g.scores.as_mut().expect("the prompt was fed");
+        let (tok, top) = g.sampler.sample_scores(scores, &g.history);
         let top = top.into_iter().map(|c| TopToken { token: c.token, text: self.tokenizer.decode(&[c.token]), logprob: c.logprob }).collect();
         g.tokens.push(tok);
         g.history.push(tok);
@@ -361,12 +365,20 @@ impl Engine {
         self.epoch += 1;
     }
 
-    /// Feeds the next slice of `ids` after the cached prefix; the logits of its last token.
-    async fn feed_chunk(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+    /// Feeds the next slice of `ids` after the cached prefix; what `want` asks of the
+    /// logits after it, if it is the last slice (nothing is read for the others).
+    async fn feed_chunk(&mut self, ids: &[u32], want: Want) -> Result<Vec<f32>> {
         let from = self.cached.len();
-        let chunk = &ids[from..ids.len().min(from + PREFILL_CHUNK)];
-        let pending = self.model.forward(chunk, from);
-        self.settle(pending, chunk).await
+        let to = ids.len().min(from + PREFILL_CHUNK);
+        let pending = self.model.forward(&ids[from..to], from, if to == ids.len() { want } else { Want::Nothing });
+        self.settle(pending, &ids[from..to]).await
+    }
+
+    fn scores(&self, out: Vec<f32>, want: Want) -> Scores {
+        match want {
+            Want::Top { temp, .. } => Scores::Top(TopLogits::from_row(&out, self.model.vocab(), temp)),
+            _ => Scores::Logits(out),
+        }
     }
 
     /// Waits for a forward pass; only when it succeeded do its tokens count as cached. A

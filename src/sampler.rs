@@ -54,9 +54,31 @@ impl Sampler {
         Sampler { cfg, rng }
     }
 
-    /// Picks the next token from `logits` (modified in place), given the tokens so far.
-    /// Also returns the `top_logprobs` most likely tokens of the distribution it drew from
-    /// (at temperature 1 when greedy).
+    /// What a step needs from the model to sample with this configuration: the `k` best
+    /// logits (with the softmax's normalizer) are enough unless a repetition penalty
+    /// reorders tokens or no top-k bounds the choice; then all logits.
+    pub fn want(&self) -> Want {
+        let c = &self.cfg;
+        let penalized = c.repeat_penalty != 1.0 && c.repeat_penalty > 0.0;
+        let greedy = c.temperature <= 0.0 || c.top_k == 1;
+        let k = if greedy { 1 } else { c.top_k }.max(c.top_logprobs);
+        if penalized || (!greedy && c.top_k == 0) || k > MAX_TOP_K {
+            return Want::Logits;
+        }
+        Want::Top { k, temp: self.temp() }
+    }
+
+    /// Picks the next token from what the model gave (as `want` asked), given the tokens so
+    /// far. Also returns the `top_logprobs` most likely tokens of the distribution it drew
+    /// from (at temperature 1 when greedy).
+    pub fn sample_scores(&mut self, scores: &mut Scores, history: &[u32]) -> (u32, Vec<Candidate>) {
+        match scores {
+            Scores::Logits(l) => self.sample(l, history),
+            Scores::Top(t) => self.sample_top(t),
+        }
+    }
+
+    /// Picks the next token from all `logits` (modified in place by the penalty).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> (u32, Vec<Candidate>) {
         let c = &self.cfg;
         if c.repeat_penalty != 1.0 && c.repeat_penalty > 0.0 {
@@ -70,22 +92,37 @@ impl Sampler {
                 }
             }
         }
-        let temp = if c.temperature > 0.0 { c.temperature } else { 1.0 };
-        let top = if c.top_logprobs > 0 { top_logprobs(logits, c.top_logprobs, temp) } else { Vec::new() };
+        let top = if c.top_logprobs > 0 { TopLogits::of(logits, c.top_logprobs, self.temp()).candidates(c.top_logprobs) } else { Vec::new() };
         if c.temperature <= 0.0 || c.top_k == 1 {
             return (argmax(logits), top);
         }
-
-        // Candidates sorted by logit, cut by top-k, then softmax at the temperature.
         let k = if c.top_k == 0 { logits.len() } else { c.top_k.min(logits.len()) };
-        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-        if k < idx.len() {
-            idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
-            idx.truncate(k);
+        let idx = best_first(logits, k);
+        let values: Vec<f32> = idx.iter().map(|&i| logits[i as usize]).collect();
+        (self.draw(&idx, &values), top)
+    }
+
+    /// Picks the next token from the best logits alone (`want` said they suffice).
+    pub fn sample_top(&mut self, t: &TopLogits) -> (u32, Vec<Candidate>) {
+        let c = &self.cfg;
+        let top = t.candidates(c.top_logprobs);
+        if c.temperature <= 0.0 || c.top_k == 1 {
+            return (t.ids[0], top);
         }
-        idx.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
-        let max = logits[idx[0] as usize];
-        let mut probs: Vec<f32> = idx.iter().map(|&i| ((logits[i as usize] - max) / temp).exp()).collect();
+        let k = c.top_k.min(t.ids.len());
+        (self.draw(&t.ids[..k], &t.values[..k]), top)
+    }
+
+    fn temp(&self) -> f32 {
+        if self.cfg.temperature > 0.0 { self.cfg.temperature } else { 1.0 }
+    }
+
+    /// Draws from candidates sorted best first: softmax at the temperature, then the top-p
+    /// and min-p cuts.
+    fn draw(&mut self, idx: &[u32], values: &[f32]) -> u32 {
+        let c = &self.cfg;
+        let temp = self.temp();
+        let mut probs: Vec<f32> = values.iter().map(|&l| ((l - values[0]) / temp).exp()).collect();
         let sum: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
 
@@ -109,10 +146,10 @@ impl Sampler {
         for (i, &p) in probs[..keep].iter().enumerate() {
             r -= p;
             if r <= 0.0 {
-                return (idx[i], top);
+                return idx[i];
             }
         }
-        (idx[keep - 1], top)
+        idx[keep - 1]
     }
 
     fn next_f32(&mut self) -> f32 {
@@ -136,15 +173,78 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-fn top_logprobs(logits: &[f32], n: usize, temp: f32) -> Vec<Candidate> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max / temp + logits.iter().map(|&l| ((l - max) / temp).exp() as f64).sum::<f64>().ln() as f32;
+/// The ids of the `k` largest logits, largest first (ties to the lower id).
+fn best_first(logits: &[f32], k: usize) -> Vec<u32> {
+    let order = |&a: &u32, &b: &u32| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b));
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    let n = n.min(idx.len());
-    idx.select_nth_unstable_by(n - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
-    idx.truncate(n);
-    idx.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
-    idx.into_iter().map(|t| Candidate { token: t, logprob: logits[t as usize] / temp - lse }).collect()
+    let k = k.min(idx.len());
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(order);
+    idx
+}
+
+/// Most a step reads back instead of all logits; more falls back to the full row.
+pub const MAX_TOP_K: usize = 64;
+
+/// What the model returns for a step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Want {
+    /// Every logit (a repetition penalty, no top-k, or `Engine::logits`).
+    Logits,
+    /// The `k` largest logits and `ln Σ exp(logit / temp)` over all of them, which is what
+    /// greedy or top-k sampling and the reported log-probabilities need.
+    Top { k: usize, temp: f32 },
+    /// Nothing: a prompt chunk before the last.
+    Nothing,
+}
+
+/// The model's answer to a `Want`.
+pub enum Scores {
+    Logits(Vec<f32>),
+    Top(TopLogits),
+}
+
+/// The best logits of a row, largest first (ties to the lower id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopLogits {
+    pub ids: Vec<u32>,
+    pub values: Vec<f32>,
+    /// `ln Σ exp(logit / temp)` over the whole row.
+    pub log_norm: f32,
+    pub temp: f32,
+}
+
+impl TopLogits {
+    /// Reference computation on the host (the CPU backend's kernel).
+    pub fn of(logits: &[f32], k: usize, temp: f32) -> TopLogits {
+        let ids = best_first(logits, k);
+        let values: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
+        let max = values.first().copied().unwrap_or(0.0);
+        let sum: f64 = logits.iter().map(|&l| ((l - max) / temp).exp() as f64).sum();
+        TopLogits { ids, values, log_norm: max / temp + sum.ln() as f32, temp }
+    }
+
+    /// Backends return `[value, id]` pairs then the normalizer, as f32 (ids below 2²⁴ are
+    /// exact); pairs with an id ≥ `vocab` pad a row shorter than k.
+    pub fn to_row(&self, k: usize, vocab: usize) -> Vec<f32> {
+        let mut row: Vec<f32> = self.values.iter().zip(&self.ids).flat_map(|(&v, &i)| [v, i as f32]).collect();
+        row.resize(2 * k, vocab as f32);
+        row.push(self.log_norm);
+        row
+    }
+
+    pub fn from_row(row: &[f32], vocab: usize, temp: f32) -> TopLogits {
+        let (pairs, norm) = row.split_at(row.len() - 1);
+        let (ids, values) = pairs.chunks_exact(2).filter(|p| (p[1] as usize) < vocab).map(|p| (p[1] as u32, p[0])).unzip();
+        TopLogits { ids, values, log_norm: norm[0], temp }
+    }
+
+    fn candidates(&self, n: usize) -> Vec<Candidate> {
+        self.ids.iter().zip(&self.values).take(n).map(|(&token, &v)| Candidate { token, logprob: v / self.temp - self.log_norm }).collect()
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +289,38 @@ mod tests {
         // A tiny top_p keeps only the top token as well.
         let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1e-6, min_p: 0.0, ..Default::default() });
         assert_eq!(s.sample(&mut l.clone(), &[]).0, order[0]);
+    }
+
+    /// Where `want` asks for the best logits only, sampling from them draws exactly the
+    /// tokens (and reports the log-probabilities) that sampling from all logits does.
+    #[test]
+    fn the_best_logits_sample_like_all_of_them() {
+        let configs = [
+            SamplerConfig::greedy(),
+            SamplerConfig { top_logprobs: 5, ..SamplerConfig::greedy() },
+            SamplerConfig { seed: 3, top_logprobs: 3, ..Default::default() },
+            SamplerConfig { temperature: 1.3, top_k: 64, top_p: 0.8, min_p: 0.0, seed: 4, ..Default::default() },
+            SamplerConfig { temperature: 0.5, top_k: 10, top_p: 1.0, min_p: 0.2, seed: 5, top_logprobs: 20, ..Default::default() },
+        ];
+        for cfg in configs {
+            let (mut full, mut part) = (Sampler::new(cfg.clone()), Sampler::new(cfg.clone()));
+            let Want::Top { k, temp } = part.want() else { panic!("{cfg:?} needs all logits") };
+            for step in 0..100 {
+                let l: Vec<f32> = logits().iter().enumerate().map(|(i, v)| v * ((i + step) % 7) as f32).collect();
+                let (a, ta) = full.sample(&mut l.clone(), &[]);
+                let (b, tb) = part.sample_top(&TopLogits::of(&l, k, temp));
+                assert_eq!(a, b, "{cfg:?}, step {step}");
+                assert_eq!(ta.len(), tb.len());
+                for (x, y) in ta.iter().zip(&tb) {
+                    assert_eq!(x.token, y.token);
+                    assert!((x.logprob - y.logprob).abs() < 1e-4, "{x:?} vs {y:?}");
+                }
+            }
+        }
+        // A penalty reorders logits, an unbounded top-k needs them all.
+        assert_eq!(Sampler::new(SamplerConfig { repeat_penalty: 1.1, ..Default::default() }).want(), Want::Logits);
+        assert_eq!(Sampler::new(SamplerConfig { top_k: 0, ..Default::default() }).want(), Want::Logits);
+        assert_eq!(Sampler::new(SamplerConfig { top_k: 0, ..SamplerConfig::greedy() }).want(), Want::Top { k: 1, temp: 1.0 });
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod quant;
 
 use crate::backend::{AttnShape, Backend, Mix, Readback, Span};
 use crate::error::Result;
+use crate::sampler::TopLogits;
 use crate::gguf::TensorInfo;
 use crate::weights::ModelBytes;
 use half::f16;
@@ -131,6 +132,10 @@ impl Backend for Cpu {
                 }
             }
         }
+    }
+
+    fn top_k(&mut self, x: &Act, k: usize, temp: f32, out: &mut Act) {
+        out.data = TopLogits::of(&x.data, k, temp).to_row(k, x.width);
     }
 
     fn last_row(&mut self, x: &Act) -> Act {

@@ -542,6 +542,18 @@ impl Backend for Gpu {
         self.dispatch("attention", shaders::attention, &params, &[&arena, &kv.k, &kv.v], (s.n_heads as u32, n, 1));
     }
 
+    fn top_k(&mut self, x: &Act, k: usize, temp: f32, out: &mut Act) {
+        // Slices of at least 4096 logits, at most 64 of them (the second pass merges 64 × k).
+        let n = x.width;
+        let groups = n.div_ceil(4096).clamp(1, 64);
+        let scratch = self.act(1, groups * (2 * k + 2));
+        self.prepare();
+        let arena = self.arena_buf();
+        let params = [n as u32, k as u32, groups as u32, x.at(), scratch.at(), out.at(), temp.to_bits()];
+        self.dispatch("topk slices", || shaders::top_k(false), &params, &[&arena], (groups as u32, 1, 1));
+        self.dispatch("topk merge", || shaders::top_k(true), &params, &[&arena], (1, 1, 1));
+    }
+
     fn last_row(&mut self, x: &Act) -> Act {
         let row = self.act(1, x.width);
         self.prepare();

@@ -12,6 +12,7 @@ const EMBED: &str = include_str!("embed.wgsl");
 const ROPE: &str = include_str!("rope.wgsl");
 const ATTENTION: &str = include_str!("attention.wgsl");
 const COPY: &str = include_str!("copy.wgsl");
+const TOPK: &str = include_str!("topk.wgsl");
 
 /// The weight binding `w{i}` at `binding`, with its block readers.
 fn weights(binding: usize, i: usize) -> String {
@@ -70,4 +71,9 @@ pub fn attention() -> String {
 
 pub fn copy() -> String {
     COPY.to_owned()
+}
+
+/// One of top-k's two passes (`topk.wgsl`).
+pub fn top_k(last: bool) -> String {
+    format!("const FINAL: bool = {last};\n{TOPK}")
 }

@@ -4,11 +4,12 @@
 //!
 //! Norm weights in GGUF already include Gemma's "+1" (llama.cpp adds it at conversion).
 
-use super::{rope_table, Model};
+use super::{finish, rope_table, Model};
 use crate::backend::{AttnShape, Backend, Mix, Readback, Span};
 use crate::config::Meta;
 use crate::error::Result;
 use crate::gguf::Gguf;
+use crate::sampler::Want;
 use crate::weights::{expect_tensor, ModelBytes};
 use std::sync::Arc;
 
@@ -152,7 +153,7 @@ impl<B: Backend> Gemma3<B> {
 }
 
 impl<B: Backend> Model for Gemma3<B> {
-    fn forward(&mut self, ids: &[u32], pos0: usize) -> Readback {
+    fn forward(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback {
         let c = &self.cfg;
         let b = &mut self.b;
         let n = ids.len();
@@ -181,9 +182,10 @@ impl<B: Backend> Model for Gemma3<B> {
         }
         // Only the last position's logits are needed.
         let (mut last, h_last) = (b.last_row(&x), b.last_row(&h));
-        let mut logits = b.act(1, c.vocab);
-        b.norm_matmul(&mut last, post_ffn.map(|p| (&h_last, p)), &self.out_norm, c.eps, &[&self.embed], Mix::Each, &mut [&mut logits]);
-        b.read(&logits)
+        let (embed, out_norm) = (&self.embed, &self.out_norm);
+        finish(b, &mut last, c.vocab, want, |b, last, logits| {
+            b.norm_matmul(last, post_ffn.map(|p| (&h_last, p)), out_norm, c.eps, &[embed], Mix::Each, &mut [logits]);
+        })
     }
 
     fn context(&self) -> usize {

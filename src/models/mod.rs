@@ -6,14 +6,15 @@ use crate::backend::{Backend, Readback};
 use crate::bail;
 use crate::error::Result;
 use crate::gguf::Gguf;
+use crate::sampler::Want;
 use crate::weights::ModelBytes;
 use std::sync::Arc;
 
 /// A loaded network: token ids at positions `pos0..` in, next-token logits out.
 pub trait Model {
-    /// Runs `ids` (placed at `pos0..pos0+len`); the logits after the last one arrive
-    /// through the returned future (at once on the CPU).
-    fn forward(&mut self, ids: &[u32], pos0: usize) -> Readback;
+    /// Runs `ids` (placed at `pos0..pos0+len`); what `want` asks of the logits after the
+    /// last one arrives through the returned future (at once on the CPU).
+    fn forward(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback;
     /// Positions the KV cache holds.
     fn context(&self) -> usize;
     fn vocab(&self) -> usize;
@@ -31,6 +32,24 @@ pub fn load<B: Backend + 'static>(b: B, g: &Gguf, file: &Arc<ModelBytes>, contex
             "the model's architecture {other:?} is not supported yet (supported: {}); pick a Gemma 3 GGUF",
             SUPPORTED_ARCHITECTURES.join(", ")
         ),
+    }
+}
+
+/// Reads back what `want` asks of the final hidden row `last` and the `logits` computed by `project`
+/// (skipped for `Want::Nothing`, where reading `last` only marks the forward as done).
+pub fn finish<B: Backend>(b: &mut B, last: &mut B::Act, vocab: usize, want: Want, project: impl FnOnce(&mut B, &mut B::Act, &mut B::Act)) -> Readback {
+    if want == Want::Nothing {
+        return b.read(last);
+    }
+    let mut logits = b.act(1, vocab);
+    project(b, last, &mut logits);
+    match want {
+        Want::Top { k, temp } => {
+            let mut top = b.act(1, 2 * k + 1);
+            b.top_k(&logits, k, temp, &mut top);
+            b.read(&top)
+        }
+        _ => b.read(&logits),
     }
 }
 
