@@ -254,11 +254,24 @@ impl Inner {
     }
 }
 
+/// What the browser says its WebGPU adapter is (`GPUAdapterInfo`: vendor, architecture,
+/// description); wgpu leaves the name empty on the web.
+async fn browser_adapter_name() -> Option<String> {
+    use js_sys::Reflect;
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let info = get(&wasm_bindgen_futures::JsFuture::from(promise).await.ok()?, "info")?;
+    let parts: Vec<String> = ["vendor", "architecture", "description"].iter().filter_map(|k| get(&info, k)?.as_string()).filter(|s| !s.is_empty()).collect();
+    (!parts.is_empty()).then(|| parts.join(" ") + " (WebGPU)")
+}
+
 /// Moves `engine`'s model to a WebGPU adapter, after checking that it computes what the CPU
 /// does: one token's logits, where a broken kernel would be off by far more than rounding.
 async fn to_gpu(engine: &mut Engine) -> Result<(String, Box<dyn Fn()>), Error> {
     let gpu = crate::gpu::Gpu::new().await?;
-    let adapter = gpu.adapter.clone();
+    let adapter = browser_adapter_name().await.unwrap_or_else(|| gpu.adapter.clone());
     let lose = gpu.destroyer();
     let probe = [engine.tokenizer.bos.unwrap_or(0)];
     let want = engine.logits_async(&probe).await?;

@@ -55,6 +55,7 @@ test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost dev
 
   console.log(`WebGPU (SwiftShader) load ${r.loadMs.toFixed(0)} ms on ${r.info.adapter}`);
   assert.equal(r.info.backend, "webgpu");
+  assert.match(r.info.adapter, /swiftshader/i, "info.adapter names the browser's adapter");
   const failures = [];
   for (const got of r.prompts) {
     const want = ref.prompts.find((p) => p.id === got.id).llama_cpp;
