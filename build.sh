@@ -5,7 +5,7 @@
 #   ./build.sh cli ...   the native command line (tokenize, generate)
 #   ./build.sh test      everything: Rust unit/integration tests and the browser tests
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
-#   ./build.sh bench     native kernel benchmark (Q5_0 SIMD vs scalar) and decode speed
+#   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (BENCH_ROUNDS, BENCH_THREADS)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -134,6 +134,10 @@ cmd_bench() {
   cmd_model
   log "kernel benchmark: Q5_0 dot product, scalar vs SIMD; decode speed"
   cargo bench --bench kernels
+  ensure_node
+  cmd_build
+  log "Ouvert (wasm) vs wllama in headless Chromium, A B alternating"
+  node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "${BENCH_THREADS:-1}"
 }
 
 cmd_help() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }

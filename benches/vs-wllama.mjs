@@ -1,0 +1,66 @@
+// Ouvert (wasm) against wllama (llama.cpp in wasm) in the same headless Chromium, same
+// GGUF, same server, alternating A B A B: load, time to first token, prefill of a 128- and
+// a 512-token prompt, greedy decode of 128 tokens. Prints a table and writes JSON.
+//   ./build.sh bench   (or: ./build.sh build && node benches/vs-wllama.mjs [rounds] [threads])
+import { startBrowser, ROOT, MODEL, reference } from "../tests/browser/util.mjs";
+import { join } from "node:path";
+import { writeFileSync, readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+
+const rounds = Number(process.argv[2] ?? 3);
+const threads = Number(process.argv[3] ?? 1);
+const out = process.env.BENCH_JSON ?? join(ROOT, "target/bench-vs-wllama.json");
+
+// Prompts of known length: a long French reference text cut to n tokens (BOS included),
+// with a per-run number in front so no engine can reuse a cached prefix.
+const text = reference().prompts.find((p) => p.id === "french_long").text;
+const long = Array(8).fill(text).join("\n\n");
+
+const env = await startBrowser({ mounts: { "/wllama": join(ROOT, "node_modules/@wllama/wllama/esm"), "/bench": join(ROOT, "benches") } });
+const page = await env.context.newPage();
+page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+await page.goto(`${env.origin}/bench/compare.html`);
+await page.waitForFunction(() => window.benchReady);
+
+// Cut the text to n tokens with the model's tokenizer (the same vocabulary in both engines).
+const cut = await page.evaluate(async ({ url, long }) => {
+  const { createEngine } = await import("/www/ouvert.js");
+  const e = await createEngine({ model: url, backend: "wasm", contextLength: 2048 });
+  const ids = await e.tokenize(long);
+  const at = async (n) => e.detokenize(ids.slice(0, n));
+  const r = { p128: await at(120), p512: await at(500) };
+  await e.dispose();
+  return r;
+}, { url: `/models/${MODEL}`, long });
+
+const engines = ["ouvert", "wllama"];
+const results = { ouvert: [], wllama: [] };
+for (let round = 0; round < rounds; round++) {
+  for (const name of round % 2 ? [...engines].reverse() : engines) {
+    const tag = `Run ${round}.`;
+    const runs = [[`${tag} Hello`, 1], [`${tag} ${cut.p128}`, 1], [`${tag} ${cut.p512}`, 1], [`${tag} The weather today`, 128]];
+    const r = await page.evaluate(({ name, url, threads, runs }) => window.bench(name, url, 2048, threads, runs), { name, url: `/models/${MODEL}`, threads, runs });
+    const row = { loadMs: r.loadMs, ttftMs: r.runs[0].ttftMs, prefill128: r.runs[1].prefill, prompt128: r.runs[1].promptTokens, prefill512: r.runs[2].prefill, prompt512: r.runs[2].promptTokens, decode: r.runs[3].decode, decoded: r.runs[3].tokens };
+    results[name].push(row);
+    console.log(`round ${round} ${name.padEnd(6)} ${JSON.stringify(row, (k, v) => (typeof v === "number" ? Math.round(v * 10) / 10 : v))}`);
+  }
+}
+await env.close();
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const metrics = [["loadMs", "load, network (ms)", false], ["ttftMs", "first token, 2-token prompt (ms)", false], ["prefill128", "prefill, 128 tokens (tok/s)", true], ["prefill512", "prefill, 512 tokens (tok/s)", true], ["decode", "decode, 128 tokens (tok/s)", true]];
+const size = (files) => files.reduce((a, f) => { const b = readFileSync(join(ROOT, f)); return { raw: a.raw + b.length, gz: a.gz + gzipSync(b, { level: 9 }).length }; }, { raw: 0, gz: 0 });
+const sizes = {
+  ouvert: size(["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js", "www/ouvert.js", "www/worker.js", "www/store.js"]),
+  wllama: size(["node_modules/@wllama/wllama/esm/wasm/wllama.wasm", "node_modules/@wllama/wllama/esm/index.js"]),
+};
+const table = [`| metric (${threads} thread${threads > 1 ? "s" : ""}) | Ouvert | wllama | Ouvert/wllama per round | median ratio |`, "|---|---|---|---|---|"];
+for (const [key, label, higherBetter] of metrics) {
+  const ratios = results.ouvert.map((o, i) => o[key] / results.wllama[i][key]);
+  const fmt = (rows) => median(rows.map((r) => r[key])).toFixed(1);
+  table.push(`| ${label} | ${fmt(results.ouvert)} | ${fmt(results.wllama)} | ${ratios.map((r) => r.toFixed(2)).join(" ")} | ${median(ratios).toFixed(2)}${higherBetter ? "" : " (lower is better)"} |`);
+}
+table.push(`| runtime, raw / gzip (bytes) | ${sizes.ouvert.raw} / ${sizes.ouvert.gz} | ${sizes.wllama.raw} / ${sizes.wllama.gz} | | ${(sizes.ouvert.gz / sizes.wllama.gz).toFixed(2)} (gzip) |`);
+console.log(table.join("\n"));
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), threads, rounds, results, sizes }, null, 2));
+console.log(`JSON in ${out}`);
