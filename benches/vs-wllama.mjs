@@ -1,11 +1,13 @@
 // Ouvert (wasm) against wllama (llama.cpp in wasm) in the same headless Chromium, same
-// GGUF, same server, alternating A B A B: load, time to first token, prefill of a 128- and
-// a 512-token prompt, greedy decode of 128 tokens. Prints a table and writes JSON.
+// GGUF, same server, alternating A B A B: load (network, then cache), time to first token,
+// prefill of a 128- and a 512-token prompt, greedy decode of 128 tokens, peak memory, and
+// runtime size. Prints a table (per-round Ouvert/wllama ratios and their median) and JSON.
 //   ./build.sh bench   (or: ./build.sh build && node benches/vs-wllama.mjs [rounds] [threads])
 import { startBrowser, ROOT, MODEL, reference } from "../tests/browser/util.mjs";
 import { join } from "node:path";
 import { writeFileSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
+import { execFileSync } from "node:child_process";
 
 const rounds = Number(process.argv[2] ?? 3);
 const threads = Number(process.argv[3] ?? 1);
@@ -16,39 +18,69 @@ const out = process.env.BENCH_JSON ?? join(ROOT, "target/bench-vs-wllama.json");
 const text = reference().prompts.find((p) => p.id === "french_long").text;
 const long = Array(8).fill(text).join("\n\n");
 
-const env = await startBrowser({ mounts: { "/wllama": join(ROOT, "node_modules/@wllama/wllama/esm"), "/bench": join(ROOT, "benches") } });
-const page = await env.context.newPage();
-page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-await page.goto(`${env.origin}/bench/compare.html`);
-await page.waitForFunction(() => window.benchReady);
+const mounts = { "/wllama": join(ROOT, "node_modules/@wllama/wllama/esm"), "/bench": join(ROOT, "benches") };
+async function openPage() {
+  const env = await startBrowser({ mounts });
+  const page = await env.context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+  await page.goto(`${env.origin}/bench/compare.html`);
+  await page.waitForFunction(() => window.benchReady);
+  return { env, page };
+}
+
+// Resident memory of this machine's Chromium processes (bytes by pid): wasm memory lives in
+// a worker of the renderer, out of reach of the page's own memory API.
+function chromiumRss() {
+  const out = execFileSync("ps", ["-C", "chromium", "-o", "pid=,rss="], { encoding: "utf8" });
+  return new Map(out.trim().split("\n").filter(Boolean).map((l) => l.trim().split(/\s+/).map(Number)).map(([pid, kb]) => [pid, kb * 1024]));
+}
 
 // Cut the text to n tokens with the model's tokenizer (the same vocabulary in both engines).
-const cut = await page.evaluate(async ({ url, long }) => {
-  const { createEngine } = await import("/www/ouvert.js");
-  const e = await createEngine({ model: url, backend: "wasm", contextLength: 2048 });
-  const ids = await e.tokenize(long);
-  const at = async (n) => e.detokenize(ids.slice(0, n));
-  const r = { p128: await at(120), p512: await at(500) };
-  await e.dispose();
+const cut = await (async () => {
+  const { env, page } = await openPage();
+  const r = await page.evaluate(async ({ url, long }) => {
+    const { createEngine } = await import("/www/ouvert.js");
+    const e = await createEngine({ model: url, backend: "wasm", contextLength: 2048 });
+    const ids = await e.tokenize(long);
+    const r = { p128: await e.detokenize(ids.slice(0, 120)), p512: await e.detokenize(ids.slice(0, 500)) };
+    await e.dispose();
+    return r;
+  }, { url: `/models/${MODEL}`, long });
+  await env.close();
   return r;
-}, { url: `/models/${MODEL}`, long });
+})();
 
+// Each run in a fresh browser: an empty cache, and memory measured from a clean baseline.
 const engines = ["ouvert", "wllama"];
 const results = { ouvert: [], wllama: [] };
 for (let round = 0; round < rounds; round++) {
   for (const name of round % 2 ? [...engines].reverse() : engines) {
     const tag = `Run ${round}.`;
     const runs = [[`${tag} Hello`, 1], [`${tag} ${cut.p128}`, 1], [`${tag} ${cut.p512}`, 1], [`${tag} The weather today`, 128]];
-    const r = await page.evaluate(({ name, url, threads, runs }) => window.bench(name, url, 2048, threads, runs), { name, url: `/models/${MODEL}`, threads, runs });
-    const row = { loadMs: r.loadMs, ttftMs: r.runs[0].ttftMs, prefill128: r.runs[1].prefill, prompt128: r.runs[1].promptTokens, prefill512: r.runs[2].prefill, prompt512: r.runs[2].promptTokens, decode: r.runs[3].decode, decoded: r.runs[3].tokens };
+    const others = new Set(chromiumRss().keys());
+    const { env, page } = await openPage();
+    const args = { name, url: `/models/${MODEL}`, threads, runs };
+    const coldMs = await page.evaluate(({ name, url, threads }) => window.coldLoad(name, url, 2048, threads), args);
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // the disposed worker's memory goes back
+    const ours = () => [...chromiumRss()].filter(([pid]) => !others.has(pid)).reduce((a, [, b]) => a + b, 0);
+    const base = ours();
+    let peak = base;
+    const sampler = setInterval(() => { peak = Math.max(peak, ours()); }, 100);
+    const r = await page.evaluate(({ name, url, threads, runs }) => window.bench(name, url, 2048, threads, runs), args);
+    clearInterval(sampler);
+    await env.close();
+    const row = {
+      coldMs, cachedMs: r.cachedMs, ttftMs: r.runs[0].ttftMs, cachedFirstTokenMs: r.cachedMs + r.runs[0].ttftMs,
+      prefill128: r.runs[1].prefill, prompt128: r.runs[1].promptTokens, prefill512: r.runs[2].prefill, prompt512: r.runs[2].promptTokens,
+      decode: r.runs[3].decode, decoded: r.runs[3].tokens, peakMB: (peak - base) / 1e6,
+    };
     results[name].push(row);
     console.log(`round ${round} ${name.padEnd(6)} ${JSON.stringify(row, (k, v) => (typeof v === "number" ? Math.round(v * 10) / 10 : v))}`);
   }
 }
-await env.close();
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-const metrics = [["loadMs", "load, network (ms)", false], ["ttftMs", "first token, 2-token prompt (ms)", false], ["prefill128", "prefill, 128 tokens (tok/s)", true], ["prefill512", "prefill, 512 tokens (tok/s)", true], ["decode", "decode, 128 tokens (tok/s)", true]];
+const metrics = [["coldMs", "load from the network (ms)", false], ["cachedMs", "load from the cache (ms)", false], ["ttftMs", "first token, 2-token prompt (ms)", false], ["cachedFirstTokenMs", "cached load + first token (ms)", false], ["prefill128", "prefill, 128 tokens (tok/s)", true], ["prefill512", "prefill, 512 tokens (tok/s)", true], ["decode", "decode, 128 tokens (tok/s)", true], ["peakMB", "peak memory: the browser's RSS growth over a cached load and the runs (MB)", false]];
 const size = (files) => files.reduce((a, f) => { const b = readFileSync(join(ROOT, f)); return { raw: a.raw + b.length, gz: a.gz + gzipSync(b, { level: 9 }).length }; }, { raw: 0, gz: 0 });
 const sizes = {
   ouvert: size(["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js", "www/ouvert.js", "www/worker.js", "www/store.js"]),
