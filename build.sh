@@ -134,6 +134,14 @@ cmd_bench() {
   cmd_model
   log "kernel benchmark: Q5_0 dot product, scalar vs SIMD; decode speed"
   cargo bench --bench kernels
+  local venv=$ROOT/target/llama-venv
+  if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
+    log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes on 2 cores)"
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q llama-cpp-python==0.3.36 numpy
+  fi
+  cargo build --release --quiet --bin ouvert
+  log "native: Ouvert vs llama.cpp on the same file, one thread each"
+  "$venv/bin/python" benches/native_llama.py "$MODEL" target/release/ouvert "${BENCH_ROUNDS:-5}" "$ROOT/../shared/reference/gemma-3-270m-q4_k_m.reference.json"
   ensure_node
   cmd_build
   log "Ouvert (wasm) vs wllama in headless Chromium, A B alternating"
