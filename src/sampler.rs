@@ -59,10 +59,8 @@ impl Sampler {
     /// reorders tokens or no top-k bounds the choice; then all logits.
     pub fn want(&self) -> Want {
         let c = &self.cfg;
-        let penalized = c.repeat_penalty != 1.0 && c.repeat_penalty > 0.0;
-        let greedy = c.temperature <= 0.0 || c.top_k == 1;
-        let k = if greedy { 1 } else { c.top_k }.max(c.top_logprobs);
-        if penalized || (!greedy && c.top_k == 0) || k > MAX_TOP_K {
+        let k = if self.greedy() { 1 } else { c.top_k }.max(c.top_logprobs);
+        if self.penalized() || (!self.greedy() && c.top_k == 0) || k > MAX_TOP_K {
             return Want::Logits;
         }
         Want::Top { k, temp: self.temp() }
@@ -81,7 +79,7 @@ impl Sampler {
     /// Picks the next token from all `logits` (modified in place by the penalty).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> (u32, Vec<Candidate>) {
         let c = &self.cfg;
-        if c.repeat_penalty != 1.0 && c.repeat_penalty > 0.0 {
+        if self.penalized() {
             let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
             let mut seen = std::collections::HashSet::new();
             for &t in recent {
@@ -93,7 +91,7 @@ impl Sampler {
             }
         }
         let top = if c.top_logprobs > 0 { TopLogits::of(logits, c.top_logprobs, self.temp()).candidates(c.top_logprobs) } else { Vec::new() };
-        if c.temperature <= 0.0 || c.top_k == 1 {
+        if self.greedy() {
             return (argmax(logits), top);
         }
         let k = if c.top_k == 0 { logits.len() } else { c.top_k.min(logits.len()) };
@@ -106,11 +104,20 @@ impl Sampler {
     pub fn sample_top(&mut self, t: &TopLogits) -> (u32, Vec<Candidate>) {
         let c = &self.cfg;
         let top = t.candidates(c.top_logprobs);
-        if c.temperature <= 0.0 || c.top_k == 1 {
+        if self.greedy() {
             return (t.ids[0], top);
         }
         let k = c.top_k.min(t.ids.len());
         (self.draw(&t.ids[..k], &t.values[..k]), top)
+    }
+
+    /// The most likely token, whatever the other settings.
+    fn greedy(&self) -> bool {
+        self.cfg.temperature <= 0.0 || self.cfg.top_k == 1
+    }
+
+    fn penalized(&self) -> bool {
+        self.cfg.repeat_penalty != 1.0 && self.cfg.repeat_penalty > 0.0
     }
 
     fn temp(&self) -> f32 {
