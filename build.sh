@@ -5,6 +5,7 @@
 #   ./build.sh cli ...   the native command line (tokenize, generate)
 #   ./build.sh test      everything: Rust unit/integration tests and the browser tests
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
+#   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
 #   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (BENCH_ROUNDS, BENCH_THREADS)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -115,9 +116,27 @@ cmd_test() {
   # A missing adapter fails the GPU tests instead of skipping them; the whole model runs
   # on four reference prompts there (a forward pass takes seconds on lavapipe).
   OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-4} cargo test --release
+  cmd_fuzz "${OUVERT_FUZZ_SECONDS:-30}"
   cmd_build
   log "browser tests (headless Chromium)"
   node --test --test-reporter=spec --test-concurrency=1 tests/browser/
+}
+
+cmd_fuzz() { # libFuzzer (cargo fuzz, nightly) from the tiny valid files that tests/bad_input.rs writes
+  local seconds=${1:-300}
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  command -v cargo-fuzz >/dev/null || { log "installing cargo-fuzz"; cargo install cargo-fuzz --locked; }
+  [ -d target/fuzz-seeds/load ] || cargo test --release --test bad_input writes_the_fuzz_seed_corpus
+  for target in load tokenizer; do
+    log "fuzzing $target for ${seconds}s"
+    mkdir -p target/fuzz-corpus/$target
+    # No input may panic, run over 10 s, or allocate over 512 MB (the seeds are < 40 KB).
+    local out=target/fuzz-$target.log
+    (cd fuzz && cargo +nightly fuzz run -O "$target" "../target/fuzz-corpus/$target" "../target/fuzz-seeds/$target" -- \
+      -max_total_time="$seconds" -max_len=65536 -malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1) >"$out" 2>&1 \
+      || { tail -60 "$out" >&2; echo "fuzzing $target found a failing input (fuzz/artifacts/$target/)" >&2; return 1; }
+    grep -E '^(Done|stat::number_of_executed_units)' "$out" >&2
+  done
 }
 
 cmd_demo() {
@@ -148,6 +167,6 @@ cmd_bench() {
   node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "${BENCH_THREADS:-1}"
 }
 
-cmd_help() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+cmd_help() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 
 "cmd_${1:-help}" "${@:2}"

@@ -52,6 +52,9 @@ impl ChatTemplate {
             crate::bail!("invalid_argument", "a chat needs at least one message");
         }
         let mut env = minijinja::Environment::new();
+        // The template comes from the file: bound its work, so a hostile one cannot hang the
+        // engine (real templates use a few thousand instructions per message).
+        env.set_fuel(Some(TEMPLATE_FUEL_PER_MESSAGE * (messages.len() as u64 + 1)));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
@@ -68,6 +71,8 @@ impl ChatTemplate {
     }
 }
 
+const TEMPLATE_FUEL_PER_MESSAGE: u64 = 200_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +86,16 @@ mod tests {
             out,
             "<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
         );
+    }
+
+    #[test]
+    fn a_template_that_never_ends_is_an_error() {
+        let t = ChatTemplate {
+            source: "{% for a in range(10000) %}{% for b in range(10000) %}{{ a }}{% endfor %}{% endfor %}".into(),
+            bos: String::new(),
+            eos: String::new(),
+        };
+        let err = t.render(&[Message { role: "user".into(), content: "hi".into() }]).unwrap_err();
+        assert_eq!(err.code, "invalid_chat");
     }
 }

@@ -2,7 +2,7 @@
 //! panic or an allocation the file's size does not justify.
 
 mod common;
-use common::gguf::{tiny_gemma3, V};
+use common::gguf::{gemma3, tiny_gemma3, V};
 use ouvert::engine::Engine;
 use ouvert::gguf::Gguf;
 use ouvert::weights::ModelBytes;
@@ -168,4 +168,33 @@ fn broken_metadata() {
     let mut b = tiny_gemma3();
     b.kv("tokenizer.ggml.model", V::Str("rwkv".into()));
     assert_eq!(code(&b.build()), "unsupported_tokenizer");
+}
+
+/// The fuzzers' seeds (fuzz/): valid tiny files, written to target/fuzz-seeds/{load,tokenizer}.
+/// Each one loads here, so the fuzzers start from files that reach the model's setup.
+#[test]
+fn writes_the_fuzz_seed_corpus() {
+    let dir = common::root().join("target/fuzz-seeds");
+    let seeds = [("one_layer", gemma3(1, 8)), ("six_layers", gemma3(6, 8)), ("with_template", {
+        let mut b = gemma3(2, 8);
+        b.kv("tokenizer.chat_template", V::Str("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}".into()));
+        b
+    })];
+    for (name, b) in &seeds {
+        let file = b.build();
+        assert_eq!(code(&file), "ok", "seed {name}");
+        write(&dir.join("load").join(name), &file);
+        // The tokenizer target reads a 64-byte text, then a file of only tokenizer metadata.
+        let mut vocab = common::gguf::Builder::new();
+        vocab.kv = b.kv.iter().filter(|(k, _)| k.starts_with("tokenizer.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut input = format!("{:<64}", "Bonjour « là » 🙂 <start_of_turn>").into_bytes();
+        input.truncate(64);
+        input.extend(vocab.build());
+        write(&dir.join("tokenizer").join(name), &input);
+    }
+}
+
+fn write(path: &std::path::Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
 }

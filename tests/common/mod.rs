@@ -36,6 +36,7 @@ pub fn must_match(margins: &[f64], min_margin: f64) -> usize {
 
 /// Writes GGUF files for tests: valid tiny models, and broken ones.
 pub mod gguf {
+    #[derive(Clone)]
     pub enum V {
         U32(u32),
         F32(f32),
@@ -139,6 +140,12 @@ pub mod gguf {
     /// 2 query heads sharing 1 key/value head of 32, and a byte-level vocabulary with a few
     /// merged pieces and Gemma's control tokens.
     pub fn tiny_gemma3() -> Builder {
+        gemma3(6, 64)
+    }
+
+    /// `tiny_gemma3` with `layers` layers of width `d` (heads of `d / 2`, feed-forward `2d`):
+    /// at `gemma3(1, 8)` a 15 KB file, small enough for a fuzzer to mutate.
+    pub fn gemma3(layers: u64, d: u64) -> Builder {
         let mut tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"].map(String::from).to_vec();
         let mut types = vec![3, 3, 3, 2, 3, 3];
         for b in 0..=255u8 {
@@ -156,13 +163,13 @@ pub mod gguf {
             .kv("general.name", V::Str("tiny test gemma".into()))
             .kv("general.license", V::Str("apache-2.0".into()))
             .kv("gemma3.context_length", V::U32(4096))
-            .kv("gemma3.embedding_length", V::U32(64))
-            .kv("gemma3.block_count", V::U32(6))
-            .kv("gemma3.feed_forward_length", V::U32(128))
+            .kv("gemma3.embedding_length", V::U32(d as u32))
+            .kv("gemma3.block_count", V::U32(layers as u32))
+            .kv("gemma3.feed_forward_length", V::U32(2 * d as u32))
             .kv("gemma3.attention.head_count", V::U32(2))
             .kv("gemma3.attention.head_count_kv", V::U32(1))
-            .kv("gemma3.attention.key_length", V::U32(32))
-            .kv("gemma3.attention.value_length", V::U32(32))
+            .kv("gemma3.attention.key_length", V::U32(d as u32 / 2))
+            .kv("gemma3.attention.value_length", V::U32(d as u32 / 2))
             .kv("gemma3.attention.sliding_window", V::U32(8))
             .kv("gemma3.attention.layer_norm_rms_epsilon", V::F32(1e-6))
             .kv("gemma3.rope.freq_base", V::F32(1e6))
@@ -185,10 +192,10 @@ pub mod gguf {
                 })
                 .collect()
         };
-        let (d, f, hd, n) = (64u64, 128u64, 32u64, n as u64);
+        let (f, hd, n) = (2 * d, d / 2, n as u64);
         b.f32_tensor("token_embd.weight", &[d, n], &rand((d * n) as usize, 0.5));
         b.f32_tensor("output_norm.weight", &[d], &vec![1.0; d as usize]);
-        for l in 0..6 {
+        for l in 0..layers {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
             b.f32_tensor(&p("attn_norm"), &[d], &vec![1.0; d as usize]);
             b.f32_tensor(&p("attn_q"), &[d, 2 * hd], &rand((d * 2 * hd) as usize, 0.2));
