@@ -151,6 +151,12 @@ fn broken_metadata() {
     let mut b = tiny_gemma3();
     b.kv.retain(|(k, _)| k != "gemma3.block_count");
     assert_eq!(code(&b.build()), "invalid_metadata");
+    // 2^32 - 1 layers (found by the fuzzer: it allocated per layer before checking tensors).
+    for layers in [0, u32::MAX] {
+        let mut b = tiny_gemma3();
+        b.kv("gemma3.block_count", V::U32(layers));
+        assert_eq!(code(&b.build()), "invalid_metadata", "{layers} layers");
+    }
     let mut b = tiny_gemma3();
     b.kv("tokenizer.ggml.add_bos_token", V::Raw(7, vec![2]));
     assert_eq!(code(&b.build()), "invalid_metadata");

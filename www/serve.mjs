@@ -12,12 +12,15 @@ const TYPES = {
   ".svg": "image/svg+xml", ".png": "image/png", ".ts": "text/plain; charset=utf-8",
 };
 
-// `onRequest(path, url)` sees every request; returning false drops the connection, as a
-// network failure would (the tests use it to cut the network).
+// `onRequest(path, url, res)` sees every request; returning false drops the connection, as a
+// network failure would (the tests use it to cut the network); returning "answered" means
+// it wrote the response itself.
 export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    if (onRequest(path, req.url) === false) { req.socket.destroy(); return; }
+    const seen = onRequest(path, req.url, res);
+    if (seen === false) { req.socket.destroy(); return; }
+    if (seen === "answered") return;
     let base = resolve(root), rel = path, matched = "";
     for (const [prefix, dir] of Object.entries(mounts)) { // the longest matching mount wins
       if (path.startsWith(prefix + "/") && prefix.length > matched.length) { base = resolve(dir); rel = path.slice(prefix.length); matched = prefix; }

@@ -79,6 +79,7 @@ async function fill(stream, size, { hash, onChunk }) {
       loader.push(value);
     } else {
       buffered.push(value);
+      try { checkFits(loaded + value.byteLength); } catch (e) { await reader.cancel().catch(() => {}); throw e; }
     }
     loaded += value.byteLength;
     onChunk(value, loaded);
@@ -110,6 +111,17 @@ async function open(model, sha256) {
   return { stream: res.body, size: length == null ? null : Number(length), source: "network" };
 }
 
+// What a page can hold: a wasm32 memory is at most 4 GiB (the engine's own state included),
+// and no more than the device's memory when the browser says (navigator.deviceMemory, GiB).
+const WASM_LIMIT = 2 ** 32 - 256 * 2 ** 20;
+function checkFits(bytes) {
+  const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
+  if (bytes > Math.min(WASM_LIMIT, device)) {
+    const mb = (n) => `${Math.round(n / 2 ** 20)} MB`;
+    throw fail("model_too_large", `the model is ${mb(bytes)}; a page can hold at most ${mb(Math.min(WASM_LIMIT, device))} here${device < WASM_LIMIT ? " (this device's memory)" : " (a browser's wasm memory)"}; pick a smaller model or quantization`);
+  }
+}
+
 async function load({ id, model, sha256, contextLength, backend }) {
   await init();
   // Asked for WebGPU where there is none: say so before downloading anything.
@@ -118,6 +130,10 @@ async function load({ id, model, sha256, contextLength, backend }) {
   }
   const want = sha256?.toLowerCase();
   const src = await open(model, want);
+  // Before the download: a server announces the size (a stream without one is checked as it comes).
+  if (src.size != null) {
+    try { checkFits(src.size); } catch (e) { await src.stream.cancel().catch(() => {}); throw e; }
+  }
   // Only a download is written to the cache; `writer` is null once caching is given up.
   let writer = null, cacheSkipped = null;
   if (src.source === "network") ({ writer = null, skipped: cacheSkipped = null } = await beginWrite(model, src.size));

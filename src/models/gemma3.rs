@@ -54,9 +54,15 @@ impl Config {
             None => crate::bail!("missing_tensor", "the model file has no token_embd.weight"),
         };
         let trained = m.usize("context_length")?;
+        // Every layer has its own tensors: a count beyond the file's tensors is a lie, caught
+        // before anything is allocated per layer.
+        let layers = m.usize("block_count")?;
+        if layers == 0 || layers > g.tensors.len() {
+            crate::bail!("invalid_metadata", "gemma3.block_count is {layers}, but the file has {} tensors", g.tensors.len());
+        }
         Ok(Config {
             dim,
-            layers: m.usize("block_count")?,
+            layers,
             heads,
             kv_heads,
             head_dim,

@@ -2,7 +2,9 @@
 // worker, streams, aborts, caches the model in OPFS, and reports typed errors.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, reference, mustMatch, badFiles, MODEL } from "./util.mjs";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { startBrowser, reference, mustMatch, badFiles, MODEL, ROOT } from "./util.mjs";
 
 const MARGIN = 0.25; // the rule of tests/reference.rs
 const URL_ = `/models/${MODEL}`;
@@ -209,4 +211,38 @@ test("typed errors: wrong SHA-256, 404, not a GGUF, truncated file; nothing bad 
   assert.equal(r.truncated, "true:truncated_file:true");
   assert.equal(r.webgpu, "true:webgpu_unavailable:true");
   assert.deepEqual(r.cached, [URL_], "only the verified model is cached");
+});
+
+test("a model larger than a page can hold is refused before its download: model_too_large, the connection closed", { timeout: 120_000 }, async () => {
+  // The server announces 5 GiB, sends 64 KiB of a real GGUF header, then holds the connection.
+  let sent = 0, closed = false;
+  env.answer["/huge.gguf"] = (res) => {
+    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": String(5 * 2 ** 30), "Cross-Origin-Embedder-Policy": "require-corp" });
+    const head = readFileSync(join(ROOT, "models", MODEL)).subarray(0, 65536);
+    res.write(head);
+    sent = head.length;
+    res.on("close", () => { closed = true; });
+  };
+  const r = await page.evaluate(async () => {
+    const t0 = performance.now();
+    try {
+      await Ouvert.createEngine({ model: "/huge.gguf" });
+      return { code: "loaded" };
+    } catch (e) {
+      return { code: e.code, message: e.message, ms: performance.now() - t0 };
+    }
+  });
+  delete env.answer["/huge.gguf"];
+  assert.equal(r.code, "model_too_large", JSON.stringify(r));
+  assert.match(r.message, /MB/);
+  for (let i = 0; i < 50 && !closed; i++) await new Promise((ok) => setTimeout(ok, 100));
+  assert.ok(closed && sent === 65536, "the download was abandoned at once");
+  // The page's other engines are untouched: the cached model still loads and answers.
+  const text = await page.evaluate(async (url) => {
+    const e = await Ouvert.createEngine({ model: url, backend: "wasm" });
+    const out = await e.complete("Paris is", { maxTokens: 4, temperature: 0 });
+    await e.dispose();
+    return out.text;
+  }, URL_);
+  assert.ok(text.length > 0);
 });

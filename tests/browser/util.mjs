@@ -36,14 +36,19 @@ export function mustMatch(margins, minMargin) {
 /**
  * Serves tests/browser with /www, /dist, /pkg and /models mounted, and starts Chromium.
  * `requests` logs every URL (path and query) the server saw; setting `block` to a predicate on the path
- * (or `() => true`) makes the server drop those connections, as a cut network would.
+ * (or `() => true`) makes the server drop those connections, as a cut network would;
+ * `answer[path] = (res) => …` writes the response for a path itself.
  */
 export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
-  const env = { requests: [], block: null };
+  const env = { requests: [], block: null, answer: {} };
   const server = await serve({
     root: join(ROOT, "tests/browser"),
     mounts: { "/models": join(ROOT, "models"), "/www": join(ROOT, "www"), "/dist": join(ROOT, "dist"), "/pkg": join(ROOT, "pkg"), ...mounts },
-    onRequest: (path, url) => { env.requests.push(url); return !env.block?.(path); },
+    onRequest: (path, url, res) => {
+      env.requests.push(url);
+      if (env.answer[path]) { env.answer[path](res); return "answered"; }
+      return !env.block?.(path);
+    },
   });
   const origin = `http://127.0.0.1:${server.address().port}`;
   const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
