@@ -3,7 +3,7 @@
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
 import init, { ModelLoader, WasmEngine } from "./wasm/ouvert.js";
-import { beginWrite, lookup, skipReason } from "./store.js";
+import { beginWrite, deleteCachedModel, lookup, skipReason } from "./store.js";
 
 let engine = null;
 let queue = Promise.resolve();
@@ -92,12 +92,12 @@ async function fill(stream, size, { hash, onChunk }) {
   return loader;
 }
 
-async function open(model, sha256) {
+async function open(model, sha256, useCache) {
   if (typeof model !== "string") {
     const blob = model instanceof Blob ? model : new Blob([model]);
     return { stream: blob.stream(), size: blob.size, source: "file" };
   }
-  const cached = await lookup(model, sha256); // null when the cached copy is another version
+  const cached = useCache && await lookup(model, sha256); // null when the cached copy is another version
   if (cached) return { stream: cached.file.stream(), size: cached.file.size, source: "cache", sha256: cached.sha256 };
   let res;
   try {
@@ -122,14 +122,35 @@ function checkFits(bytes) {
   }
 }
 
-async function load({ id, model, sha256, contextLength, backend }) {
+// A cached copy that fails (corrupted on disk: a bad hash or a file the engine rejects) is
+// dropped, and the model fetched again.
+async function load(msg) {
+  try {
+    return await loadFrom(msg, true);
+  } catch (e) {
+    if (!e.fromCache) throw e;
+    await deleteCachedModel(msg.model);
+    return loadFrom(msg, false);
+  }
+}
+
+async function loadFrom(msg, useCache) {
   await init();
   // Asked for WebGPU where there is none: say so before downloading anything.
-  if (backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
+  if (msg.backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
     throw fail("webgpu_unavailable", "this browser offers no WebGPU adapter; use backend \"auto\" (which falls back to wasm) or \"wasm\"");
   }
+  const src = await open(msg.model, msg.sha256?.toLowerCase(), useCache);
+  try {
+    return await loadSource(msg, src);
+  } catch (e) {
+    if (src.source === "cache" && e.code !== "aborted") e.fromCache = true;
+    throw e;
+  }
+}
+
+async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   const want = sha256?.toLowerCase();
-  const src = await open(model, want);
   // Before the download: a server announces the size (a stream without one is checked as it comes).
   if (src.size != null) {
     try { checkFits(src.size); } catch (e) { await src.stream.cancel().catch(() => {}); throw e; }
@@ -145,6 +166,8 @@ async function load({ id, model, sha256, contextLength, backend }) {
   let loader;
   try {
     loader = await fill(src.stream, src.size, {
+      // A cached file was hashed when it was stored; hashing it again would cost ~1.5 s a
+      // load. Damage on disk shows as a changed size or time, or a file the engine rejects.
       hash: !src.sha256,
       onChunk(chunk, loaded) {
         if (writer) {
@@ -168,7 +191,7 @@ async function load({ id, model, sha256, contextLength, backend }) {
   const bytes = loader.loaded;
   progress("download", bytes, bytes);
   progress("verify", 0, bytes);
-  const actual = src.sha256 ?? loader.sha256();
+  const actual = loader.sha256() ?? src.sha256;
   if (want && actual !== want) {
     await writer?.abort();
     loader.free();

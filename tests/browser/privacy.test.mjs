@@ -60,3 +60,67 @@ test("nothing is stored but the model cache: no cookie, local or session storage
   });
   assert.deepEqual(s, { cookie: "", local: [], session: [], indexedDB: [], caches: [], opfs: ["ouvert-models"], cached: [`/models/${MODEL}`] });
 });
+
+const modelRequests = () => env.requests.filter((p) => p.startsWith("/models/")).length;
+
+test("a corrupted cached file, or one whose recorded hash is wrong, is fetched again", { timeout: 300_000 }, async () => {
+  const load = (sha256) => page.evaluate(async ({ url, sha256 }) => {
+    const e = await window.Ouvert.createEngine({ model: url, sha256, backend: "wasm" });
+    const out = await e.complete("Paris is", { maxTokens: 4, temperature: 0 });
+    await e.dispose();
+    return { source: e.info.source, text: out.text };
+  }, { url: `/models/${MODEL}`, sha256 });
+  // Overwrite the cached file's first bytes (as a disk fault or another script would).
+  await page.evaluate(async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("ouvert-models");
+    const index = JSON.parse(await (await (await dir.getFileHandle("index.json")).getFile()).text());
+    const w = await (await dir.getFileHandle(Object.values(index)[0].file)).createWritable({ keepExistingData: true });
+    await w.write({ type: "write", position: 0, data: new Uint8Array(8) });
+    await w.close();
+  });
+  let n = modelRequests();
+  let r = await load(SHA256);
+  assert.equal(r.source, "network");
+  assert.equal(modelRequests(), n + 1, "the model was fetched again");
+  assert.ok(r.text.length > 0);
+  // An index entry recording another hash than the one asked for.
+  await page.evaluate(async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("ouvert-models");
+    const index = JSON.parse(await (await (await dir.getFileHandle("index.json")).getFile()).text());
+    for (const e of Object.values(index)) e.sha256 = "0".repeat(64);
+    const w = await (await dir.getFileHandle("index.json")).createWritable();
+    await w.write(JSON.stringify(index));
+    await w.close();
+  });
+  n = modelRequests();
+  r = await load(SHA256);
+  assert.equal(r.source, "network");
+  assert.equal(modelRequests(), n + 1, "the model was fetched again");
+  // Now whole and recorded right: the next load reads the cache.
+  n = modelRequests();
+  r = await load(SHA256);
+  assert.equal(r.source, "cache");
+  assert.equal(modelRequests(), n);
+  const cached = await page.evaluate(() => window.Ouvert.listCachedModels());
+  assert.deepEqual(cached.map((c) => c.sha256), [SHA256]);
+});
+
+test("storage full: the model runs without being cached, and info says why", { timeout: 300_000 }, async () => {
+  const cdp = await env.context.newCDPSession(page);
+  await page.evaluate(() => window.Ouvert.deleteCachedModel(location.origin + "/models/gemma-3-270m-q4_k_m.gguf"));
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: env.origin, quotaSize: 32 * 2 ** 20 });
+  try {
+    const r = await page.evaluate(async (url) => {
+      const e = await window.Ouvert.createEngine({ model: url, backend: "wasm" });
+      const out = await e.complete("Paris is", { maxTokens: 4, temperature: 0 });
+      await e.dispose();
+      return { cached: e.info.cached, skipped: e.info.cacheSkipped, text: out.text, list: await window.Ouvert.listCachedModels() };
+    }, `/models/${MODEL}`);
+    assert.equal(r.cached, false);
+    assert.equal(r.skipped, "quota");
+    assert.ok(r.text.length > 0);
+    assert.deepEqual(r.list, []);
+  } finally {
+    await cdp.send("Storage.overrideQuotaForOrigin", { origin: env.origin });
+  }
+});
