@@ -51,8 +51,9 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
     },
   });
   const origin = `http://127.0.0.1:${server.address().port}`;
+  const marker = `--ouvert-test=${process.pid}-${Date.now()}`; // finds this browser's processes
   const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic"];
+    "--disable-sync", "--no-first-run", "--disable-quic", marker];
   if (webgpu) args.push("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan");
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args });
   const context = await browser.newContext();
@@ -64,7 +65,7 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
     return route.abort();
   });
   return Object.assign(env, {
-    origin, browser, context, outside,
+    origin, browser, context, outside, marker,
     async close() { await browser.close(); server.closeAllConnections(); server.close(); },
   });
 }
