@@ -122,8 +122,10 @@ function checkFits(bytes) {
   }
 }
 
-// A cached copy that fails (corrupted on disk: a bad hash or a file the engine rejects) is
-// dropped, and the model fetched again.
+// A cached copy the engine rejects as a file (damaged on disk) is dropped and fetched again;
+// other failures (too large for the GPU, an abort) would fail the same way from the network.
+const FILE_DAMAGE = new Set(["bad_magic", "unsupported_version", "truncated_file", "invalid_metadata", "invalid_tensor",
+  "missing_tensor", "unsupported_quantization", "unsupported_tokenizer", "unsupported_architecture", "integrity"]);
 async function load(msg) {
   try {
     return await loadFrom(msg, true);
@@ -144,7 +146,7 @@ async function loadFrom(msg, useCache) {
   try {
     return await loadSource(msg, src);
   } catch (e) {
-    if (src.source === "cache" && e.code !== "aborted") e.fromCache = true;
+    if (src.source === "cache" && FILE_DAMAGE.has(e.code)) e.fromCache = true;
     throw e;
   }
 }
@@ -191,7 +193,7 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   const bytes = loader.loaded;
   progress("download", bytes, bytes);
   progress("verify", 0, bytes);
-  const actual = loader.sha256() ?? src.sha256;
+  const actual = src.sha256 ?? loader.sha256();
   if (want && actual !== want) {
     await writer?.abort();
     loader.free();
