@@ -246,7 +246,7 @@ fn model_on_gpu_matches_llama_cpp() {
     let Some(g) = gpu() else { return };
     let dispatches = g.dispatch_counter();
     let bytes = std::fs::read(model_path()).unwrap();
-    let mut gpu = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 256).unwrap();
+    let mut gpu = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 1024).unwrap();
 
     // One greedy decode step: six dispatches per layer, a few around them (embedding,
     // last rows, output projection, the two top-k passes).
@@ -259,7 +259,7 @@ fn model_on_gpu_matches_llama_cpp() {
     eprintln!("one decode step: {step} dispatches (18 layers)");
     assert!(step <= 18 * 6 + 8, "{step} dispatches for one token");
 
-    let mut cpu = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 256).unwrap();
+    let mut cpu = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 1024).unwrap();
     let reference = reference();
     let limit: usize = std::env::var("OUVERT_GPU_PROMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
     for p in reference["prompts"].as_array().unwrap().iter().take(limit) {
@@ -300,22 +300,139 @@ fn lost_device_fails_cleanly_and_the_cpu_takes_over() {
     assert_eq!(e.logits(&prompt).unwrap(), want);
 }
 
+/// GPU time per dispatch of the kernels a Gemma 3 270M decode step runs: `reps` dispatches
+/// between two readbacks, less one dispatch's round trip, over `reps - 1`.
 #[test]
 #[ignore = "timing probe, run by hand"]
 fn probe_kernel_times() {
     let Some(mut g) = gpu() else { return };
-    for (dtype, rows, cols) in [(DType::Q8_0, 262144, 640), (DType::Q5_0, 2048, 640), (DType::Q8_0, 2048, 640), (DType::F32, 2048, 640)] {
+    eprintln!("adapter: {}", g.adapter);
+    let reps = 50;
+    // A GPU idles at a low clock and takes a while to raise it: keep it busy first.
+    let (file, t) = matrix(DType::Q8_0, 262144, 640, 1);
+    let (m, x) = (g.matrix(&file, &t).unwrap(), g.act_from(&random(640, 2), 1, 640));
+    let mut out = g.act(1, 262144);
+    let t = std::time::Instant::now();
+    while t.elapsed().as_secs_f64() < 2.0 {
+        for _ in 0..20 {
+            g.matmul(&m, &x, &mut out);
+        }
+        block_on(g.read(&out)).unwrap();
+    }
+    drop((m, x, out));
+    let timed = |label: &str, g: &mut Gpu, run: &mut dyn FnMut(&mut Gpu, usize)| {
+        run(g, 1);
+        let t = std::time::Instant::now();
+        run(g, 1);
+        let one = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        run(g, reps);
+        let many = t.elapsed().as_secs_f64();
+        eprintln!("{label:44} {:8.1} µs per dispatch ({:.0} µs for one with its readback)", (many - one) / (reps - 1) as f64 * 1e6, one * 1e6);
+    };
+    let d = 640;
+    for (dtype, rows, cols) in [(DType::F32, 8, 32), (DType::Q8_0, 262144, d), (DType::Q8_0, 2048, d), (DType::Q5_0, 2048, d), (DType::Q5_0, d, 2048), (DType::Q4K, 2048, d), (DType::Q6K, 2048, d)] {
         let (file, t) = matrix(dtype, rows, cols, 1);
         let m = g.matrix(&file, &t).unwrap();
         let x = g.act_from(&random(cols, 2), 1, cols);
         let mut out = g.act(1, rows);
-        g.matmul(&m, &x, &mut out);
-        block_on(g.read(&out)).unwrap();
-        let t0 = std::time::Instant::now();
-        for _ in 0..3 {
-            g.matmul(&m, &x, &mut out);
+        timed(&format!("matmul {dtype:?} {rows}x{cols}"), &mut g, &mut |g, n| {
+            for _ in 0..n {
+                g.matmul(&m, &x, &mut out);
+            }
             block_on(g.read(&out)).unwrap();
+        });
+    }
+    let norm = g.vector(&random(d, 3)).unwrap();
+    let (fq, tq) = matrix(DType::Q5_0, 1024, d, 4);
+    let (fk, tk) = matrix(DType::Q5_0, 256, d, 5);
+    let (q, k, v) = (g.matrix(&fq, &tq).unwrap(), g.matrix(&fk, &tk).unwrap(), g.matrix(&fk, &tk).unwrap());
+    let mut x = g.act_from(&random(d, 6), 1, d);
+    let h = g.act_from(&random(d, 7), 1, d);
+    let (mut oq, mut ok, mut ov) = (g.act(1, 1024), g.act(1, 256), g.act(1, 256));
+    timed("norm + residual + q,k,v (1024+256+256 rows)", &mut g, &mut |g, n| {
+        for _ in 0..n {
+            g.norm_matmul(&mut x, Some((&h, &norm)), &norm, 1e-6, &[&q, &k, &v], Mix::Each, &mut [&mut oq, &mut ok, &mut ov]);
         }
-        eprintln!("{dtype:?} {rows}x{cols}: {:.1} ms", t0.elapsed().as_secs_f64() * 1000.0 / 3.0);
+        block_on(g.read(&ov)).unwrap();
+    });
+    let (fg, tg) = matrix(DType::Q5_0, 2048, d, 8);
+    let (gate, up) = (g.matrix(&fg, &tg).unwrap(), g.matrix(&fg, &tg).unwrap());
+    let mut oh = g.act(1, 2048);
+    timed("norm + gelu(gate)·up (2 × 2048 rows)", &mut g, &mut |g, n| {
+        for _ in 0..n {
+            g.norm_matmul(&mut x, None, &norm, 1e-6, &[&gate, &up], Mix::GeluGate, &mut [&mut oh]);
+        }
+        block_on(g.read(&oh)).unwrap();
+    });
+    let (heads, hd, ctx) = (4, 256, 1024);
+    let rope = g.vector(&ouvert::models::rope_table(10_000.0, hd, ctx)).unwrap();
+    let (qn, kn) = (g.vector(&random(hd, 9)).unwrap(), g.vector(&random(hd, 10)).unwrap());
+    let mut kv = g.kv_cache(ctx, hd).unwrap();
+    let (kx, vx) = (g.act_from(&random(hd, 11), 1, hd), g.act_from(&random(hd, 12), 1, hd));
+    let mut qx = g.act_from(&random(heads * hd, 13), 1, heads * hd);
+    let mut out = g.act(1, heads * hd);
+    let shape = AttnShape { n_heads: heads, n_kv_heads: 1, head_dim: hd, span: Span::Global };
+    for pos in [128, 1000] {
+        timed(&format!("attention, 4 heads of 256, {} keys", pos + 1), &mut g, &mut |g, n| {
+            for _ in 0..n {
+                g.attention(&mut qx, &kx, &vx, (&qn, &kn), 1e-6, &rope, &mut kv, pos, shape, &mut out);
+            }
+            block_on(g.read(&out)).unwrap();
+        });
+    }
+}
+
+/// The whole model on the GPU, timed: load, prefill of 128 and 512 prompt tokens, 128
+/// greedy decode steps, and the dispatches each costs. Run by hand on a real GPU
+/// (BENCHMARKS.md); wall-clock, readbacks included.
+#[test]
+#[ignore = "timing probe, run by hand"]
+fn probe_model_speed() {
+    let Some(g) = gpu() else { return };
+    eprintln!("adapter: {}", g.adapter);
+    let dispatches = g.dispatch_counter();
+    let count = || dispatches.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = std::fs::read(model_path()).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut e = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 1024).unwrap();
+    eprintln!("load (parse + upload): {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    let text = "The history of the printing press begins in Mainz, where Johannes Gutenberg combined movable metal type, an oil-based ink and a screw press. ".repeat(40);
+    let all = e.encode(&text).unwrap();
+    let greedy = |n| GenerateOptions { max_tokens: n, sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+    // Each prompt differs from the last right after BOS, so no cached prefix is reused.
+    let mut offset = 1;
+    let mut fresh = |n: usize| {
+        offset += 1;
+        [&all[..1], &all[offset..offset + n - 1]].concat()
+    };
+    // Warm-up: pipelines, first submits, and two seconds of work to raise the GPU's clock.
+    let t = std::time::Instant::now();
+    while t.elapsed().as_secs_f64() < 2.0 {
+        e.generate(&fresh(16), &greedy(64), &mut |_| true).unwrap();
+    }
+    for round in 0..3 {
+        for n in [128usize, 512] {
+            let prompt = fresh(n);
+            let before = count();
+            let t = std::time::Instant::now();
+            e.logits(&prompt).unwrap();
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("round {round}: prefill {n} tokens: {ms:.1} ms, {:.0} tok/s, {} dispatches", n as f64 / ms * 1000.0, count() - before);
+        }
+        let mut first = 0;
+        let out = e.generate(&fresh(8), &greedy(129), &mut |_| {
+            if first == 0 {
+                first = count();
+            }
+            true
+        }).unwrap();
+        let per_step = (count() - first) as f64 / 128.0;
+        eprintln!(
+            "round {round}: decode 128 tokens: {:.1} tok/s ({:.2} ms/token), {per_step:.0} dispatches per token; time to first token {:.1} ms",
+            out.stats.decode_tokens_per_second,
+            1000.0 / out.stats.decode_tokens_per_second,
+            out.stats.time_to_first_token_ms
+        );
     }
 }

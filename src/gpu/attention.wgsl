@@ -27,16 +27,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let keys = pos + 1u - first;
     var m = -1e30;
     var l = 0.0;
-    var acc: array<f32, 4>;
+    // Each invocation owns value dimensions (2·pr, 2·pr + 1) for pr = li and li + 64, so
+    // one u32 load reads both halves and a key's loads are independent of each other
+    // (a loop of dependent loads over the keys is latency bound on a real GPU).
+    var acc: array<vec2<f32>, 2>;
+    let pairs = hd / 2u;
     for (var k0 = 0u; k0 < keys; k0 += TILE) {
         let nk = min(TILE, keys - k0);
         var lmax = -1e30;
         for (var j = li; j < nk; j += 64u) {
             let kb = ((first + k0 + j) * p.kvw + kvh * hd) / 2u;
             var s = 0.0;
-            for (var i = 0u; i < hd / 2u; i++) {
-                let kk = unpack2x16float(kc[kb + i]);
-                s += qs[2u * i] * kk.x + qs[2u * i + 1u] * kk.y;
+            for (var i = 0u; i < pairs; i += 4u) { // head sizes are multiples of 8
+                let c0 = unpack2x16float(kc[kb + i]);
+                let c1 = unpack2x16float(kc[kb + i + 1u]);
+                let c2 = unpack2x16float(kc[kb + i + 2u]);
+                let c3 = unpack2x16float(kc[kb + i + 3u]);
+                let q = 2u * i;
+                s += qs[q] * c0.x + qs[q + 1u] * c0.y + qs[q + 2u] * c1.x + qs[q + 3u] * c1.y
+                    + qs[q + 4u] * c2.x + qs[q + 5u] * c2.y + qs[q + 6u] * c3.x + qs[q + 7u] * c3.y;
             }
             sc[j] = s;
             lmax = max(lmax, s);
@@ -51,22 +60,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         l = l * alpha + wg_sum(lsum, li);
         m = mnew;
-        for (var u = 0u; u < 4u; u++) {
-            let d = li + 64u * u;
-            if (d < hd) {
-                var a = acc[u] * alpha;
-                let vb = (first + k0) * p.kvw + kvh * hd + d;
-                for (var j = 0u; j < nk; j++) {
-                    let e = vb + j * p.kvw;
-                    a += sc[j] * unpack2x16float(vc[e >> 1u])[e & 1u];
+        acc[0] *= alpha;
+        acc[1] *= alpha;
+        let vb = ((first + k0) * p.kvw + kvh * hd) / 2u;
+        let stride = p.kvw / 2u;
+        var j = 0u;
+        for (; j + 4u <= nk; j += 4u) {
+            let e = vb + j * stride;
+            for (var u = 0u; u < 2u; u++) {
+                let pr = e + li + 64u * u;
+                if (li + 64u * u < pairs) {
+                    acc[u] += sc[j] * unpack2x16float(vc[pr]) + sc[j + 1u] * unpack2x16float(vc[pr + stride])
+                        + sc[j + 2u] * unpack2x16float(vc[pr + 2u * stride]) + sc[j + 3u] * unpack2x16float(vc[pr + 3u * stride]);
                 }
-                acc[u] = a;
+            }
+        }
+        for (; j < nk; j++) {
+            let e = vb + j * stride;
+            for (var u = 0u; u < 2u; u++) {
+                if (li + 64u * u < pairs) { acc[u] += sc[j] * unpack2x16float(vc[e + li + 64u * u]); }
             }
         }
         workgroupBarrier();
     }
-    for (var u = 0u; u < 4u; u++) {
-        let d = li + 64u * u;
-        if (d < hd) { act[p.out_off + (t * p.nq + h) * hd + d] = acc[u] / l; }
+    let ob = p.out_off + (t * p.nq + h) * hd;
+    for (var u = 0u; u < 2u; u++) {
+        let pr = li + 64u * u;
+        if (pr < pairs) {
+            act[ob + 2u * pr] = acc[u].x / l;
+            act[ob + 2u * pr + 1u] = acc[u].y / l;
+        }
     }
 }

@@ -20,7 +20,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let src = p.v_off + (t * p.nkv + vh) * hd;
         let dst = (pos * p.kvw + vh * hd) / 2u;
         for (var m = li; m < half; m += 64u) {
-            vc[dst + m] = pack2x16float(vec2<f32>(act[src + 2u * m], act[src + 2u * m + 1u]));
+            vc[dst + m] = pack_f16(vec2<f32>(act[src + 2u * m], act[src + 2u * m + 1u]));
         }
         return;
     }
@@ -54,8 +54,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             act[base + half + 2u * m] = rb.x;
             act[base + half + 2u * m + 1u] = rb.y;
         } else {
-            kc[kdst + m] = pack2x16float(ra);
-            kc[kdst + half / 2u + m] = pack2x16float(rb);
+            kc[kdst + m] = pack_f16(ra);
+            kc[kdst + half / 2u + m] = pack_f16(rb);
         }
     }
 }

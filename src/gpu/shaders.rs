@@ -20,8 +20,9 @@ fn weights(binding: usize, i: usize) -> String {
     format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n{}", QUANT.replace("W_", &name))
 }
 
-/// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`.
-pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix) -> String {
+/// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`,
+/// `tok` token rows per workgroup (1 for a decode step: its accumulators stay in registers).
+pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix, tok: u32) -> String {
     let mut s = format!("const PRO_ADD: bool = {add};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
     for i in 0..types.len() {
         s += &weights(3 + i, i);
@@ -45,7 +46,7 @@ pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix) -> String {
             "if (row < p.rows0) { act[p.out0 + (t0 + t) * p.out_w0 + row] = gelu(a) * b; }".to_owned(),
         ),
     };
-    s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
+    s + &MATMUL.replace("const TOK: u32 = 4u;", &format!("const TOK: u32 = {tok}u;")).replace("BODY", &body).replace("STORE", &store)
 }
 
 /// The loop over 256-column slices: stage x̂, then each (row, lane) dots one chunk per
