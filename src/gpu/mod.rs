@@ -51,6 +51,10 @@ pub struct Gpu {
     binds: HashMap<(String, usize, Vec<wgpu::Buffer>), wgpu::BindGroup>,
     arena: Rc<RefCell<Arena>>,
     vecs: Vectors,
+    /// The open compute pass: consecutive dispatches share one (WebGPU orders a pass's
+    /// dispatches and makes each one's writes visible to the next). Declared before
+    /// `encoder`, which it locks until it ends.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     params: Vec<u8>,
     params_buf: wgpu::Buffer,
@@ -229,6 +233,7 @@ impl Gpu {
             binds: HashMap::new(),
             arena: Rc::new(RefCell::new(Arena { buf: None, capacity: 0, stack: Vec::new(), top: 0, want: 0 })),
             vecs: Vectors { host: Vec::new(), buf: None, uploaded: 0 },
+            pass: None,
             encoder: None,
             params: Vec::new(),
             params_buf,
@@ -293,6 +298,7 @@ impl Gpu {
     }
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None; // a copy is recorded outside any pass
         self.encoder.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()))
     }
 
@@ -366,11 +372,13 @@ impl Gpu {
             }
         };
         let pipeline = pipeline.clone();
-        let mut pass = self.encoder().begin_compute_pass(&Default::default());
+        if self.pass.is_none() {
+            self.pass = Some(self.encoder().begin_compute_pass(&Default::default()).forget_lifetime());
+        }
+        let pass = self.pass.as_mut().expect("opened above");
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
-        drop(pass);
         self.dispatches.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -380,6 +388,7 @@ impl Gpu {
             self.queue.write_buffer(&self.params_buf, 0, &self.params);
             self.params.clear();
         }
+        self.pass = None;
         if let Some(enc) = self.encoder.take() {
             self.queue.submit([enc.finish()]);
         }
