@@ -4,6 +4,7 @@
 
 mod common;
 use candle_core::quantized::k_quants::*;
+use common::gguf::tiny_gemma3;
 use common::*;
 use half::{bf16, f16};
 use ouvert::backend::{AttnShape, Backend, Mix, Span};
@@ -314,7 +315,7 @@ fn probe_kernel_times() {
     let mut out = g.act(1, 262144);
     let t = std::time::Instant::now();
     while t.elapsed().as_secs_f64() < 2.0 {
-        for _ in 0..20 {
+        for _ in 0..12 {
             g.matmul(&m, &x, &mut out);
         }
         block_on(g.read(&out)).unwrap();
@@ -435,4 +436,54 @@ fn probe_model_speed() {
             out.stats.time_to_first_token_ms
         );
     }
+}
+
+/// Abort and reuse on the GPU: 100 generations on one engine, each stopped after two
+/// tokens (the `Generation` dropped, as the worker drops an aborted one), leave no buffer,
+/// GPU memory or bind group behind after the first; then engines created and dropped in
+/// turn leave the process's memory flat (lavapipe's GPU memory is the host's).
+#[test]
+fn abort_cycles_leave_no_gpu_resources_behind() {
+    let Some(g) = gpu() else { return };
+    let counters = g.resource_counter();
+    let file = tiny_gemma3().build();
+    let mut e = Engine::load_on(g, ModelBytes::from_slice(&file).unwrap(), 64).unwrap();
+    let opts = GenerateOptions { max_tokens: 16, sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+    let live = || {
+        let c = counters().hal;
+        (c.buffers.read(), c.buffer_memory.read(), c.bind_groups.read())
+    };
+    let mut first = None;
+    for cycle in 0..100u32 {
+        let prompt = [2, 270 + cycle % 7, 271, 272];
+        let mut run = e.start(&prompt, opts.clone()).unwrap();
+        let mut pieces = 0;
+        while pieces < 2 {
+            if let Event::Piece(_) = e.step(&mut run).unwrap() {
+                pieces += 1;
+            }
+        }
+        drop(run);
+        let now = live();
+        assert!(now.0 > 0, "the counters are not counting");
+        let want = *first.get_or_insert(now);
+        assert_eq!(now, want, "cycle {cycle}: (buffers, buffer bytes, bind groups) grew");
+    }
+    eprintln!("after 100 aborted generations: (buffers, buffer bytes, bind groups) = {:?}", first.unwrap());
+    drop(e);
+
+    let rss = || std::fs::read_to_string("/proc/self/statm").unwrap().split(' ').nth(1).unwrap().parse::<usize>().unwrap() * 4096;
+    let mut sizes = Vec::new();
+    for _ in 0..12 {
+        let mut e = Engine::load_on(gpu().unwrap(), ModelBytes::from_slice(&file).unwrap(), 64).unwrap();
+        e.generate(&[2, 270, 271], &opts, &mut |_| true).unwrap();
+        drop(e);
+        sizes.push(rss());
+    }
+    eprintln!("RSS after each of 12 engines: {:?} MB", sizes.iter().map(|s| s >> 20).collect::<Vec<_>>());
+    // The allocator's noise is upward spikes of ~20 MB; the floor is what a leak raises
+    // (each engine holds several MB of GPU memory, so nine leaked ones would show).
+    let floor = |r: std::ops::Range<usize>| *sizes[r].iter().min().unwrap() as i64;
+    let growth = floor(9..12) - floor(1..4);
+    assert!(growth < 24 << 20, "engines 2 to 12 raised the process's memory floor by {} MB", growth >> 20);
 }

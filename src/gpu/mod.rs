@@ -266,6 +266,17 @@ impl Gpu {
         Box::new(move || device.destroy())
     }
 
+    /// A function that reads the device's live buffers, GPU memory and bind groups, once
+    /// the GPU is idle (native builds count them; for tests).
+    pub fn resource_counter(&self) -> Box<dyn Fn() -> wgpu::InternalCounters> {
+        let device = self.device.clone();
+        Box::new(move || {
+            #[cfg(not(target_arch = "wasm32"))]
+            let _ = device.poll(wgpu::PollType::wait_indefinitely());
+            device.get_internal_counters()
+        })
+    }
+
     /// The running count of dispatches recorded.
     pub fn dispatch_counter(&self) -> Arc<AtomicUsize> {
         self.dispatches.clone()
