@@ -1,6 +1,11 @@
 // Causal attention of one query head at one position over the f16 KV cache, in tiles of
 // 256 keys with a running max and sum (online softmax). Queries are rounded to f16 as
 // ggml does before its f16 product with K.
+//
+// 256 invocations, as a decode step has only one workgroup per head: in a tile each
+// scores one key, then four groups of 64 each sum a quarter of the keys' values, every
+// invocation owning value dimensions (2·pr, 2·pr + 1) for pr = lane and lane + 64 (one
+// u32 load reads both halves). The four partial sums are added at the end.
 
 struct P { n: u32, pos0: u32, hd: u32, nq: u32, group: u32, kvw: u32, window: u32, q_off: u32, out_off: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -11,8 +16,31 @@ struct P { n: u32, pos0: u32, hd: u32, nq: u32, group: u32, kvw: u32, window: u3
 const TILE: u32 = 256u;
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, TILE>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> sums: array<vec2<f32>, 512>; // 4 key groups × 128 dimension pairs
 
-@compute @workgroup_size(64)
+// The max (is_max) or the sum of `v` over the workgroup; call from uniform control flow.
+fn reduce256(v: f32, li: u32, is_max: bool) -> f32 {
+    red[li] = v;
+    workgroupBarrier();
+    if (li < 64u) { // each folds four values into red[192 + li], a slot only it reads
+        let a = red[li];
+        let b = red[li + 64u];
+        let c = red[li + 128u];
+        let d = red[li + 192u];
+        red[192u + li] = select(a + b + c + d, max(max(a, b), max(c, d)), is_max);
+    }
+    workgroupBarrier();
+    var r = red[192u];
+    for (var i = 1u; i < 64u; i++) {
+        let x = red[192u + i];
+        r = select(r + x, max(r, x), is_max);
+    }
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let h = wid.x;
     let t = wid.y;
@@ -20,24 +48,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let hd = p.hd;
     let kvh = h / p.group;
     let qb = p.q_off + (t * p.nq + h) * hd;
-    for (var i = li; i < hd; i += 64u) { qs[i] = f16r(act[qb + i]); }
+    for (var i = li; i < hd; i += 256u) { qs[i] = f16r(act[qb + i]); }
     workgroupBarrier();
     var first = 0u;
     if (p.window > 0u && pos + 1u > p.window) { first = pos + 1u - p.window; }
     let keys = pos + 1u - first;
     var m = -1e30;
     var l = 0.0;
-    // Each invocation owns value dimensions (2·pr, 2·pr + 1) for pr = li and li + 64, so
-    // one u32 load reads both halves and a key's loads are independent of each other
-    // (a loop of dependent loads over the keys is latency bound on a real GPU).
-    var acc: array<vec2<f32>, 2>;
+    let kg = li / 64u;
+    let lane = li % 64u;
     let pairs = hd / 2u;
+    var acc: array<vec2<f32>, 2>;
     for (var k0 = 0u; k0 < keys; k0 += TILE) {
         let nk = min(TILE, keys - k0);
-        var lmax = -1e30;
-        for (var j = li; j < nk; j += 64u) {
-            let kb = ((first + k0 + j) * p.kvw + kvh * hd) / 2u;
-            var s = 0.0;
+        var s = -1e30;
+        if (li < nk) {
+            let kb = ((first + k0 + li) * p.kvw + kvh * hd) / 2u;
+            s = 0.0;
             for (var i = 0u; i < pairs; i += 4u) { // head sizes are multiples of 8
                 let c0 = unpack2x16float(kc[kb + i]);
                 let c1 = unpack2x16float(kc[kb + i + 1u]);
@@ -47,48 +74,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 s += qs[q] * c0.x + qs[q + 1u] * c0.y + qs[q + 2u] * c1.x + qs[q + 3u] * c1.y
                     + qs[q + 4u] * c2.x + qs[q + 5u] * c2.y + qs[q + 6u] * c3.x + qs[q + 7u] * c3.y;
             }
-            sc[j] = s;
-            lmax = max(lmax, s);
         }
-        let mnew = max(m, wg_max(lmax, li));
+        let mnew = max(m, reduce256(s, li, true));
         let alpha = exp(m - mnew);
-        var lsum = 0.0;
-        for (var j = li; j < nk; j += 64u) {
-            let e = exp(sc[j] - mnew);
-            sc[j] = e;
-            lsum += e;
-        }
-        l = l * alpha + wg_sum(lsum, li);
+        var e = 0.0;
+        if (li < nk) { e = exp(s - mnew); }
+        sc[li] = e;
+        l = l * alpha + reduce256(e, li, false); // its barriers also publish sc
         m = mnew;
         acc[0] *= alpha;
         acc[1] *= alpha;
-        let vb = ((first + k0) * p.kvw + kvh * hd) / 2u;
+        // Key group kg sums the tile's keys kg·q .. (kg + 1)·q.
+        let q = (nk + 3u) / 4u;
+        let j1 = min(nk, (kg + 1u) * q);
         let stride = p.kvw / 2u;
-        var j = 0u;
-        for (; j + 4u <= nk; j += 4u) {
-            let e = vb + j * stride;
+        let vb = ((first + k0) * p.kvw + kvh * hd) / 2u + lane;
+        var j = kg * q;
+        for (; j + 2u <= j1; j += 2u) {
+            let e0 = vb + j * stride;
             for (var u = 0u; u < 2u; u++) {
-                let pr = e + li + 64u * u;
-                if (li + 64u * u < pairs) {
-                    acc[u] += sc[j] * unpack2x16float(vc[pr]) + sc[j + 1u] * unpack2x16float(vc[pr + stride])
-                        + sc[j + 2u] * unpack2x16float(vc[pr + 2u * stride]) + sc[j + 3u] * unpack2x16float(vc[pr + 3u * stride]);
+                if (lane + 64u * u < pairs) {
+                    let o = e0 + 64u * u;
+                    acc[u] += sc[j] * unpack2x16float(vc[o]) + sc[j + 1u] * unpack2x16float(vc[o + stride]);
                 }
             }
         }
-        for (; j < nk; j++) {
-            let e = vb + j * stride;
+        if (j < j1) {
             for (var u = 0u; u < 2u; u++) {
-                if (li + 64u * u < pairs) { acc[u] += sc[j] * unpack2x16float(vc[e + li + 64u * u]); }
+                if (lane + 64u * u < pairs) { acc[u] += sc[j] * unpack2x16float(vc[vb + j * stride + 64u * u]); }
             }
         }
         workgroupBarrier();
     }
-    let ob = p.out_off + (t * p.nq + h) * hd;
-    for (var u = 0u; u < 2u; u++) {
-        let pr = li + 64u * u;
-        if (pr < pairs) {
-            act[ob + 2u * pr] = acc[u].x / l;
-            act[ob + 2u * pr + 1u] = acc[u].y / l;
+    sums[kg * 128u + lane] = acc[0];
+    sums[kg * 128u + lane + 64u] = acc[1];
+    workgroupBarrier();
+    if (kg == 0u) {
+        let ob = p.out_off + (t * p.nq + h) * hd;
+        for (var u = 0u; u < 2u; u++) {
+            let pr = lane + 64u * u;
+            if (pr < pairs) {
+                let v = (sums[pr] + sums[128u + pr] + sums[256u + pr] + sums[384u + pr]) / l;
+                act[ob + 2u * pr] = v.x;
+                act[ob + 2u * pr + 1u] = v.y;
+            }
         }
     }
 }
