@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startBrowser, reference, mustMatch, badFiles, MODEL, ROOT } from "./util.mjs";
+import { startBrowser, reference, mustMatch, badFiles, MODEL, ROOT, openApiPage } from "./util.mjs";
 
 const MARGIN = 0.25; // the rule of tests/reference.rs
 const URL_ = `/models/${MODEL}`;
@@ -13,11 +13,7 @@ const SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 let env, page;
 before(async () => {
   env = await startBrowser({ mounts: { "/bad": badFiles() } });
-  page = await env.context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-  page.on("pageerror", (e) => console.error("[page]", e));
-  await page.goto(`${env.origin}/api.html`);
-  await page.waitForFunction(() => window.apiReady);
+  page = await openApiPage(env);
 });
 after(async () => {
   assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");

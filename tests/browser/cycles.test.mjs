@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { startBrowser, MODEL } from "./util.mjs";
+import { startBrowser, MODEL, openApiPage } from "./util.mjs";
 
 const URL_ = `/models/${MODEL}`;
 const CYCLES = Number(process.env.OUVERT_CYCLES || 100);
@@ -12,10 +12,7 @@ const CYCLES = Number(process.env.OUVERT_CYCLES || 100);
 let env, page;
 before(async () => {
   env = await startBrowser();
-  page = await env.context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-  await page.goto(`${env.origin}/api.html`);
-  await page.waitForFunction(() => window.apiReady);
+  page = await openApiPage(env);
 });
 after(async () => {
   assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");
@@ -77,7 +74,7 @@ test(`${CYCLES} cycles of create, generate, abort, dispose: no worker left, no m
   for (let i = 2; i <= CYCLES; i++) {
     const r = await cycle();
     assert.deepEqual(r, first, `cycle ${i}`);
-    if (i % 10 === 0) {
+    if (i % 10 === 0 || i === CYCLES) { // the last too, so a short run has a series
       await settle();
       series.push(Math.round(browserRssMB()));
       peak = Math.max(peak, series.at(-1));

@@ -3,7 +3,7 @@
 // and stores nothing but the model cache.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, MODEL } from "./util.mjs";
+import { startBrowser, MODEL, openApiPage } from "./util.mjs";
 
 const SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 // What a careful site would send: only its own origin, wasm compiled but no eval.
@@ -17,10 +17,7 @@ before(async () => {
     const response = await route.fetch();
     await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": CSP } });
   });
-  page = await env.context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-  await page.goto(`${env.origin}/csp.html`);
-  await page.waitForFunction(() => window.apiReady);
+  page = await openApiPage(env, "csp.html");
 });
 after(async () => {
   assert.deepEqual(env.outside, [], "no request may leave 127.0.0.1");

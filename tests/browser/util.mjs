@@ -70,6 +70,17 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
   });
 }
 
+/** A page on an API test page (`api.html`, or `csp.html`) once its module has loaded, page
+ * errors echoed to the test output. */
+export async function openApiPage(env, path = "api.html") {
+  const page = await env.context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
+  page.on("pageerror", (e) => console.error("[page]", e));
+  await page.goto(`${env.origin}/${path}`);
+  await page.waitForFunction(() => window.apiReady);
+  return page;
+}
+
 /** A page on the engine harness (engine.html), page errors echoed to the test output. */
 export async function openHarness(env) {
   const page = await env.context.newPage();
