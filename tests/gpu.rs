@@ -309,13 +309,17 @@ fn probe_kernel_times() {
     let Some(mut g) = gpu() else { return };
     eprintln!("adapter: {}", g.adapter);
     let reps = 50;
-    // A GPU idles at a low clock and takes a while to raise it: keep it busy first.
-    let (file, t) = matrix(DType::Q8_0, 262144, 640, 1);
+    // A GPU idles at a low clock and takes a while to raise it: keep it busy first, unless
+    // OUVERT_PROBE_COLD is set. (On the H100 the output projection, timed first, took
+    // 0.67 ms cold and 3.3-3.8 ms after any earlier work: not yet explained; see
+    // BENCHMARKS.md.)
+    let (file, t) = matrix(DType::Q5_0, 2048, 640, 1);
     let (m, x) = (g.matrix(&file, &t).unwrap(), g.act_from(&random(640, 2), 1, 640));
-    let mut out = g.act(1, 262144);
+    let mut out = g.act(1, 2048);
     let t = std::time::Instant::now();
-    while t.elapsed().as_secs_f64() < 2.0 {
-        for _ in 0..12 {
+    let warm_up = if std::env::var_os("OUVERT_PROBE_COLD").is_some() { 0.0 } else { 2.0 };
+    while t.elapsed().as_secs_f64() < warm_up {
+        for _ in 0..200 {
             g.matmul(&m, &x, &mut out);
         }
         block_on(g.read(&out)).unwrap();
@@ -332,11 +336,22 @@ fn probe_kernel_times() {
         eprintln!("{label:44} {:8.1} µs per dispatch ({:.0} µs for one with its readback)", (many - one) / (reps - 1) as f64 * 1e6, one * 1e6);
     };
     let d = 640;
-    for (dtype, rows, cols) in [(DType::F32, 8, 32), (DType::Q8_0, 262144, d), (DType::Q8_0, 2048, d), (DType::Q5_0, 2048, d), (DType::Q5_0, d, 2048), (DType::Q4K, 2048, d), (DType::Q6K, 2048, d)] {
+    for (dtype, rows, cols) in [(DType::Q8_0, 262144, d), (DType::F32, 8, 32), (DType::Q8_0, 2048, d), (DType::Q5_0, 2048, d), (DType::Q5_0, d, 2048), (DType::Q4K, 2048, d), (DType::Q6K, 2048, d)] {
         let (file, t) = matrix(dtype, rows, cols, 1);
         let m = g.matrix(&file, &t).unwrap();
         let x = g.act_from(&random(cols, 2), 1, cols);
         let mut out = g.act(1, rows);
+        if rows > 100_000 {
+            let ms: Vec<String> = (0..6)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    g.matmul(&m, &x, &mut out);
+                    block_on(g.read(&out)).unwrap();
+                    format!("{:.2}", t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect();
+            eprintln!("matmul {dtype:?} {rows}x{cols}, one at a time with its readback: {} ms", ms.join(", "));
+        }
         timed(&format!("matmul {dtype:?} {rows}x{cols}"), &mut g, &mut |g, n| {
             for _ in 0..n {
                 g.matmul(&m, &x, &mut out);
