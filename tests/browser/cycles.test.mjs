@@ -83,9 +83,12 @@ test(`${CYCLES} cycles of create, generate, abort, dispose: no worker left, no m
   const end = browserRssMB();
   console.log(`browser RSS after cycle 1: ${base.toFixed(0)} MB; with an engine alive: ${holding.toFixed(0)} MB; at every tenth cycle: ${series.join(", ")} MB; after cycle ${CYCLES}: ${end.toFixed(0)} MB`);
   // A leaked engine holds its model (+370 MB, as measured above): the growth stays under half
-  // of one. Chromium may step up its heaps once (seen: +90 MB near cycle 50, then flat), so
-  // the leak test proper is the second half of the cycles: no growth there.
+  // of one. Chromium steps its heaps up once, at a cycle that varies (seen: +90 MB near cycle
+  // 50, and near 70, flat before and after), so the leak test proper is the second half of
+  // the cycles with its largest single step set aside: a steady leak rises at every step.
   assert.ok(peak - base < (holding - base) / 2, `the browser grew by ${(peak - base).toFixed(0)} MB over ${CYCLES} cycles`);
   const late = series.slice(Math.floor(series.length / 2));
-  assert.ok(late.at(-1) - late[0] < 32, `the browser grew by ${late.at(-1) - late[0]} MB over the last half of the cycles`);
+  const rises = late.slice(1).map((v, i) => Math.max(0, v - late[i]));
+  const steady = rises.reduce((a, b) => a + b, 0) - Math.max(0, ...rises);
+  assert.ok(steady < 24, `the browser grew by ${steady} MB over the last half of the cycles, besides its largest step`);
 });
