@@ -5,8 +5,6 @@
 // activations live in one buffer, `act`, at element offsets. The host prepends the
 // constants and the weight bindings and fills in the per-matrix loop and store.
 
-const TOK: u32 = 4u;
-
 struct P {
     n: u32, cols: u32, x_in: u32, x_out: u32,
     h_off: u32, post: u32, norm: u32, eps: f32,

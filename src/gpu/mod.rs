@@ -32,8 +32,6 @@ const PARAM_SLOTS: usize = 1024;
 const TOK: u32 = 4;
 /// Weight rows per matmul workgroup.
 const ROWS_PER_GROUP: usize = 8;
-/// Bind groups kept for reuse (a decode step of an 18-layer model uses ~120).
-const MAX_CACHED_BINDS: usize = 4096;
 /// Largest workgroup count along one grid dimension that WebGPU guarantees.
 const MAX_GRID: u32 = 65_535;
 
@@ -45,10 +43,6 @@ pub struct Gpu {
     max_binding: u64,
     /// Each kernel's pipeline and its bind group layout, built once.
     pipelines: HashMap<String, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
-    /// Bind groups by kernel, parameter offset and buffers: every decode step records the
-    /// same dispatches, and creating a bind group costs more host time than most kernels
-    /// take on a real GPU. Emptied when the arena or vector buffer is replaced.
-    binds: HashMap<(String, usize, Vec<wgpu::Buffer>), wgpu::BindGroup>,
     arena: Rc<RefCell<Arena>>,
     vecs: Vectors,
     /// The open compute pass: consecutive dispatches share one (WebGPU orders a pass's
@@ -230,7 +224,6 @@ impl Gpu {
             device,
             queue,
             pipelines: HashMap::new(),
-            binds: HashMap::new(),
             arena: Rc::new(RefCell::new(Arena { buf: None, capacity: 0, stack: Vec::new(), top: 0, want: 0 })),
             vecs: Vectors { host: Vec::new(), buf: None, uploaded: 0 },
             pass: None,
@@ -320,7 +313,6 @@ impl Gpu {
             let capacity = want.next_power_of_two().max(1 << 16);
             let buf = self.storage("activations", capacity as u64 * 4);
             let old = self.arena.borrow_mut().buf.replace(buf.clone());
-            self.binds.clear();
             if let Some(old) = old {
                 self.encoder().copy_buffer_to_buffer(&old, 0, &buf, 0, old.size());
             }
@@ -330,7 +322,6 @@ impl Gpu {
             let buf = self.storage("vectors", self.vecs.host.len() as u64 * 4);
             self.upload(&buf, bytemuck_f32(&self.vecs.host));
             self.vecs.buf = Some(buf);
-            self.binds.clear();
             self.vecs.uploaded = self.vecs.host.len();
         }
     }
@@ -365,23 +356,12 @@ impl Gpu {
         self.params.extend(params.iter().flat_map(|v| v.to_le_bytes()));
         self.params.resize(offset + PARAM_STRIDE, 0);
         let (pipeline, layout) = &self.pipelines[key];
-        let bind_key = (key.to_owned(), offset, buffers.iter().map(|&b| b.clone()).collect::<Vec<_>>());
-        let bind = match self.binds.get(&bind_key) {
-            Some(b) => b.clone(),
-            None => {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.params_buf, offset: offset as u64, size: wgpu::BufferSize::new(PARAM_STRIDE as u64) }),
-                }];
-                entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
-                let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
-                if self.binds.len() >= MAX_CACHED_BINDS {
-                    self.binds.clear(); // a bound on what stale entries keep alive
-                }
-                self.binds.insert(bind_key, bind.clone());
-                bind
-            }
-        };
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.params_buf, offset: offset as u64, size: wgpu::BufferSize::new(PARAM_STRIDE as u64) }),
+        }];
+        entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
         let pipeline = pipeline.clone();
         if self.pass.is_none() {
             self.pass = Some(self.encoder().begin_compute_pass(&Default::default()).forget_lifetime());

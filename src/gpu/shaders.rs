@@ -23,7 +23,7 @@ fn weights(binding: usize, i: usize) -> String {
 /// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`,
 /// `tok` token rows per workgroup (1 for a decode step: its accumulators stay in registers).
 pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix, tok: u32) -> String {
-    let mut s = format!("const PRO_ADD: bool = {add};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
+    let mut s = format!("const TOK: u32 = {tok}u;\nconst PRO_ADD: bool = {add};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
     for i in 0..types.len() {
         s += &weights(3 + i, i);
     }
@@ -46,7 +46,7 @@ pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix, tok: u32) -> S
             "if (row < p.rows0) { act[p.out0 + (t0 + t) * p.out_w0 + row] = gelu(a) * b; }".to_owned(),
         ),
     };
-    s + &MATMUL.replace("const TOK: u32 = 4u;", &format!("const TOK: u32 = {tok}u;")).replace("BODY", &body).replace("STORE", &store)
+    s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
 }
 
 /// The loop over 256-column slices: stage x̂, then each (row, lane) dots one chunk per
