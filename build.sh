@@ -7,6 +7,7 @@
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
 #   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (BENCH_ROUNDS, BENCH_THREADS)
+#   ./build.sh tiny_reference   re-run llama.cpp on the tiny random models of every architecture and type
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -112,7 +113,8 @@ cmd_test() {
   cmd_model
   ensure_rust
   ensure_node
-  log "Rust tests (unit, reference, tokenizer, bad input, GPU kernels on lavapipe)"
+  cmd_tiny_models
+  log "Rust tests (unit, reference, tokenizer, bad input, tiny models of every architecture, GPU kernels on lavapipe)"
   # A missing adapter fails the GPU tests instead of skipping them; the whole model runs
   # on four reference prompts there (a forward pass takes seconds on lavapipe).
   OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-4} cargo test --release
@@ -120,6 +122,22 @@ cmd_test() {
   cmd_build
   log "browser tests (headless Chromium)"
   node --test --test-reporter=spec --test-concurrency=1 tests/browser/
+}
+
+# Tiny random GGUFs of every architecture and weight type (tests/tiny.rs compares them with
+# llama.cpp's outputs in tests/tiny/reference.json); pinned versions make the same bytes.
+TINY_PY="numpy==2.4.6 gguf==0.19.0"
+cmd_tiny_models() { # write the tiny random GGUFs into target/tiny-models
+  local venv=$CACHE/tiny-venv
+  "$venv/bin/python" -c "import gguf, numpy" 2>/dev/null || { log "installing $TINY_PY"; python3 -m venv "$venv" && "$venv/bin/pip" install -q $TINY_PY; }
+  [ -f target/tiny-models/gemma3.gguf ] && [ target/tiny-models/gemma3.gguf -nt tests/tools/tiny_models.py ] ||
+    { log "writing tiny models"; "$venv/bin/python" tests/tools/tiny_models.py write target/tiny-models; }
+}
+
+cmd_tiny_reference() { # re-run llama.cpp on the tiny models (llama-cpp-python, built once)
+  local venv=$CACHE/llama-venv
+  "$venv/bin/python" -c "import llama_cpp, gguf" 2>/dev/null || { log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes)"; python3 -m venv "$venv" && "$venv/bin/pip" install -q llama-cpp-python==0.3.36 $TINY_PY; }
+  "$venv/bin/python" tests/tools/tiny_models.py reference target/tiny-models tests/tiny/reference.json
 }
 
 cmd_fuzz() { # libFuzzer (cargo fuzz, nightly) from the tiny valid files that tests/bad_input.rs writes
@@ -167,6 +185,6 @@ cmd_bench() {
   node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "${BENCH_THREADS:-1}"
 }
 
-cmd_help() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+cmd_help() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 "cmd_${1:-help}" "${@:2}"

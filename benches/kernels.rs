@@ -39,7 +39,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for name in ["blk.0.ffn_gate.weight", "blk.0.attn_q.weight", "token_embd.weight"] {
         let t = g.tensor(name).unwrap();
-        let m = QMatrix { dtype: t.dtype, rows: t.dims[1], cols: t.dims[0], file: file.clone(), offset: t.offset };
+        let m = QMatrix { dtype: t.dtype, rows: t.dims[1], cols: t.dims[0], file: file.clone(), offset: t.offset, bias: None };
         let x: Vec<f32> = (0..m.cols).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut out = vec![0f32; m.rows];
         let reps = (1_000_000_000 / t.bytes).clamp(3, 2000);

@@ -190,6 +190,13 @@ export class Engine {
 
 export function createEngine(options: EngineOptions): Promise<Engine>;
 
+/** GGUF `general.architecture` values and weight types the engine runs; anything else fails
+ * to load with `unsupported_architecture` or `unsupported_quantization`. */
+export const SUPPORTED: {
+  readonly architectures: readonly ("gemma3" | "gemma2" | "llama" | "qwen2" | "qwen3" | "phi3")[];
+  readonly quantizations: readonly string[];
+};
+
 export interface CachedModel { url: string; sha256: string; bytes: number; storedAt: number }
 /** Models in the browser's model cache. */
 export function listCachedModels(): Promise<CachedModel[]>;

@@ -20,6 +20,15 @@ pub enum Span {
     Window(usize),
 }
 
+/// Which dimensions of a head rotary embedding pairs up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// `(i, i + head_dim/2)`: NeoX, Gemma, Qwen, Phi-3.
+    Halves,
+    /// `(2i, 2i + 1)`: Llama (its GGUF q/k weights are permuted for it).
+    Adjacent,
+}
+
 /// Shape of one attention call: grouped-query heads over a KV cache.
 #[derive(Debug, Clone, Copy)]
 pub struct AttnShape {
@@ -27,6 +36,11 @@ pub struct AttnShape {
     pub n_kv_heads: usize,
     pub head_dim: usize,
     pub span: Span,
+    pub rope: RopeStyle,
+    /// Multiplies every score `q·k` (1/√head_dim, or 1 when folded into the q norm).
+    pub scale: f32,
+    /// Scores become `cap · tanh(score / cap)` when `cap > 0` (Gemma 2).
+    pub softcap: f32,
 }
 
 /// How `norm_matmul` combines its products.
@@ -36,6 +50,8 @@ pub enum Mix {
     Each,
     /// `outs[0] = gelu_tanh(x̂ · w₀ᵀ) ⊙ (x̂ · w₁ᵀ)`: a gated MLP's gate and up projections.
     GeluGate,
+    /// `outs[0] = silu(x̂ · w₀ᵀ) ⊙ (x̂ · w₁ᵀ)`: SwiGLU (Llama, Qwen, Phi-3).
+    SiluGate,
 }
 
 /// Host-side values once the device has them: at once on the CPU, after a buffer map on a
@@ -43,7 +59,8 @@ pub enum Mix {
 pub type Readback = Pin<Box<dyn Future<Output = Result<Vec<f32>>>>>;
 
 pub trait Backend {
-    /// A weight matrix `[rows × cols]`, kept in its GGUF quantization.
+    /// A weight matrix `[rows × cols]`, kept in its GGUF quantization, with an optional
+    /// bias added to its products.
     type Matrix;
     /// An f32 weight vector (norm scales, rope tables).
     type Vector;
@@ -52,29 +69,32 @@ pub trait Backend {
     /// One layer's key/value cache, preallocated for the whole context.
     type Kv;
 
-    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo) -> Result<Self::Matrix>;
+    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Self::Matrix>;
     fn vector(&mut self, data: &[f32]) -> Result<Self::Vector>;
     fn act(&mut self, rows: usize, width: usize) -> Self::Act;
     fn kv_cache(&mut self, context: usize, kv_width: usize) -> Result<Self::Kv>;
 
     /// `out[i] = table[ids[i]] * scale`, dequantizing single rows only.
     fn embed(&mut self, table: &Self::Matrix, ids: &[u32], scale: f32, out: &mut Self::Act);
-    /// First, when `residual = Some((h, post))`, `x += rms_norm(h) · post` (the end of the
-    /// previous block). Then `x̂ = rms_norm(x) · norm` feeds the matrices `ws`, combined by
-    /// `mix` into `outs`; `x̂` itself is not kept.
+    /// First, when `residual = Some((h, post))`, `x += h`, or `x += rms_norm(h) · post` with
+    /// a post-norm (the end of the previous block). Then `x̂ = rms_norm(x) · norm` feeds the
+    /// matrices `ws`, combined by `mix` into `outs`; `x̂` itself is not kept.
     #[allow(clippy::too_many_arguments)]
-    fn norm_matmul(&mut self, x: &mut Self::Act, residual: Option<(&Self::Act, &Self::Vector)>, norm: &Self::Vector, eps: f32, ws: &[&Self::Matrix], mix: Mix, outs: &mut [&mut Self::Act]);
+    fn norm_matmul(&mut self, x: &mut Self::Act, residual: Option<(&Self::Act, Option<&Self::Vector>)>, norm: &Self::Vector, eps: f32, ws: &[&Self::Matrix], mix: Mix, outs: &mut [&mut Self::Act]);
     /// `out = x · wᵀ`: x is `[n × cols]`, out is `[n × rows]`.
     fn matmul(&mut self, w: &Self::Matrix, x: &Self::Act, out: &mut Self::Act);
-    /// Per-head RMS norms of `q` and `k`, rotary embedding (NeoX halves) at positions
-    /// `pos0..` from `rope` (`[cos | sin]` of `head_dim/2` angles per position), the append
-    /// of `k` and `v` to the cache, then causal attention of `q` over it into `out`.
+    /// Per-head RMS norms of `q` and `k` (when given), rotary embedding in `shape.rope`'s
+    /// style at positions `pos0..` from `rope` (`[cos | sin]` of `head_dim/2` angles per
+    /// position), the append of `k` and `v` to the cache, then causal attention of `q` over
+    /// it into `out`.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&mut self, q: &mut Self::Act, k: &Self::Act, v: &Self::Act, norms: (&Self::Vector, &Self::Vector), eps: f32, rope: &Self::Vector, kv: &mut Self::Kv, pos0: usize, shape: AttnShape, out: &mut Self::Act);
+    fn attention(&mut self, q: &mut Self::Act, k: &Self::Act, v: &Self::Act, norms: Option<(&Self::Vector, &Self::Vector)>, eps: f32, rope: &Self::Vector, kv: &mut Self::Kv, pos0: usize, shape: AttnShape, out: &mut Self::Act);
     /// The `k` largest values of the one-row `x` and `ln Σ exp(x / temp)`, into the
     /// `[1 × (2k + 1)]` `out` laid out as `TopLogits::to_row` says: so a decode step reads
     /// back a few hundred bytes instead of every logit.
     fn top_k(&mut self, x: &Self::Act, k: usize, temp: f32, out: &mut Self::Act);
+    /// `x = cap · tanh(x / cap)` in place (Gemma 2's final logits).
+    fn softcap(&mut self, x: &mut Self::Act, cap: f32);
     /// The last row of `x`, as a new one-row activation.
     fn last_row(&mut self, x: &Self::Act) -> Self::Act;
     /// Copies an activation back to host memory.

@@ -5,14 +5,23 @@
 //! are derived from the scores: every normal token that splits into two vocabulary pieces
 //! yields a merge ranked by the whole token's score, which is what SentencePiece's BPE does.
 //! Control and user-defined tokens are added tokens, matched in text as Hugging Face does.
+//! Like llama.cpp, a space is put before the text (and after each control token) unless
+//! the file says `tokenizer.ggml.add_space_prefix = false`, as Gemma's do.
+//!
+//! Byte-level BPE vocabularies (`"gpt2"`: Llama 3, Qwen, SmolLM) have their merges in the
+//! file; the text is split by the regular expressions llama.cpp uses for the file's
+//! `tokenizer.ggml.pre`, each piece's bytes mapped to GPT-2's printable characters.
 
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, Value};
 use std::collections::HashMap;
 use tokenizers::models::bpe::BPE;
-use tokenizers::normalizers::Replace;
-use tokenizers::AddedToken;
+use tokenizers::normalizers::{Prepend, Replace, Sequence as Normalizers};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizers;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 /// `tokenizer.ggml.token_type` values (SentencePiece's piece types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +62,8 @@ pub struct Tokenizer {
 impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let model = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
-        if model != "llama" {
-            bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported yet (SentencePiece-style \"llama\" is)");
+        if model != "llama" && model != "gpt2" {
+            bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported (SentencePiece-style \"llama\" and byte-level BPE \"gpt2\" are)");
         }
         let tokens: Vec<String> = match g.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
             Some(a) => a.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.tokens"))?,
@@ -90,14 +99,39 @@ impl Tokenizer {
         for (i, t) in tokens.iter().enumerate() {
             vocab.entry(t.clone()).or_insert(i as u32);
         }
-        let merges = derive_merges(&tokens, &scores, &kinds, &vocab);
-        let mut bpe = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<ahash::AHashMap<_, _>>(), merges).byte_fallback(true).fuse_unk(true);
-        if let Some(u) = unk {
-            bpe = bpe.unk_token(tokens[u as usize].clone());
+        let byte_level = model == "gpt2";
+        let merges = if byte_level { file_merges(g)? } else { derive_merges(&tokens, &scores, &kinds, &vocab) };
+        let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
+        let splits = if byte_level { pre_tokenizer_regexes(pre)? } else { &[][..] };
+        let mut bpe = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<ahash::AHashMap<_, _>>(), merges);
+        if byte_level {
+            // llama.cpp takes a whole piece that is in the vocabulary as is for Llama 3's files.
+            bpe = bpe.ignore_merges(matches!(pre, "llama3" | "llama-v3" | "llama-bpe"));
+        } else {
+            bpe = bpe.byte_fallback(true).fuse_unk(true);
+            if let Some(u) = unk {
+                bpe = bpe.unk_token(tokens[u as usize].clone());
+            }
         }
         let bpe = bpe.build().map_err(|e| Error::new("invalid_metadata", format!("could not build the tokenizer: {e}")))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
-        inner.with_normalizer(Some(Replace::new(" ", "▁").expect("a literal pattern"))).expect("normalizer");
+        if byte_level {
+            let mut steps = Vec::new();
+            for re in splits {
+                let split = Split::new(SplitPattern::Regex((*re).to_owned()), SplitDelimiterBehavior::Isolated, false).map_err(|e| Error::new("unsupported_tokenizer", format!("pre-tokenizer {pre:?}: {e}")))?;
+                steps.push(split.into());
+            }
+            steps.push(ByteLevel::new(false, false, false).into());
+            inner.with_pre_tokenizer(Some(PreTokenizers::new(steps)));
+        } else {
+            let space_prefix = g.get("tokenizer.ggml.add_space_prefix").and_then(Value::as_bool).unwrap_or(true);
+            let replace = Replace::new(" ", "▁").expect("a literal pattern");
+            if space_prefix {
+                inner.with_normalizer(Some(Normalizers::new(vec![Prepend::new("▁".into()).into(), replace.into()]))).expect("normalizer");
+            } else {
+                inner.with_normalizer(Some(replace)).expect("normalizer");
+            }
+        }
         let added: Vec<AddedToken> = tokens
             .iter()
             .zip(&kinds)
@@ -106,18 +140,25 @@ impl Tokenizer {
             .collect();
         inner.add_special_tokens(added).map_err(|e| Error::new("invalid_metadata", format!("could not add special tokens: {e}")))?;
 
+        let unicode_bytes = byte_level.then(unicode_to_bytes);
         let pieces = tokens
             .iter()
             .zip(&kinds)
-            .map(|(t, k)| match k {
-                TokenKind::Byte => byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b]),
-                TokenKind::Control | TokenKind::Unknown | TokenKind::Unused => Vec::new(),
-                _ => t.replace('▁', " ").into_bytes(),
+            .map(|(t, k)| match (k, &unicode_bytes) {
+                (TokenKind::Control | TokenKind::Unknown | TokenKind::Unused, _) => Vec::new(),
+                (TokenKind::Byte, _) => byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b]),
+                (TokenKind::UserDefined, Some(_)) => t.as_bytes().to_vec(),
+                (_, Some(map)) => t.chars().map(|c| map.get(&c).copied().ok_or(c)).collect::<std::result::Result<Vec<u8>, char>>().unwrap_or_else(|_| t.as_bytes().to_vec()),
+                (_, None) => t.replace('▁', " ").into_bytes(),
             })
             .collect();
+        // EOS and the turn ends of the common chat formats, when the vocabulary has them as
+        // control tokens.
         let mut stop_ids: Vec<u32> = eos.into_iter().collect();
-        if let Some(&end_turn) = tokens.iter().position(|t| t == "<end_of_turn>").map(|i| i as u32).as_ref() {
-            stop_ids.push(end_turn);
+        for (i, (t, k)) in tokens.iter().zip(&kinds).enumerate() {
+            if *k == TokenKind::Control && TURN_ENDS.contains(&t.as_str()) && !stop_ids.contains(&(i as u32)) {
+                stop_ids.push(i as u32);
+            }
         }
         Ok(Tokenizer { inner, pieces, tokens, bos, eos, add_bos, stop_ids })
     }
@@ -210,6 +251,51 @@ fn derive_merges(tokens: &[String], scores: &[f32], kinds: &[TokenKind], vocab: 
     // Higher score merges first; equal scores keep vocabulary order.
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     ranked.into_iter().map(|(_, i, cut)| (tokens[i as usize][..cut].to_owned(), tokens[i as usize][cut..].to_owned())).collect()
+}
+
+/// Control tokens that end a chat turn: Gemma, ChatML (Qwen, SmolLM), Llama 3, Phi-3.
+const TURN_ENDS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"];
+
+/// `tokenizer.ggml.merges`: "left right" pairs, highest priority first.
+fn file_merges(g: &Gguf) -> Result<Vec<(String, String)>> {
+    let Some(list) = g.get("tokenizer.ggml.merges").and_then(Value::as_array) else {
+        bail!("invalid_metadata", "the byte-level BPE vocabulary has no merges (tokenizer.ggml.merges)");
+    };
+    list.iter()
+        .map(|v| v.as_str().and_then(|m| m.split_once(' ')).map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| bad_meta("tokenizer.ggml.merges")))
+        .collect()
+}
+
+/// llama.cpp's splitting expressions for a `tokenizer.ggml.pre` name, applied in order.
+fn pre_tokenizer_regexes(pre: &str) -> Result<&'static [&'static str]> {
+    const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
+    Ok(match pre {
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" => {
+            &[r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"]
+        }
+        "qwen2" | "deepseek-r1-qwen" | "megrez" => {
+            &[r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"]
+        }
+        "gpt-2" | "gpt2" | "phi-2" | "olmo" | "mpt" => &[GPT2],
+        "smollm" | "exaone" | "codeshell" => &[r"\p{N}", GPT2],
+        other => bail!("unsupported_tokenizer", "the byte-level BPE pre-tokenizer {other:?} is not supported (llama-bpe, qwen2, gpt-2 and smollm are)"),
+    })
+}
+
+/// GPT-2's map from the printable characters of byte-level vocabularies back to bytes.
+fn unicode_to_bytes() -> HashMap<char, u8> {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let mut next = 256u32;
+    (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                (char::from(b), b)
+            } else {
+                next += 1;
+                (char::from_u32(next - 1).expect("below the surrogates"), b)
+            }
+        })
+        .collect()
 }
 
 fn byte_token(t: &str) -> Option<u8> {

@@ -7,7 +7,7 @@ use candle_core::quantized::k_quants::*;
 use common::gguf::tiny_gemma3;
 use common::*;
 use half::{bf16, f16};
-use ouvert::backend::{AttnShape, Backend, Mix, Span};
+use ouvert::backend::{AttnShape, Backend, Mix, RopeStyle, Span};
 use ouvert::cpu::{quant::QMatrix, Cpu};
 use ouvert::engine::{block_on, Engine, Event, GenerateOptions};
 use ouvert::gguf::{DType, TensorInfo};
@@ -92,7 +92,7 @@ fn matrix(dtype: DType, rows: usize, cols: usize, seed: u64) -> (Arc<ModelBytes>
 /// The CPU's dequantization of every row.
 fn dequantized(file: &Arc<ModelBytes>, t: &TensorInfo) -> Vec<f32> {
     let mut cpu = Cpu;
-    let q: QMatrix = cpu.matrix(file, t).unwrap();
+    let q: QMatrix = cpu.matrix(file, t, None).unwrap();
     let mut out = vec![0f32; q.rows * q.cols];
     for (r, row) in out.chunks_exact_mut(q.cols).enumerate() {
         q.dequantize_row(r, row);
@@ -117,7 +117,7 @@ fn matmul_every_type_matches_cpu_dequantization() {
     for dtype in ALL {
         let (file, t) = matrix(dtype, rows, cols, dtype as u64 + 1);
         let w = dequantized(&file, &t);
-        let m = g.matrix(&file, &t).unwrap();
+        let m = g.matrix(&file, &t, None).unwrap();
         for n in [1, 6] {
             let xs = random(n * cols, 99);
             let x = g.act_from(&xs, n, cols);
@@ -137,7 +137,7 @@ fn embedding_rows_match_cpu() {
     for dtype in [DType::Q8_0, DType::Q6K, DType::F16] {
         let (file, t) = matrix(dtype, 40, 256, 7);
         let w = dequantized(&file, &t);
-        let m = g.matrix(&file, &t).unwrap();
+        let m = g.matrix(&file, &t, None).unwrap();
         let ids = [3u32, 39, 0, 3];
         let mut out = g.act(ids.len(), 256);
         g.embed(&m, &ids, 1.5, &mut out);
@@ -154,8 +154,8 @@ fn fused_steps_match_cpu() {
     let mut c = Cpu;
     let (d, ffn, n, eps) = (256, 512, 5, 1e-6);
     let mats: Vec<_> = [(ffn, d), (ffn, d), (d, d), (64, d)].iter().enumerate().map(|(i, &(r, k))| matrix(DType::F32, r, k, 10 + i as u64)).collect();
-    let gm: Vec<_> = mats.iter().map(|(f, t)| g.matrix(f, t).unwrap()).collect();
-    let cm: Vec<_> = mats.iter().map(|(f, t)| c.matrix(f, t).unwrap()).collect();
+    let gm: Vec<_> = mats.iter().map(|(f, t)| g.matrix(f, t, None).unwrap()).collect();
+    let cm: Vec<_> = mats.iter().map(|(f, t)| c.matrix(f, t, None).unwrap()).collect();
     let (xs, hs) = (random(n * d, 1), random(n * d, 2));
     let (post, norm) = (random(d, 3), random(d, 4));
     let (gpost, gnorm) = (g.vector(&post).unwrap(), g.vector(&norm).unwrap());
@@ -164,11 +164,11 @@ fn fused_steps_match_cpu() {
     // Residual + norm + gate/up + GELU.
     let (mut gx, gh) = (g.act_from(&xs, n, d), g.act_from(&hs, n, d));
     let mut gout = g.act(n, ffn);
-    g.norm_matmul(&mut gx, Some((&gh, &gpost)), &gnorm, eps, &[&gm[0], &gm[1]], Mix::GeluGate, &mut [&mut gout]);
+    g.norm_matmul(&mut gx, Some((&gh, Some(&gpost))), &gnorm, eps, &[&gm[0], &gm[1]], Mix::GeluGate, &mut [&mut gout]);
     let mut cx = ouvert::cpu::Act { data: xs.clone(), rows: n, width: d };
     let ch = ouvert::cpu::Act { data: hs.clone(), rows: n, width: d };
     let mut cout = c.act(n, ffn);
-    c.norm_matmul(&mut cx, Some((&ch, &cpost)), &cnorm, eps, &[&cm[0], &cm[1]], Mix::GeluGate, &mut [&mut cout]);
+    c.norm_matmul(&mut cx, Some((&ch, Some(&cpost))), &cnorm, eps, &[&cm[0], &cm[1]], Mix::GeluGate, &mut [&mut cout]);
     let err = rel_err(&block_on(g.read(&gout)).unwrap(), &cout.data);
     assert!(err < 1e-3, "gelu gate: {err}");
     let err = rel_err(&block_on(g.read(&gx)).unwrap(), &cx.data);
@@ -191,11 +191,11 @@ fn attention_matches_cpu() {
     let mut c = Cpu;
     let (heads, kv_heads, hd, ctx) = (4, 2, 128, 700);
     let (qn, kn) = (random(hd, 5), random(hd, 6));
-    let rope = ouvert::models::rope_table(10_000.0, hd, ctx);
+    let rope = ouvert::models::rope_table(10_000.0, hd, ctx, 1.0, None);
     let (gqn, gkn, grope) = (g.vector(&qn).unwrap(), g.vector(&kn).unwrap(), g.vector(&rope).unwrap());
     let (cqn, ckn, crope) = (c.vector(&qn).unwrap(), c.vector(&kn).unwrap(), c.vector(&rope).unwrap());
     for span in [Span::Global, Span::Window(300)] {
-        let shape = AttnShape { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, span };
+        let shape = AttnShape { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, span, rope: RopeStyle::Halves, scale: 1.0, softcap: 0.0 };
         let mut gkv = g.kv_cache(ctx, kv_heads * hd).unwrap();
         let mut ckv = c.kv_cache(ctx, kv_heads * hd).unwrap();
         // A 600-token prefill (three key tiles, past the window), then one decode step.
@@ -205,12 +205,12 @@ fn attention_matches_cpu() {
             let mut gq = g.act_from(&q, n, heads * hd);
             let (gk, gv) = (g.act_from(&k, n, kv_heads * hd), g.act_from(&v, n, kv_heads * hd));
             let mut gout = g.act(n, heads * hd);
-            g.attention(&mut gq, &gk, &gv, (&gqn, &gkn), 1e-6, &grope, &mut gkv, pos0, shape, &mut gout);
+            g.attention(&mut gq, &gk, &gv, Some((&gqn, &gkn)), 1e-6, &grope, &mut gkv, pos0, shape, &mut gout);
             let mut cq = ouvert::cpu::Act { data: q, rows: n, width: heads * hd };
             let ck = ouvert::cpu::Act { data: k, rows: n, width: kv_heads * hd };
             let cv = ouvert::cpu::Act { data: v, rows: n, width: kv_heads * hd };
             let mut cout = c.act(n, heads * hd);
-            c.attention(&mut cq, &ck, &cv, (&cqn, &ckn), 1e-6, &crope, &mut ckv, pos0, shape, &mut cout);
+            c.attention(&mut cq, &ck, &cv, Some((&cqn, &ckn)), 1e-6, &crope, &mut ckv, pos0, shape, &mut cout);
             let err = rel_err(&block_on(g.read(&gout)).unwrap(), &cout.data);
             eprintln!("{span:?} at {pos0}: relative error {err:.2e}");
             assert!(err < 1e-3, "{span:?} at {pos0}: {err}");
@@ -314,7 +314,7 @@ fn probe_kernel_times() {
     // 0.67 ms cold and 3.3-3.8 ms after any earlier work: not yet explained; see
     // BENCHMARKS.md.)
     let (file, t) = matrix(DType::Q5_0, 2048, 640, 1);
-    let (m, x) = (g.matrix(&file, &t).unwrap(), g.act_from(&random(640, 2), 1, 640));
+    let (m, x) = (g.matrix(&file, &t, None).unwrap(), g.act_from(&random(640, 2), 1, 640));
     let mut out = g.act(1, 2048);
     let t = std::time::Instant::now();
     let warm_up = if std::env::var_os("OUVERT_PROBE_COLD").is_some() { 0.0 } else { 2.0 };
@@ -338,7 +338,7 @@ fn probe_kernel_times() {
     let d = 640;
     for (dtype, rows, cols) in [(DType::Q8_0, 262144, d), (DType::F32, 8, 32), (DType::Q8_0, 2048, d), (DType::Q5_0, 2048, d), (DType::Q5_0, d, 2048), (DType::Q4K, 2048, d), (DType::Q6K, 2048, d)] {
         let (file, t) = matrix(dtype, rows, cols, 1);
-        let m = g.matrix(&file, &t).unwrap();
+        let m = g.matrix(&file, &t, None).unwrap();
         let x = g.act_from(&random(cols, 2), 1, cols);
         let mut out = g.act(1, rows);
         if rows > 100_000 {
@@ -362,18 +362,18 @@ fn probe_kernel_times() {
     let norm = g.vector(&random(d, 3)).unwrap();
     let (fq, tq) = matrix(DType::Q5_0, 1024, d, 4);
     let (fk, tk) = matrix(DType::Q5_0, 256, d, 5);
-    let (q, k, v) = (g.matrix(&fq, &tq).unwrap(), g.matrix(&fk, &tk).unwrap(), g.matrix(&fk, &tk).unwrap());
+    let (q, k, v) = (g.matrix(&fq, &tq, None).unwrap(), g.matrix(&fk, &tk, None).unwrap(), g.matrix(&fk, &tk, None).unwrap());
     let mut x = g.act_from(&random(d, 6), 1, d);
     let h = g.act_from(&random(d, 7), 1, d);
     let (mut oq, mut ok, mut ov) = (g.act(1, 1024), g.act(1, 256), g.act(1, 256));
     timed("norm + residual + q,k,v (1024+256+256 rows)", &mut g, &mut |g, n| {
         for _ in 0..n {
-            g.norm_matmul(&mut x, Some((&h, &norm)), &norm, 1e-6, &[&q, &k, &v], Mix::Each, &mut [&mut oq, &mut ok, &mut ov]);
+            g.norm_matmul(&mut x, Some((&h, Some(&norm))), &norm, 1e-6, &[&q, &k, &v], Mix::Each, &mut [&mut oq, &mut ok, &mut ov]);
         }
         block_on(g.read(&ov)).unwrap();
     });
     let (fg, tg) = matrix(DType::Q5_0, 2048, d, 8);
-    let (gate, up) = (g.matrix(&fg, &tg).unwrap(), g.matrix(&fg, &tg).unwrap());
+    let (gate, up) = (g.matrix(&fg, &tg, None).unwrap(), g.matrix(&fg, &tg, None).unwrap());
     let mut oh = g.act(1, 2048);
     timed("norm + gelu(gate)·up (2 × 2048 rows)", &mut g, &mut |g, n| {
         for _ in 0..n {
@@ -382,17 +382,17 @@ fn probe_kernel_times() {
         block_on(g.read(&oh)).unwrap();
     });
     let (heads, hd, ctx) = (4, 256, 1024);
-    let rope = g.vector(&ouvert::models::rope_table(10_000.0, hd, ctx)).unwrap();
+    let rope = g.vector(&ouvert::models::rope_table(10_000.0, hd, ctx, 1.0, None)).unwrap();
     let (qn, kn) = (g.vector(&random(hd, 9)).unwrap(), g.vector(&random(hd, 10)).unwrap());
     let mut kv = g.kv_cache(ctx, hd).unwrap();
     let (kx, vx) = (g.act_from(&random(hd, 11), 1, hd), g.act_from(&random(hd, 12), 1, hd));
     let mut qx = g.act_from(&random(heads * hd, 13), 1, heads * hd);
     let mut out = g.act(1, heads * hd);
-    let shape = AttnShape { n_heads: heads, n_kv_heads: 1, head_dim: hd, span: Span::Global };
+    let shape = AttnShape { n_heads: heads, n_kv_heads: 1, head_dim: hd, span: Span::Global, rope: RopeStyle::Halves, scale: 1.0, softcap: 0.0 };
     for pos in [128, 1000] {
         timed(&format!("attention, 4 heads of 256, {} keys", pos + 1), &mut g, &mut |g, n| {
             for _ in 0..n {
-                g.attention(&mut qx, &kx, &vx, (&qn, &kn), 1e-6, &rope, &mut kv, pos, shape, &mut out);
+                g.attention(&mut qx, &kx, &vx, Some((&qn, &kn)), 1e-6, &rope, &mut kv, pos, shape, &mut out);
             }
             block_on(g.read(&out)).unwrap();
         });

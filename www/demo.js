@@ -1,7 +1,7 @@
 // The workshop site: a playground that shows what a language model does — tokens, the
 // next-token probabilities, temperature, top-k, top-p — on a model running in the page.
 // It works offline after the first visit (sw.js caches the site, the model stays in OPFS).
-import { createEngine, listCachedModels, deleteCachedModel, storageEstimate } from "./ouvert.js";
+import { createEngine, listCachedModels, deleteCachedModel, storageEstimate, SUPPORTED } from "./ouvert.js";
 
 const DEFAULT_MODEL = { url: "models/gemma-3-270m-q4_k_m.gguf", sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818" };
 const TOP = 10; // alternatives shown per step
@@ -26,6 +26,9 @@ const STRINGS = {
     stats: (s, b) => `${s.promptTokens} jetons lus, premier jeton en ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} jetons/s (${b}).`,
     choicesAt: (before) => `Après « …${before} », le modèle envisageait :`, stopped: "Arrêté.",
     offline: "Cette page et le modèle sont enregistrés : elle fonctionne aussi sans réseau.",
+    other: "Essayer un autre modèle", otherHelp: "N’importe quel fichier GGUF d’une architecture et d’une quantification prises en charge :",
+    modelUrl: "Adresse du fichier GGUF", loadUrl: "Charger", dropHelp: "ou déposez un fichier .gguf ici, ou", pickFile: "choisissez-le sur cet appareil",
+    architectures: "Architectures", quantizations: "Quantifications", kept: "Le modèle précédent reste chargé.",
   },
   en: {
     title: "How a language model writes",
@@ -46,6 +49,9 @@ const STRINGS = {
     stats: (s, b) => `${s.promptTokens} tokens read, first token after ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s (${b}).`,
     choicesAt: (before) => `After “…${before}”, the model weighed:`, stopped: "Stopped.",
     offline: "This page and the model are stored: it works without a network too.",
+    other: "Try another model", otherHelp: "Any GGUF file of a supported architecture and quantization:",
+    modelUrl: "Address of the GGUF file", loadUrl: "Load", dropHelp: "or drop a .gguf file here, or", pickFile: "pick one on this device",
+    architectures: "Architectures", quantizations: "Quantizations", kept: "The previous model stays loaded.",
   },
 };
 
@@ -58,7 +64,8 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 /** How a vocabulary entry looks on screen: spaces and line breaks made visible. */
-const showToken = (s) => s.replaceAll("▁", "␣").replace(/^<0x0A>$/, "↵").replaceAll("\n", "↵");
+// (SentencePiece marks a space ▁; byte-level BPE vocabularies write space Ġ and newline Ċ.)
+const showToken = (s) => s.replaceAll("▁", "␣").replaceAll("Ġ", "␣").replaceAll("Ċ", "↵").replace(/^<0x0A>$/, "↵").replaceAll("\n", "↵");
 
 const state = {
   lang: localStorage.getItem("ouvert-demo-lang") ?? (navigator.language?.startsWith("fr") ? "fr" : "en"),
@@ -67,6 +74,7 @@ const state = {
   steps: [], // generated tokens: { token, text, top }
   selected: -1,
   run: null, // the AbortController of the generation in progress
+  loading: false,
   lastStatus: null, // re-rendered on a language switch
 };
 const t = () => STRINGS[state.lang];
@@ -77,6 +85,7 @@ function applyLanguage() {
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t()[node.dataset.i18n];
   for (const b of document.querySelectorAll("[data-lang]")) b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
   state.lastStatus?.();
+  showSupported();
   if (state.engine) showCard(state.engine.info);
   if (state.selected >= 0) showChoices(state.selected);
   showStorage();
@@ -102,13 +111,21 @@ async function showStorage() {
   $("estimate").textContent = est.quota ? t().used(mb(est.usage), mb(est.quota)) : "";
 }
 
-async function load() {
-  const params = new URLSearchParams(location.search);
-  const model = params.get("model") ?? DEFAULT_MODEL.url;
-  const sha256 = params.get("sha256") ?? (model === DEFAULT_MODEL.url ? DEFAULT_MODEL.sha256 : undefined);
+function showSupported() {
+  $("supported").replaceChildren(el("li", { textContent: `${t().architectures} : ${SUPPORTED.architectures.join(", ")}` }),
+    el("li", { textContent: `${t().quantizations} : ${SUPPORTED.quantizations.join(", ")}` }));
+}
+
+/** Loads `model` (a URL or a File); the engine in use stays until the new one is ready. */
+async function load(model, sha256) {
+  if (state.loading) return;
+  state.loading = true;
+  $("progress").hidden = false;
+  $("progress").value = 0;
   setStatus(() => t().download, "loading");
+  let engine;
   try {
-    state.engine = await createEngine({
+    engine = await createEngine({
       model, sha256, contextLength: 2048,
       onProgress: ({ phase, loaded, total, source }) => {
         $("progress").value = total ? loaded / total : 0;
@@ -118,9 +135,18 @@ async function load() {
     });
   } catch (e) {
     $("progress").hidden = true;
-    setStatus(() => `${t().failed} (${e.code}) : ${e.message}`, "error");
+    setStatus(() => `${t().failed} (${e.code}) : ${e.message}${state.engine ? ` ${t().kept}` : ""}`, "error");
     return;
+  } finally {
+    state.loading = false;
   }
+  state.run?.abort();
+  state.engine?.dispose();
+  state.engine = engine;
+  state.steps = [];
+  state.selected = -1;
+  $("choices").hidden = true;
+  $("stats").textContent = "";
   $("progress").hidden = true;
   setStatus(() => t().ready, "ready");
   showCard(state.engine.info);
@@ -244,4 +270,16 @@ applyLanguage();
 if ("serviceWorker" in navigator && location.protocol.startsWith("http")) {
   navigator.serviceWorker.register("sw.js").then(() => navigator.serviceWorker.ready).then(showOfflineState, () => {});
 }
-load();
+$("url-form").onsubmit = (e) => { e.preventDefault(); load($("model-url").value.trim()); };
+$("model-file").onchange = () => { const f = $("model-file").files[0]; if (f) load(f); };
+$("drop").ondragover = (e) => { e.preventDefault(); $("drop").dataset.over = "true"; };
+$("drop").ondragleave = () => { delete $("drop").dataset.over; };
+$("drop").ondrop = (e) => {
+  e.preventDefault();
+  delete $("drop").dataset.over;
+  const f = [...e.dataTransfer.files].find((x) => x.name.endsWith(".gguf")) ?? e.dataTransfer.files[0];
+  if (f) load(f);
+};
+const params = new URLSearchParams(location.search);
+const first = params.get("model") ?? DEFAULT_MODEL.url;
+load(first, params.get("sha256") ?? (first === DEFAULT_MODEL.url ? DEFAULT_MODEL.sha256 : undefined));

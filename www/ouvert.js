@@ -4,6 +4,12 @@
 export { listCachedModels, deleteCachedModel, storageEstimate } from "./store.js";
 
 /** An error with a stable `code` ("network", "integrity", "aborted", "bad_magic", …). */
+/** What the engine runs: GGUF `general.architecture` values and weight types. */
+export const SUPPORTED = Object.freeze({
+  architectures: Object.freeze(["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"]),
+  quantizations: Object.freeze(["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]),
+});
+
 export class OuvertError extends Error {
   constructor(code, message, options) {
     super(message, options);

@@ -7,7 +7,7 @@
 pub mod dot;
 pub mod quant;
 
-use crate::backend::{AttnShape, Backend, Mix, Readback, Span};
+use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::error::Result;
 use crate::sampler::TopLogits;
 use crate::gguf::TensorInfo;
@@ -37,8 +37,9 @@ impl Backend for Cpu {
     type Act = Act;
     type Kv = Kv;
 
-    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo) -> Result<QMatrix> {
-        Ok(QMatrix { dtype: t.dtype, rows: t.dims[1..].iter().product(), cols: t.dims[0], file: file.clone(), offset: t.offset })
+    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<QMatrix> {
+        let bias = bias.map(<[f32]>::to_vec);
+        Ok(QMatrix { dtype: t.dtype, rows: t.dims[1..].iter().product(), cols: t.dims[0], file: file.clone(), offset: t.offset, bias })
     }
 
     fn vector(&mut self, data: &[f32]) -> Result<Vec<f32>> {
@@ -60,20 +61,25 @@ impl Backend for Cpu {
         }
     }
 
-    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, &Vec<f32>)>, norm: &Vec<f32>, eps: f32, ws: &[&QMatrix], mix: Mix, outs: &mut [&mut Act]) {
+    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, Option<&Vec<f32>>)>, norm: &Vec<f32>, eps: f32, ws: &[&QMatrix], mix: Mix, outs: &mut [&mut Act]) {
         let mut xn = self.act(x.rows, x.width);
-        if let Some((h, post)) = residual {
-            rms_norm_to(&h.data, post, eps, &mut xn.data);
-            x.data.iter_mut().zip(&xn.data).for_each(|(a, &b)| *a += b);
+        match residual {
+            Some((h, Some(post))) => {
+                rms_norm_to(&h.data, post, eps, &mut xn.data);
+                x.data.iter_mut().zip(&xn.data).for_each(|(a, &b)| *a += b);
+            }
+            Some((h, None)) => x.data.iter_mut().zip(&h.data).for_each(|(a, &b)| *a += b),
+            None => {}
         }
         rms_norm_to(&x.data, norm, eps, &mut xn.data);
         match mix {
             Mix::Each => ws.iter().zip(outs.iter_mut()).for_each(|(w, out)| w.matmul(&xn.data, xn.rows, &mut out.data)),
-            Mix::GeluGate => {
+            Mix::GeluGate | Mix::SiluGate => {
                 let (gate, up) = (&mut *outs[0], &mut self.act(x.rows, ws[1].rows));
                 ws[0].matmul(&xn.data, xn.rows, &mut gate.data);
                 ws[1].matmul(&xn.data, xn.rows, &mut up.data);
-                gate.data.iter_mut().zip(&up.data).for_each(|(g, &u)| *g = gelu_f16_table(*g) * u);
+                let act = if mix == Mix::GeluGate { gelu_f16_table } else { silu };
+                gate.data.iter_mut().zip(&up.data).for_each(|(g, &u)| *g = act(*g) * u);
             }
         }
     }
@@ -82,13 +88,15 @@ impl Backend for Cpu {
         w.matmul(&x.data, x.rows, &mut out.data);
     }
 
-    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, (q_norm, k_norm): (&Vec<f32>, &Vec<f32>), eps: f32, rope_table: &Vec<f32>, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, norms: Option<(&Vec<f32>, &Vec<f32>)>, eps: f32, rope_table: &Vec<f32>, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
         let hd = s.head_dim;
         let mut k = Act { data: k.data.clone(), rows: k.rows, width: k.width };
-        rms_norm_in_place(&mut q.data, q_norm, eps);
-        rms_norm_in_place(&mut k.data, k_norm, eps);
-        rope(q, hd, pos0, rope_table);
-        rope(&mut k, hd, pos0, rope_table);
+        if let Some((q_norm, k_norm)) = norms {
+            rms_norm_in_place(&mut q.data, q_norm, eps);
+            rms_norm_in_place(&mut k.data, k_norm, eps);
+        }
+        rope(q, hd, pos0, rope_table, s.rope);
+        rope(&mut k, hd, pos0, rope_table, s.rope);
 
         let w = kv.width;
         let n = q.rows;
@@ -115,7 +123,8 @@ impl Backend for Cpu {
                 for j in 0..keys {
                     widen(&kv.k[(first + j) * w + kvh * hd..][..hd], &mut row);
                     for g in 0..group {
-                        scores[g * keys + j] = qh[g * hd..(g + 1) * hd].iter().zip(&row).map(|(a, b)| a * b).sum();
+                        let dot: f32 = qh[g * hd..(g + 1) * hd].iter().zip(&row).map(|(a, b)| a * b).sum();
+                        scores[g * keys + j] = capped(dot * s.scale, s.softcap);
                     }
                 }
                 for g in 0..group {
@@ -136,6 +145,10 @@ impl Backend for Cpu {
 
     fn top_k(&mut self, x: &Act, k: usize, temp: f32, out: &mut Act) {
         out.data = TopLogits::of(&x.data, k, temp).to_row(k, x.width);
+    }
+
+    fn softcap(&mut self, x: &mut Act, cap: f32) {
+        x.data.iter_mut().for_each(|v| *v = capped(*v, cap));
     }
 
     fn last_row(&mut self, x: &Act) -> Act {
@@ -163,20 +176,32 @@ fn rms_norm_to(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotary embedding (NeoX halves) of every head in `x` at positions `pos0..pos0+rows`.
-fn rope(x: &mut Act, head_dim: usize, pos0: usize, table: &[f32]) {
+/// Rotary embedding of every head in `x` at positions `pos0..pos0+rows`.
+fn rope(x: &mut Act, head_dim: usize, pos0: usize, table: &[f32], style: RopeStyle) {
     let half = head_dim / 2;
     for (i, row) in x.data.chunks_exact_mut(x.width).enumerate() {
         let t = &table[(pos0 + i) * head_dim..(pos0 + i + 1) * head_dim];
         let (cos, sin) = t.split_at(half);
         for head in row.chunks_exact_mut(head_dim) {
-            let (a, b) = head.split_at_mut(half);
             for j in 0..half {
-                let (x0, x1) = (a[j], b[j]);
-                a[j] = x0 * cos[j] - x1 * sin[j];
-                b[j] = x0 * sin[j] + x1 * cos[j];
+                let (a, b) = match style {
+                    RopeStyle::Halves => (j, j + half),
+                    RopeStyle::Adjacent => (2 * j, 2 * j + 1),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos[j] - x1 * sin[j];
+                head[b] = x0 * sin[j] + x1 * cos[j];
             }
         }
+    }
+}
+
+/// `cap · tanh(x / cap)`, or `x` when `cap` is 0.
+fn capped(x: f32, cap: f32) -> f32 {
+    if cap > 0.0 {
+        cap * (x / cap).tanh()
+    } else {
+        x
     }
 }
 
@@ -214,6 +239,11 @@ pub fn gelu_f16_table(x: f32) -> f32 {
         let xr = f16::from_f32(x).to_f32();
         f16::from_f32(gelu_tanh(xr)).to_f32()
     }
+}
+
+/// SiLU as ggml computes it on the CPU, in f32.
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
 }
 
 pub fn gelu_tanh(x: f32) -> f32 {

@@ -20,6 +20,8 @@ pub struct QMatrix {
     pub cols: usize,
     pub file: Arc<ModelBytes>,
     pub offset: usize,
+    /// Added to every product row (Qwen 2's q, k, v projections).
+    pub bias: Option<Vec<f32>>,
 }
 
 impl QMatrix {
@@ -51,6 +53,9 @@ impl QMatrix {
             DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot, dot::quantize_q8_k),
             DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot, dot::quantize_q8_k),
             DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot, dot::quantize_q8_k),
+        }
+        if let Some(b) = &self.bias {
+            out.chunks_exact_mut(self.rows).for_each(|o| o.iter_mut().zip(b).for_each(|(o, b)| *o += b));
         }
     }
 

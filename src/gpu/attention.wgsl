@@ -7,7 +7,7 @@
 // invocation owning value dimensions (2·pr, 2·pr + 1) for pr = lane and lane + 64 (one
 // u32 load reads both halves). The four partial sums are added at the end.
 
-struct P { n: u32, pos0: u32, hd: u32, nq: u32, group: u32, kvw: u32, window: u32, q_off: u32, out_off: u32 }
+struct P { n: u32, pos0: u32, hd: u32, nq: u32, group: u32, kvw: u32, window: u32, q_off: u32, out_off: u32, scale: f32, cap: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
 @group(0) @binding(2) var<storage, read> kc: array<u32>;
@@ -74,6 +74,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 s += qs[q] * c0.x + qs[q + 1u] * c0.y + qs[q + 2u] * c1.x + qs[q + 3u] * c1.y
                     + qs[q + 4u] * c2.x + qs[q + 5u] * c2.y + qs[q + 6u] * c3.x + qs[q + 7u] * c3.y;
             }
+            s *= p.scale;
+            if (p.cap > 0.0) { s = p.cap * tanh(clamp(s / p.cap, -15.0, 15.0)); } // Gemma 2's soft cap
         }
         let mnew = max(m, reduce256(s, li, true));
         let alpha = exp(m - mnew);

@@ -1,7 +1,8 @@
 // out = x̂ · Wᵀ for up to three matrices at once, each workgroup 8 rows × 8 lanes, for up to
-// TOK token rows. x̂ is x, or rms_norm(x)·norm, or rms_norm(x + rms_norm(h)·post)·norm,
-// computed on the fly (PRO_ADD, PRO_NORM); with PRO_ADD, the row-group-0 workgroups also
-// store x + rms_norm(h)·post at x_out, the other half of x's ping-pong space. All
+// TOK token rows. x̂ is x, or rms_norm(x)·norm, or rms_norm(x + h')·norm where h' is h or
+// rms_norm(h)·post (PRO_POST), computed on the fly (PRO_ADD, PRO_NORM); with PRO_ADD, the
+// row-group-0 workgroups also store x + h' at x_out, the other half of x's ping-pong space.
+// A matrix's bias (an offset into `vecs`, NONE for none) is added to its products. All
 // activations live in one buffer, `act`, at element offsets. The host prepends the
 // constants and the weight bindings and fills in the per-matrix loop and store.
 
@@ -12,8 +13,9 @@ struct P {
     rows0: u32, rows1: u32, rows2: u32, row_base: u32,
     out_w0: u32, out_w1: u32, out_w2: u32, out0: u32,
     out1: u32, out2: u32, rb0: u32, rb1: u32,
-    rb2: u32,
+    rb2: u32, bias0: u32, bias1: u32, bias2: u32,
 }
+const NONE: u32 = 0xffffffffu;
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
 @group(0) @binding(2) var<storage, read> vecs: array<f32>;
@@ -27,7 +29,9 @@ var<workgroup> xs: array<f32, 1024>; // TOK × 256
 
 fn xin(i: u32, c: u32, t: u32) -> f32 {
     var v = act[p.x_in + i];
-    if (PRO_ADD) { v += act[p.h_off + i] * sh[t] * vecs[p.post + c]; }
+    if (PRO_ADD) {
+        if (PRO_POST) { v += act[p.h_off + i] * sh[t] * vecs[p.post + c]; } else { v += act[p.h_off + i]; }
+    }
     return v;
 }
 
@@ -56,6 +60,15 @@ fn chunk_dot(w: ptr<function, array<f32, 32>>, lane: u32, nt: u32, acc: ptr<func
     }
 }
 
+fn bias(off: u32, row: u32) -> f32 {
+    if (off == NONE) { return 0.0; }
+    return vecs[off + row];
+}
+
+fn silu(x: f32) -> f32 {
+    return x / (1.0 + exp(-x));
+}
+
 fn gelu(x: f32) -> f32 {
     if (x <= -10.0) { return 0.0; }
     if (x >= 10.0) { return x; }
@@ -73,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var t = 0u; t < TOK; t++) {
             if (t < nt) {
                 let base = (t0 + t) * p.cols;
-                if (PRO_ADD) {
+                if (PRO_ADD && PRO_POST) {
                     var s = 0.0;
                     for (var c = li; c < p.cols; c += 64u) { let v = act[p.h_off + base + c]; s += v * v; }
                     let tot = wg_sum(s, li);

@@ -12,7 +12,7 @@
 
 mod shaders;
 
-use crate::backend::{AttnShape, Backend, Mix, Readback, Span};
+use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::gguf::{DType, TensorInfo};
@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex};
 /// Per-dispatch parameters go into one uniform buffer at this stride (WebGPU's default
 /// `minUniformBufferOffsetAlignment`).
 const PARAM_STRIDE: usize = 256;
+/// "No such vector" in a kernel's parameters (a bias, q/k norms).
+const NONE: u32 = u32::MAX;
 const PARAM_SLOTS: usize = 1024;
 /// Token rows one matmul workgroup handles (`TOK` in matmul.wgsl) in a prefill; a decode
 /// step's single row gets its own build of the kernel.
@@ -86,6 +88,8 @@ pub struct Matrix {
     /// Row ranges in buffers of at most `max_binding` bytes (the 178 MB embedding of
     /// Gemma 3 270M is more than WebGPU's default 128 MiB binding).
     parts: Vec<Part>,
+    /// Added to the products: its offset in the vectors buffer.
+    bias: Option<Vector>,
 }
 
 struct Part {
@@ -388,21 +392,22 @@ impl Gpu {
     /// One matmul dispatch: `ws` (single-part matrices, or one part of a split one) against
     /// the activations at `x`, with the prologue and combination as in matmul.wgsl.
     #[allow(clippy::too_many_arguments)]
-    fn matmul_dispatch(&mut self, x: &Act, x_out: Option<u32>, residual: Option<(&Act, Vector)>, norm: Option<(Vector, f32)>, ws: &[(&Matrix, &Part)], mix: Mix, outs: &[&Act]) {
+    fn matmul_dispatch(&mut self, x: &Act, x_out: Option<u32>, residual: Option<(&Act, Option<Vector>)>, norm: Option<(Vector, f32)>, ws: &[(&Matrix, &Part)], mix: Mix, outs: &[&Act]) {
         self.prepare();
         let n = x.rows as u32;
         let rows = |i: usize| ws.get(i).map_or(0, |w| w.1.rows);
         let groups = |i: usize| rows(i).div_ceil(ROWS_PER_GROUP);
         let (g1, g2) = match mix {
             Mix::Each => (groups(0), groups(0) + groups(1)),
-            Mix::GeluGate => (groups(0), groups(0)),
+            Mix::GeluGate | Mix::SiluGate => (groups(0), groups(0)),
         };
         let total = match mix {
             Mix::Each => g2 + groups(2),
-            Mix::GeluGate => groups(0),
+            Mix::GeluGate | Mix::SiluGate => groups(0),
         };
         let (gx, gy) = grid(total);
-        let (h_off, post) = residual.map_or((0, 0), |(h, p)| (h.at(), p.off as u32));
+        let (h_off, post) = residual.map_or((0, 0), |(h, p)| (h.at(), p.map_or(0, |p| p.off as u32)));
+        let bias = |i: usize| ws.get(i).and_then(|w| w.0.bias).map_or(NONE, |b| b.off as u32);
         let (norm_off, eps) = norm.map_or((0, 0.0), |(v, e)| (v.off as u32, e));
         let out = |i: usize| outs.get(i.min(outs.len() - 1));
         let params = [
@@ -431,19 +436,22 @@ impl Gpu {
             ws[0].0.row_bytes as u32,
             ws.get(1).map_or(0, |w| w.0.row_bytes as u32),
             ws.get(2).map_or(0, |w| w.0.row_bytes as u32),
+            bias(0),
+            bias(1),
+            bias(2),
         ];
         let types: Vec<DType> = ws.iter().map(|w| w.0.dtype).collect();
-        let (add, normed) = (residual.is_some(), norm.is_some());
+        let (add, post, normed) = (residual.is_some(), residual.is_some_and(|r| r.1.is_some()), norm.is_some());
         let tok = if n == 1 { 1 } else { TOK };
-        let key = format!("matmul {add} {normed} {mix:?} {types:?} {tok}");
+        let key = format!("matmul {add} {post} {normed} {mix:?} {types:?} {tok}");
         let (arena, vecs) = (self.arena_buf(), self.vecs_buf());
         let mut buffers = vec![&arena, &vecs];
         buffers.extend(ws.iter().map(|w| &w.1.buf));
-        self.dispatch(&key, || shaders::matmul(&types, add, normed, mix, tok), &params, &buffers, (gx, gy, n.div_ceil(tok)));
+        self.dispatch(&key, || shaders::matmul(&types, add, post, normed, mix, tok), &params, &buffers, (gx, gy, n.div_ceil(tok)));
     }
 
     /// `out = x̂ · wᵀ` for one matrix of any size: one dispatch per part.
-    fn matmul_parts(&mut self, x: &Act, x_out: Option<u32>, residual: Option<(&Act, Vector)>, norm: Option<(Vector, f32)>, w: &Matrix, out: &Act) {
+    fn matmul_parts(&mut self, x: &Act, x_out: Option<u32>, residual: Option<(&Act, Option<Vector>)>, norm: Option<(Vector, f32)>, w: &Matrix, out: &Act) {
         for part in &w.parts {
             self.matmul_dispatch(x, x_out, residual, norm, &[(w, part)], Mix::Each, &[out]);
         }
@@ -461,7 +469,7 @@ impl Backend for Gpu {
     type Act = Act;
     type Kv = Kv;
 
-    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo) -> Result<Matrix> {
+    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Matrix> {
         let (rows, cols) = (t.dims[1..].iter().product::<usize>(), t.dims[0]);
         let row_bytes = cols / t.dtype.block() * t.dtype.block_bytes();
         if cols % 32 != 0 || row_bytes as u64 > self.max_binding {
@@ -479,7 +487,8 @@ impl Backend for Gpu {
         if let Some(e) = self.failed() {
             return Err(e);
         }
-        Ok(Matrix { dtype: t.dtype, cols, row_bytes, parts })
+        let bias = bias.map(|b| self.vector(b)).transpose()?;
+        Ok(Matrix { dtype: t.dtype, cols, row_bytes, parts, bias })
     }
 
     fn vector(&mut self, data: &[f32]) -> Result<Vector> {
@@ -522,9 +531,9 @@ impl Backend for Gpu {
         }
     }
 
-    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, &Vector)>, norm: &Vector, eps: f32, ws: &[&Matrix], mix: Mix, outs: &mut [&mut Act]) {
+    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, Option<&Vector>)>, norm: &Vector, eps: f32, ws: &[&Matrix], mix: Mix, outs: &mut [&mut Act]) {
         let x_out = residual.map(|_| x.other());
-        let residual = residual.map(|(h, p)| (h, *p));
+        let residual = residual.map(|(h, p)| (h, p.copied()));
         let norm = Some((*norm, eps));
         let outs: Vec<&Act> = outs.iter().map(|o| &**o).collect();
         if ws.iter().all(|w| w.parts.len() == 1) && ws.len() <= 3 {
@@ -549,18 +558,20 @@ impl Backend for Gpu {
         self.matmul_parts(x, None, None, None, w, out);
     }
 
-    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, (q_norm, k_norm): (&Vector, &Vector), eps: f32, rope: &Vector, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, norms: Option<(&Vector, &Vector)>, eps: f32, rope: &Vector, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
         self.prepare();
         let (arena, vecs) = (self.arena_buf(), self.vecs_buf());
         let n = q.rows as u32;
         let hd = s.head_dim as u32;
-        let params = [n, pos0 as u32, hd, s.n_heads as u32, s.n_kv_heads as u32, q.at(), k.at(), v.at(), q_norm.off as u32, k_norm.off as u32, rope.off as u32, eps.to_bits(), kv.width as u32];
+        let (qn, kn) = norms.map_or((NONE, NONE), |(q, k)| (q.off as u32, k.off as u32));
+        let adjacent = (s.rope == RopeStyle::Adjacent) as u32;
+        let params = [n, pos0 as u32, hd, s.n_heads as u32, s.n_kv_heads as u32, q.at(), k.at(), v.at(), qn, kn, rope.off as u32, eps.to_bits(), kv.width as u32, adjacent];
         self.dispatch("rope", shaders::rope, &params, &[&arena, &vecs, &kv.k, &kv.v], ((s.n_heads + 2 * s.n_kv_heads) as u32, n, 1));
         let window = match s.span {
             Span::Global => 0,
             Span::Window(w) => w as u32,
         };
-        let params = [n, pos0 as u32, hd, s.n_heads as u32, (s.n_heads / s.n_kv_heads) as u32, kv.width as u32, window, q.at(), out.at()];
+        let params = [n, pos0 as u32, hd, s.n_heads as u32, (s.n_heads / s.n_kv_heads) as u32, kv.width as u32, window, q.at(), out.at(), s.scale.to_bits(), s.softcap.to_bits()];
         self.dispatch("attention", shaders::attention, &params, &[&arena, &kv.k, &kv.v], (s.n_heads as u32, n, 1));
     }
 
@@ -574,6 +585,15 @@ impl Backend for Gpu {
         let params = [n as u32, k as u32, groups as u32, x.at(), scratch.at(), out.at(), temp.to_bits()];
         self.dispatch("topk slices", || shaders::top_k(false), &params, &[&arena], (groups as u32, 1, 1));
         self.dispatch("topk merge", || shaders::top_k(true), &params, &[&arena], (1, 1, 1));
+    }
+
+    fn softcap(&mut self, x: &mut Act, cap: f32) {
+        self.prepare();
+        let arena = self.arena_buf();
+        let n = (x.rows * x.width) as u32;
+        let params = [x.at(), n, cap.to_bits()];
+        let (gx, gy) = grid(n.div_ceil(64) as usize);
+        self.dispatch("softcap", shaders::softcap, &params, &[&arena], (gx, gy, 1));
     }
 
     fn last_row(&mut self, x: &Act) -> Act {

@@ -1,12 +1,20 @@
-// Per-head RMS norm and rotary embedding (NeoX halves) of q (in place) and k (into the
-// f16 cache), and v into the cache: one workgroup per head and position.
+// Per-head RMS norm (unless qn is NONE) and rotary embedding of q (in place) and k (into
+// the f16 cache), and v into the cache: one workgroup per head and position. Rope pairs
+// dimensions (j, j + half) or, when `adjacent`, (2j, 2j + 1).
 
-struct P { n: u32, pos0: u32, hd: u32, nq: u32, nkv: u32, q_off: u32, k_off: u32, v_off: u32, qn: u32, kn: u32, rope: u32, eps: f32, kvw: u32 }
+struct P { n: u32, pos0: u32, hd: u32, nq: u32, nkv: u32, q_off: u32, k_off: u32, v_off: u32, qn: u32, kn: u32, rope: u32, eps: f32, kvw: u32, adjacent: u32 }
+const NONE: u32 = 0xffffffffu;
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
 @group(0) @binding(2) var<storage, read> vecs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> kc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> vc: array<u32>;
+
+// The norm weight `i` at `nw`, or 1 without q/k norms.
+fn nw_at(nw: u32, i: u32) -> f32 {
+    if (p.qn == NONE) { return 1.0; }
+    return vecs[nw + i];
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -36,13 +44,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let scale = inverseSqrt(wg_sum(s, li) / f32(hd) + p.eps);
     let rt = p.rope + pos * hd;
     let kdst = (pos * p.kvw + (head - p.nq) * hd) / 2u;
+    var nscale = 1.0;
+    if (p.qn != NONE) { nscale = scale; }
+    if (p.adjacent != 0u) {
+        for (var j = li; j < half; j += 64u) {
+            let a = act[base + 2u * j] * nscale * nw_at(nw, 2u * j);
+            let b = act[base + 2u * j + 1u] * nscale * nw_at(nw, 2u * j + 1u);
+            let c = vecs[rt + j];
+            let sn = vecs[rt + half + j];
+            let r = vec2<f32>(a * c - b * sn, a * sn + b * c);
+            if (is_q) {
+                act[base + 2u * j] = r.x;
+                act[base + 2u * j + 1u] = r.y;
+            } else {
+                kc[kdst + j] = pack_f16(r);
+            }
+        }
+        return;
+    }
     for (var m = li; m < half / 2u; m += 64u) {
         var ra: vec2<f32>;
         var rb: vec2<f32>;
         for (var e = 0u; e < 2u; e++) {
             let j = 2u * m + e;
-            let a = act[base + j] * scale * vecs[nw + j];
-            let b = act[base + j + half] * scale * vecs[nw + j + half];
+            let a = act[base + j] * nscale * nw_at(nw, j);
+            let b = act[base + j + half] * nscale * nw_at(nw, j + half);
             let c = vecs[rt + j];
             let sn = vecs[rt + half + j];
             ra[e] = a * c - b * sn;

@@ -12,6 +12,7 @@ const EMBED: &str = include_str!("embed.wgsl");
 const ROPE: &str = include_str!("rope.wgsl");
 const ATTENTION: &str = include_str!("attention.wgsl");
 const COPY: &str = include_str!("copy.wgsl");
+const SOFTCAP: &str = include_str!("softcap.wgsl");
 const TOPK: &str = include_str!("topk.wgsl");
 
 /// The weight binding `w{i}` at `binding`, with its block readers.
@@ -22,8 +23,8 @@ fn weights(binding: usize, i: usize) -> String {
 
 /// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`,
 /// `tok` token rows per workgroup (1 for a decode step: its accumulators stay in registers).
-pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix, tok: u32) -> String {
-    let mut s = format!("const TOK: u32 = {tok}u;\nconst PRO_ADD: bool = {add};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
+pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, tok: u32) -> String {
+    let mut s = format!("const TOK: u32 = {tok}u;\nconst PRO_ADD: bool = {add};\nconst PRO_POST: bool = {post};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
     for i in 0..types.len() {
         s += &weights(3 + i, i);
     }
@@ -37,13 +38,13 @@ pub fn matmul(types: &[DType], add: bool, normed: bool, mix: Mix, tok: u32) -> S
                 let cond = if i + 1 < types.len() { format!("group >= {} && group < {}", lo[i], lo[i + 1]) } else { format!("group >= {}", lo[i]) };
                 body += &format!("if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; {} }}\n", lo[i], slices(&format!("row < p.rows{i}"), &[(dq(i), "acc0")]));
                 let base = if i == 0 { "p.row_base" } else { "0u" };
-                store += &format!("if (m == {i}u && row < p.rows{i}) {{ act[p.out{i} + (t0 + t) * p.out_w{i} + {base} + row] = a; }}\n");
+                store += &format!("if (m == {i}u && row < p.rows{i}) {{ act[p.out{i} + (t0 + t) * p.out_w{i} + {base} + row] = a + bias(p.bias{i}, {base} + row); }}\n");
             }
             (body, store)
         }
-        Mix::GeluGate => (
+        Mix::GeluGate | Mix::SiluGate => (
             format!("row = group * 8u + r; {}", slices("row < p.rows0", &[(dq(0), "acc0"), (dq(1), "acc1")])),
-            "if (row < p.rows0) { act[p.out0 + (t0 + t) * p.out_w0 + row] = gelu(a) * b; }".to_owned(),
+            format!("if (row < p.rows0) {{ act[p.out0 + (t0 + t) * p.out_w0 + row] = {}(a) * b; }}", if mix == Mix::GeluGate { "gelu" } else { "silu" }),
         ),
     };
     s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
@@ -68,6 +69,10 @@ pub fn rope() -> String {
 
 pub fn attention() -> String {
     format!("{COMMON}{ATTENTION}")
+}
+
+pub fn softcap() -> String {
+    SOFTCAP.to_owned()
 }
 
 pub fn copy() -> String {

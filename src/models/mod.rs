@@ -1,6 +1,12 @@
 //! One file per architecture, each written once over `backend::Backend`.
 
+pub mod gemma2;
 pub mod gemma3;
+pub mod llama;
+pub mod phi3;
+pub mod qwen2;
+pub mod qwen3;
+pub mod transformer;
 
 use crate::backend::{Backend, Readback};
 use crate::bail;
@@ -20,19 +26,25 @@ pub trait Model {
     fn vocab(&self) -> usize;
 }
 
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"];
 
 /// Builds the model named by `general.architecture` on backend `b`.
 pub fn load<B: Backend + 'static>(b: B, g: &Gguf, file: &Arc<ModelBytes>, context: usize) -> Result<Box<dyn Model>> {
     let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("");
-    match arch {
-        "gemma3" => Ok(Box::new(gemma3::Gemma3::load(b, g, file, context)?)),
+    let spec = match arch {
+        "gemma3" => gemma3::spec(g, context)?,
+        "gemma2" => gemma2::spec(g, context)?,
+        "llama" => llama::spec(g, context)?,
+        "qwen2" => qwen2::spec(g, context)?,
+        "qwen3" => qwen3::spec(g, context)?,
+        "phi3" => phi3::spec(g, context)?,
         other => bail!(
             "unsupported_architecture",
-            "the model's architecture {other:?} is not supported yet (supported: {}); pick a Gemma 3 GGUF",
+            "the model's architecture {other:?} is not supported (supported: {})",
             SUPPORTED_ARCHITECTURES.join(", ")
         ),
-    }
+    };
+    Ok(Box::new(transformer::Transformer::load(b, spec, g, file)?))
 }
 
 /// Reads back what `want` asks of the final hidden row `last` and the `logits` computed by `project`
@@ -54,16 +66,18 @@ pub fn finish<B: Backend>(b: &mut B, last: &mut B::Act, vocab: usize, want: Want
 }
 
 /// Rotary angles for positions `0..context`: per position `[cos | sin]` of `head_dim/2`
-/// frequencies, built as ggml does (θ multiplied by base^(−2/d) step by step, in f32).
-pub fn rope_table(base: f32, head_dim: usize, context: usize) -> Vec<f32> {
+/// frequencies, built as ggml does (θ multiplied by base^(−2/d) step by step, in f32), the
+/// position divided by `linear` and frequency `i`'s angle by `factors[i]` when given.
+pub fn rope_table(base: f32, head_dim: usize, context: usize, linear: f32, factors: Option<&[f32]>) -> Vec<f32> {
     let half = head_dim / 2;
     let step = base.powf(-2.0 / head_dim as f32);
     let mut t = vec![0f32; context * head_dim];
     for (p, row) in t.chunks_exact_mut(head_dim).enumerate() {
         let mut theta = p as f32;
         for i in 0..half {
-            row[i] = theta.cos();
-            row[half + i] = theta.sin();
+            let angle = theta / linear / factors.map_or(1.0, |f| f[i]);
+            row[i] = angle.cos();
+            row[half + i] = angle.sin();
             theta *= step;
         }
     }

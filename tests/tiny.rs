@@ -1,0 +1,102 @@
+//! Every supported architecture and weight type against llama.cpp, on tiny GGUF models with
+//! random weights (`tests/tools/tiny_models.py write`, which `./build.sh test` runs into
+//! target/tiny-models; the reference outputs, made by its `reference` command with
+//! llama-cpp-python, are committed in tests/tiny/reference.json with each file's SHA-256).
+//!
+//! Checked per model and prompt: prompt ids equal llama.cpp's (SentencePiece and byte-level
+//! BPE vocabularies, three pre-tokenizers); every first-position logit within a tolerance;
+//! greedy tokens equal up to llama.cpp's first step with a top-2 margin below twice that
+//! tolerance. On the CPU and, where an adapter exists (lavapipe in CI), on the GPU.
+//!
+//! Tolerances (logits here are a few units): float weights agree to ~0.001 (so norms,
+//! rope, attention and the f16 roundings are llama.cpp's); quantized weights, whose
+//! activations are quantized to 8 bits before each product, drift by 0.003 (Q4_0) to 0.09
+//! (Q6_K) — the same kind of drift as on the real Gemma 3 file (issue 2), open. The GPU
+//! keeps activations in f32 (no 8-bit or bf16 rounding before products), so it is held to
+//! 0.02 for float weights and to the WebGPU backend's 0.25 for quantized ones.
+
+mod common;
+use common::*;
+use ouvert::backend::Backend;
+use ouvert::cpu::Cpu;
+use ouvert::engine::{block_on, Engine, GenerateOptions};
+use ouvert::gpu::Gpu;
+use ouvert::sampler::SamplerConfig;
+use ouvert::weights::ModelBytes;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// (float weights, quantized weights)
+const CPU_TOL: (f64, f64) = (0.01, 0.1);
+const GPU_TOL: (f64, f64) = (0.02, 0.25);
+
+fn tiny_dir() -> PathBuf {
+    let dir = std::env::var_os("OUVERT_TINY_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target/tiny-models"));
+    assert!(dir.exists(), "{} is missing: run ./build.sh test (or python3 tests/tools/tiny_models.py write {})", dir.display(), dir.display());
+    dir
+}
+
+fn tiny_reference() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join("tests/tiny/reference.json")).unwrap()).unwrap()
+}
+
+fn check<B: Backend + 'static>(label: &str, backend: impl Fn() -> B, (float_tol, quant_tol): (f64, f64)) {
+    let dir = tiny_dir();
+    let mut failures = Vec::new();
+    for m in tiny_reference()["models"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(format!("{name}.gguf"))).unwrap();
+        let sha = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(sha, m["sha256"].as_str().unwrap(), "{name}.gguf is not the file the reference was made from (numpy or gguf version?)");
+        let mut e = match Engine::load_on(backend(), ModelBytes::from_slice(&bytes).unwrap(), 512) {
+            Ok(e) => e,
+            Err(err) => {
+                failures.push(format!("{label} {name}: does not load: {err}"));
+                continue;
+            }
+        };
+        let (mut worst, mut steps) = (0f64, Vec::new());
+        let tol = if matches!(m["type"].as_str().unwrap(), "F32" | "F16" | "BF16") { float_tol } else { quant_tol };
+        for p in m["prompts"].as_array().unwrap() {
+            let text = p["text"].as_str().unwrap();
+            let prompt = e.encode(text).unwrap();
+            if prompt != ids(&p["ids"]) {
+                failures.push(format!("{label} {name}: {text:?} encodes to {prompt:?}, llama.cpp to {:?}", ids(&p["ids"])));
+                continue;
+            }
+            let logits = e.logits(&prompt).unwrap();
+            let want: Vec<f64> = p["first_logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let off = logits.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            worst = worst.max(off);
+            if logits.len() != want.len() || off > tol {
+                failures.push(format!("{label} {name}: {text:?} first logits off by {off:.4}"));
+            }
+            let margins: Vec<f64> = p["margins"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let greedy = ids(&p["greedy"]);
+            let n = must_match(&margins, 2.0 * tol);
+            let opts = GenerateOptions { max_tokens: greedy.len(), sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+            let got = e.generate(&prompt, &opts, &mut |_| true).unwrap().tokens;
+            let same = got.iter().zip(&greedy).take_while(|(a, b)| a == b).count();
+            steps.push(format!("{same}/{n}"));
+            if same < n {
+                failures.push(format!("{label} {name}: {text:?} greedy differs at step {same} (reference margin {}): {got:?} vs {greedy:?}", margins[same]));
+            }
+        }
+        eprintln!("{label} {name:12} {:5} logits within {worst:.4}; greedy steps equal/required {}", m["type"].as_str().unwrap(), steps.join(" "));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn tiny_models_match_llama_cpp_on_cpu() {
+    check("cpu", || Cpu, CPU_TOL);
+}
+
+#[test]
+fn tiny_models_match_llama_cpp_on_gpu() {
+    match block_on(Gpu::new()) {
+        Ok(_) => check("gpu", || block_on(Gpu::new()).unwrap(), GPU_TOL),
+        Err(e) if std::env::var_os("OUVERT_REQUIRE_GPU").is_none() => eprintln!("no GPU adapter, GPU tests not run: {e}"),
+        Err(e) => panic!("OUVERT_REQUIRE_GPU is set but {e}"),
+    }
+}
