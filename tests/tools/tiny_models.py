@@ -147,6 +147,9 @@ BLOCKS = {
 }
 
 
+INT8_FIELDS = {Q.Q8_0: slice(2, 34), Q.Q6_K: slice(192, 208)}
+
+
 def weights(rng, rows, cols, qtype, std=0.05):
     """A `[rows × cols]` matrix (numpy order) of type `qtype` and its raw dtype for gguf-py."""
     if qtype == Q.F32:
@@ -160,6 +163,11 @@ def weights(rng, rows, cols, qtype, std=0.05):
     per, size, scales = BLOCKS[qtype]
     nb = rows * cols // per
     raw = rng.integers(0, 256, (nb, size), dtype=np.uint8)
+    # int8 fields never hold -128 in a quantizer's output, and ggml's x86 dot products rely
+    # on it (their sign trick overflows on -128): Q8_0's values, Q6_K's scales.
+    if qtype in INT8_FIELDS:
+        field = raw[:, INT8_FIELDS[qtype]]  # a view: the assignment writes into raw
+        field[field == 0x80] = 0x81
     for off, scale in scales:
         f = (scale * (0.5 + rng.random(nb))).astype(np.float16)
         raw[:, off:off + 2] = f.view(np.uint8).reshape(nb, 2)
