@@ -130,8 +130,8 @@ TINY_PY="numpy==2.4.6 gguf==0.19.0"
 cmd_tiny_models() { # write the tiny random GGUFs into target/tiny-models
   local venv=$CACHE/tiny-venv
   "$venv/bin/python" -c "import gguf, numpy" 2>/dev/null || { log "installing $TINY_PY"; python3 -m venv "$venv" && "$venv/bin/pip" install -q $TINY_PY; }
-  [ -f target/tiny-models/gemma3.gguf ] && [ target/tiny-models/gemma3.gguf -nt tests/tools/tiny_models.py ] ||
-    { log "writing tiny models"; "$venv/bin/python" tests/tools/tiny_models.py write target/tiny-models; }
+  log "writing tiny models and vocabularies"
+  "$venv/bin/python" tests/tools/tiny_models.py write target/tiny-models
 }
 
 cmd_tiny_reference() { # re-run llama.cpp on the tiny models (llama-cpp-python, built once)

