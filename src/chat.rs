@@ -52,6 +52,9 @@ impl ChatTemplate {
             crate::bail!("invalid_argument", "a chat needs at least one message");
         }
         let mut env = minijinja::Environment::new();
+        // As Hugging Face's apply_chat_template runs Jinja, which the templates are written for.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         // The template comes from the file: bound its work, so a hostile one cannot hang the
         // engine (real templates use a few thousand instructions per message).
         env.set_fuel(Some(TEMPLATE_FUEL_PER_MESSAGE * (messages.len() as u64 + 1)));

@@ -133,7 +133,33 @@ fn real_byte_level_vocabularies_match_llama_cpp_and_tokenizer_json() {
             }
             assert_eq!(tok.decode(&got), text, "{name}: decoding gives the text back");
         }
+        // Generation stops at the chat formats' turn ends.
+        for end in ["<|im_end|>", "<|eot_id|>"] {
+            if let Some(id) = tok.token_id(end) {
+                assert!(tok.stop_ids.contains(&id), "{name}: {end} ends a generation");
+            }
+        }
         eprintln!("{name}: {} texts, {} tokens", texts.len(), texts.iter().map(|t| t["ids"].as_array().unwrap().len()).sum::<usize>());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The chat templates of those vocabularies' tokenizer_config.json, carried in the GGUF,
+/// render as Hugging Face's apply_chat_template does (Jinja with trim_blocks and
+/// lstrip_blocks; the expected strings are its output).
+#[test]
+fn chat_templates_from_the_file_render_as_hugging_face_does() {
+    use ouvert::chat::{ChatTemplate, Message};
+    use ouvert::gguf::Gguf;
+    let dir = tiny_dir();
+    let m = |role: &str, content: &str| Message { role: role.into(), content: content.into() };
+    let messages = [m("system", "Be brief."), m("user", "Hi")];
+    for (name, want) in [
+        ("qwen2.5", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),
+        ("llama3", "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+    ] {
+        let bytes = std::fs::read(dir.join(format!("vocab-{name}.gguf"))).unwrap();
+        let template = ChatTemplate::from_gguf(&Gguf::parse(&bytes).unwrap()).expect("the file has a chat template");
+        assert_eq!(template.render(&messages).unwrap(), want, "{name}");
+    }
 }
