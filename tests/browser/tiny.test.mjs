@@ -22,6 +22,12 @@ after(async () => {
   await env.close();
 });
 
+test("Ouvert.SUPPORTED lists exactly the architectures and weight types checked here", async () => {
+  const supported = await page.evaluate(() => Ouvert.SUPPORTED);
+  assert.deepEqual(new Set(supported.architectures), new Set(REF.models.map((m) => m.architecture)));
+  assert.deepEqual(new Set(supported.quantizations), new Set(REF.models.map((m) => m.type)));
+});
+
 test("each architecture and weight type gives llama.cpp's prompt ids and greedy tokens in wasm", { timeout: 600_000 }, async () => {
   const failures = [];
   for (const m of REF.models) {
