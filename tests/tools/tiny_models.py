@@ -235,6 +235,10 @@ def write_model(path, seed, arch, vocab_kind, qtype, sw):
     w.add_add_bos_token(vocab_kind != "qwen2")
 
     def mat(name, rows, cols, t=qtype):
+        # `only`: the matrices whose names contain one of these have the type, the rest F16
+        # (for bisecting a numerical difference by tensor).
+        if sw.get("only") and not any(k in name for k in sw["only"]):
+            t = Q.F16
         data, raw = weights(rng, rows, cols, t)
         w.add_tensor(name, data, raw_dtype=raw)
 
