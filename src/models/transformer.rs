@@ -207,8 +207,9 @@ impl<B: Backend> Transformer<B> {
             let (q, k, v) = match g.tensor(&p("attn_qkv.weight")) {
                 Some(_) => {
                     let t = expect_tensor(g, &p("attn_qkv.weight"), &[d, qw + 2 * kvw])?;
-                    let (tq, tk, tv) = (row_range(t, 0..qw), row_range(t, qw..qw + kvw), row_range(t, qw + kvw..qw + 2 * kvw));
-                    (b.matrix(file, &tq, None)?, b.matrix(file, &tk, None)?, b.matrix(file, &tv, None)?)
+                    let b_qkv = bias(&p("attn_qkv.bias"), qw + 2 * kvw)?;
+                    let part = |b: &mut B, rows: std::ops::Range<usize>| b.matrix(file, &row_range(t, rows.clone()), b_qkv.as_ref().map(|v| &v[rows]));
+                    (part(&mut b, 0..qw)?, part(&mut b, qw..qw + kvw)?, part(&mut b, qw + kvw..qw + 2 * kvw)?)
                 }
                 None => (
                     matrix(&mut b, expect_tensor(g, &p("attn_q.weight"), &[d, qw])?, &p("attn_q.bias"))?,

@@ -190,7 +190,7 @@ MODELS = [
     ("llama-bpe", "llama", "llama-bpe", Q.F16, {"rope_freqs": True}),
     ("qwen2", "qwen2", "qwen2", Q.F16, {"qkv_bias": True, "tied": True}),
     ("qwen3", "qwen3", "qwen2", Q.F16, {"qk_norm": True}),
-    ("phi3", "phi3", "phi3", Q.F16, {"fused": True}),
+    ("phi3", "phi3", "phi3", Q.F16, {"fused": True, "qkv_bias": True}),
     ("gemma2", "gemma2", "gemma", Q.F16, {"post_norms": True, "tied": True, "window": 4}),
     ("gemma3", "gemma3", "gemma", Q.F16, {"post_norms": True, "qk_norm": True, "tied": True, "window": 4}),
 ] + [(f"llama-{t.name.lower()}", "llama", "spm", t, {}) for t in
@@ -257,7 +257,9 @@ def write_model(path, seed, arch, vocab_kind, qtype, sw):
             mat(p + "attn_q.weight", d, d)
             mat(p + "attn_k.weight", kvh * hd, d)
             mat(p + "attn_v.weight", kvh * hd, d)
-        if sw.get("qkv_bias"):
+        if sw.get("qkv_bias") and sw.get("fused"):
+            w.add_tensor(p + "attn_qkv.bias", rng.normal(0, 0.5, d + 2 * kvh * hd).astype(np.float32))
+        elif sw.get("qkv_bias"):
             for n, rows in (("q", d), ("k", kvh * hd), ("v", kvh * hd)):
                 w.add_tensor(p + f"attn_{n}.bias", rng.normal(0, 0.5, rows).astype(np.float32))
         if sw.get("qk_norm"):
