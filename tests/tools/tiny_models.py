@@ -168,8 +168,8 @@ def weights(rng, rows, cols, qtype, std=0.05):
     per, size, scales = BLOCKS[qtype]
     nb = rows * cols // per
     raw = rng.integers(0, 256, (nb, size), dtype=np.uint8)
-    # int8 fields never hold -128 in a quantizer's output, and ggml's x86 dot products rely
-    # on it (their sign trick overflows on -128): Q8_0's values, Q6_K's scales.
+    # int8 fields stay in ±127, as ggml's Q8_0 quantizer writes them (Q6_K's scales could
+    # reach -128; they are kept in the same range).
     if qtype in INT8_FIELDS:
         field = raw[:, INT8_FIELDS[qtype]]  # a view: the assignment writes into raw
         field[field == 0x80] = 0x81
