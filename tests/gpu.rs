@@ -16,17 +16,6 @@ use ouvert::sampler::{argmax, SamplerConfig, TopLogits};
 use ouvert::weights::ModelBytes;
 use std::sync::Arc;
 
-fn gpu() -> Option<Gpu> {
-    match block_on(Gpu::new()) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var_os("OUVERT_REQUIRE_GPU").is_none() => {
-            eprintln!("no GPU adapter, GPU tests not run: {e}");
-            None
-        }
-        Err(e) => panic!("OUVERT_REQUIRE_GPU is set but {e}"),
-    }
-}
-
 /// Deterministic values in about [-1, 1].
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

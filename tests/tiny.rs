@@ -19,8 +19,7 @@ mod common;
 use common::*;
 use ouvert::backend::Backend;
 use ouvert::cpu::Cpu;
-use ouvert::engine::{block_on, Engine, GenerateOptions};
-use ouvert::gpu::Gpu;
+use ouvert::engine::{Engine, GenerateOptions};
 use ouvert::sampler::SamplerConfig;
 use ouvert::weights::ModelBytes;
 use sha2::{Digest, Sha256};
@@ -95,10 +94,8 @@ fn tiny_models_match_llama_cpp_on_cpu() {
 
 #[test]
 fn tiny_models_match_llama_cpp_on_gpu() {
-    match block_on(Gpu::new()) {
-        Ok(_) => check("gpu", || block_on(Gpu::new()).unwrap(), GPU_TOL),
-        Err(e) if std::env::var_os("OUVERT_REQUIRE_GPU").is_none() => eprintln!("no GPU adapter, GPU tests not run: {e}"),
-        Err(e) => panic!("OUVERT_REQUIRE_GPU is set but {e}"),
+    if gpu().is_some() {
+        check("gpu", || gpu().expect("the adapter found above"), GPU_TOL);
     }
 }
 

@@ -34,6 +34,19 @@ pub fn must_match(margins: &[f64], min_margin: f64) -> usize {
     margins.iter().position(|&m| m < min_margin).unwrap_or(margins.len())
 }
 
+/// A GPU backend on the machine's adapter, or `None` (said on stderr) when there is none,
+/// unless `OUVERT_REQUIRE_GPU` is set (as `./build.sh test` does): then a missing adapter fails.
+pub fn gpu() -> Option<ouvert::gpu::Gpu> {
+    match ouvert::engine::block_on(ouvert::gpu::Gpu::new()) {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var_os("OUVERT_REQUIRE_GPU").is_none() => {
+            eprintln!("no GPU adapter, GPU tests not run: {e}");
+            None
+        }
+        Err(e) => panic!("OUVERT_REQUIRE_GPU is set but {e}"),
+    }
+}
+
 /// Writes GGUF files for tests: valid tiny models, and broken ones.
 pub mod gguf {
     #[derive(Clone)]
