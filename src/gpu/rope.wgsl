@@ -10,10 +10,11 @@ const NONE: u32 = 0xffffffffu;
 @group(0) @binding(3) var<storage, read_write> kc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> vc: array<u32>;
 
-// The norm weight `i` at `nw`, or 1 without q/k norms.
-fn nw_at(nw: u32, i: u32) -> f32 {
-    if (p.qn == NONE) { return 1.0; }
-    return vecs[nw + i];
+// Dimension `i` of a head after its RMS norm (`scale`, weights at `nw`), when the model
+// has q/k norms.
+fn normed(x: f32, scale: f32, nw: u32, i: u32) -> f32 {
+    if (p.qn == NONE) { return x; }
+    return x * scale * vecs[nw + i];
 }
 
 @compute @workgroup_size(64)
@@ -44,12 +45,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let scale = inverseSqrt(wg_sum(s, li) / f32(hd) + p.eps);
     let rt = p.rope + pos * hd;
     let kdst = (pos * p.kvw + (head - p.nq) * hd) / 2u;
-    var nscale = 1.0;
-    if (p.qn != NONE) { nscale = scale; }
     if (p.adjacent != 0u) {
         for (var j = li; j < half; j += 64u) {
-            let a = act[base + 2u * j] * nscale * nw_at(nw, 2u * j);
-            let b = act[base + 2u * j + 1u] * nscale * nw_at(nw, 2u * j + 1u);
+            let a = normed(act[base + 2u * j], scale, nw, 2u * j);
+            let b = normed(act[base + 2u * j + 1u], scale, nw, 2u * j + 1u);
             let c = vecs[rt + j];
             let sn = vecs[rt + half + j];
             let r = vec2<f32>(a * c - b * sn, a * sn + b * c);
@@ -67,8 +66,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var rb: vec2<f32>;
         for (var e = 0u; e < 2u; e++) {
             let j = 2u * m + e;
-            let a = act[base + j] * nscale * nw_at(nw, j);
-            let b = act[base + j + half] * nscale * nw_at(nw, j + half);
+            let a = normed(act[base + j], scale, nw, j);
+            let b = normed(act[base + j + half], scale, nw, j + half);
             let c = vecs[rt + j];
             let sn = vecs[rt + half + j];
             ra[e] = a * c - b * sn;
