@@ -17,6 +17,9 @@ MODEL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 MODEL=$ROOT/models/$MODEL_NAME
 CACHE=${OUVERT_CACHE:-$HOME/.cache/ouvert}
 WASM_RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
+# The threaded build: shared memory (atomics) needs the standard library rebuilt with the
+# same features (-Z build-std, allowed on the stable toolchain by RUSTC_BOOTSTRAP).
+WASM_MT_RUSTFLAGS="$WASM_RUSTFLAGS -C target-feature=+atomics,+bulk-memory,+mutable-globals -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -52,6 +55,7 @@ cmd_model() {
 
 ensure_rust() {
   rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
   local want; want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
   if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$want" ]; then
     log "installing wasm-bindgen-cli $want (the version Cargo.lock pins)"
@@ -75,6 +79,17 @@ cmd_build() {
   rm -rf www/wasm
   wasm-bindgen --target web --no-typescript --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
   log "wasm: $(stat -c %s www/wasm/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm/ouvert_bg.wasm | wc -c) gzipped"
+  log "building the threaded wasm engine (atomics, shared memory, a pool of workers)"
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown \
+    --features threads -Z build-std=panic_abort,std --target-dir target/mt
+  rm -rf www/wasm-mt
+  wasm-bindgen --target web --no-typescript --out-dir www/wasm-mt target/mt/wasm32-unknown-unknown/release/ouvert.wasm
+  # wasm-bindgen-rayon starts its workers from a blob: copy of its script, which a page's
+  # `worker-src 'self'` policy forbids; its own URL (same origin as the runtime) is allowed.
+  local helper; helper=$(find www/wasm-mt/snippets -name workerHelpers.no-bundler.js)
+  grep -q 'URL.createObjectURL(scriptBlob)' "$helper" || { echo "wasm-bindgen-rayon's worker start changed; check $helper" >&2; exit 1; }
+  sed -i 's|let scriptBlob = await fetch(import.meta.url).then(r => r.blob());||; s|URL.createObjectURL(scriptBlob)|import.meta.url|' "$helper"
+  log "threaded wasm: $(stat -c %s www/wasm-mt/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt/ouvert_bg.wasm | wc -c) gzipped"
   assemble_pkg
   assemble_dist
 }
@@ -86,9 +101,10 @@ assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   rm -rf pkg && mkdir -p pkg
   cp "${RUNTIME[@]/#/www/}" pkg/
   cp -r www/wasm pkg/wasm
+  cp -r www/wasm-mt pkg/wasm-mt
   cp pkg-config/README.md pkg-config/*.d.ts pkg/
   sed "s/__VERSION__/$version/" pkg-config/package.json >pkg/package.json
-  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped)"
+  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped; threaded, for isolated pages: $(cat pkg/*.js $(find pkg/wasm-mt -type f) | gzip -9 | wc -c))"
 }
 
 assemble_dist() { # the workshop site: static files, and a service worker that knows them all

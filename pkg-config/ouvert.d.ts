@@ -36,6 +36,12 @@ export interface EngineOptions {
   backend?: "auto" | "webgpu" | "wasm";
   /** Positions of KV cache to allocate (default 2048, capped at the model's). */
   contextLength?: number;
+  /**
+   * Threads for the wasm engine's mat-muls (default: `navigator.hardwareConcurrency`).
+   * More than one needs a cross-origin isolated page (`Cross-Origin-Opener-Policy:
+   * same-origin` and `Cross-Origin-Embedder-Policy: require-corp`); elsewhere it is 1.
+   */
+  threads?: number;
   onProgress?: (p: Progress) => void;
   /** Aborting stops the download and rejects with `aborted`. */
   signal?: AbortSignal;
@@ -55,6 +61,8 @@ export interface EngineInfo {
   bytes: number;
   /** Where the model runs now (a lost GPU moves it to "wasm"). */
   backend: "wasm" | "webgpu";
+  /** Threads the wasm engine's mat-muls use (1 unless the page is cross-origin isolated). */
+  threads: number;
   /** The WebGPU adapter, when on "webgpu". */
   adapter?: string;
   /** Why the engine is not on WebGPU, when "auto" fell back or the GPU was lost. */

@@ -30,6 +30,17 @@ pub fn kernel_self_check() -> Result<(), JsValue> {
     crate::cpu::dot::self_check().map_err(|m| js_error(Error::new("internal", m)))
 }
 
+/// The threaded build's worker pool (wasm-bindgen-rayon): JS awaits `initThreadPool(n)`,
+/// then calls `threadsStarted(n)` so the mat-muls start splitting their rows.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = threadsStarted)]
+pub fn threads_started(n: usize) {
+    crate::cpu::par::pool_started(n);
+}
+
 #[wasm_bindgen]
 pub struct ModelLoader {
     bytes: ModelBytes,
@@ -141,6 +152,7 @@ impl WasmEngine {
         v["contextLength"] = i.engine.context().into();
         v["vocabSize"] = i.engine.tokenizer.vocab_size().into();
         v["backend"] = if i.backend == Where::WebGpu { "webgpu" } else { "wasm" }.into();
+        v["threads"] = crate::cpu::par::threads().into();
         if let Some(a) = &i.adapter {
             v["adapter"] = a.as_str().into();
         }

@@ -31,8 +31,9 @@ const abortError = () => new OuvertError("aborted", "the request was aborted");
  * @returns {Promise<Engine>}
  */
 export async function createEngine(options = {}) {
-  const { model, sha256, backend = "auto", contextLength = 2048, onProgress, signal } = options;
+  const { model, sha256, backend = "auto", contextLength = 2048, threads, onProgress, signal } = options;
   if (!BACKENDS.includes(backend)) throw new OuvertError("invalid_argument", `backend must be one of ${BACKENDS.join(", ")}`);
+  if (threads != null && !(Number.isInteger(threads) && threads >= 1)) throw new OuvertError("invalid_argument", "threads must be a whole number ≥ 1");
   if (sha256 != null && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new OuvertError("invalid_argument", "sha256 must be 64 hexadecimal digits");
   const isUrl = typeof model === "string" || model instanceof URL;
   if (!(isUrl || model instanceof Blob || model instanceof ArrayBuffer || ArrayBuffer.isView(model))) {
@@ -43,7 +44,7 @@ export async function createEngine(options = {}) {
   const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
   const engine = new Engine(worker);
   try {
-    engine.info = await engine._load({ model: source, sha256, contextLength, backend }, onProgress, signal);
+    engine.info = await engine._load({ model: source, sha256, contextLength, backend, threads }, onProgress, signal);
     return engine;
   } catch (e) {
     worker.terminate();

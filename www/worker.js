@@ -2,10 +2,26 @@
 // straight into wasm memory, then serves requests one at a time. Generation runs a step
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
-import init, { ModelLoader, WasmEngine } from "./wasm/ouvert.js";
 import { beginWrite, deleteCachedModel, lookup, skipReason } from "./store.js";
 
 let engine = null;
+let wasm = null; // the engine's module, single-threaded or threaded, chosen at the first load
+
+// A cross-origin isolated page (served with COOP and COEP headers) may share wasm memory
+// with more workers: there the threaded build splits every mat-mul over a pool of
+// workers, one per core unless `threads` says otherwise. Elsewhere, one thread.
+async function start(threads) {
+  if (wasm) return wasm;
+  const want = threads ?? navigator.hardwareConcurrency ?? 1;
+  const threaded = self.crossOriginIsolated && want > 1;
+  const mod = threaded ? await import("./wasm-mt/ouvert.js") : await import("./wasm/ouvert.js");
+  await mod.default();
+  if (threaded) {
+    await mod.initThreadPool(want);
+    mod.threadsStarted(want);
+  }
+  return (wasm = mod);
+}
 let queue = Promise.resolve();
 const aborted = new Set();
 
@@ -68,7 +84,7 @@ async function generate({ id, prompt, options }) {
 /** Reads `stream` into a new ModelLoader of `size` bytes (buffering when size is unknown). */
 async function fill(stream, size, { hash, onChunk }) {
   const reader = stream.getReader();
-  let loader = size != null ? new ModelLoader(size, hash) : null;
+  let loader = size != null ? new wasm.ModelLoader(size, hash) : null;
   const buffered = [];
   let loaded = 0;
   for (;;) {
@@ -85,7 +101,7 @@ async function fill(stream, size, { hash, onChunk }) {
     onChunk(value, loaded);
   }
   if (!loader) {
-    loader = new ModelLoader(loaded, hash);
+    loader = new wasm.ModelLoader(loaded, hash);
     for (const chunk of buffered.splice(0)) loader.push(chunk);
   }
   if (loader.loaded < size) throw fail("truncated_file", `only ${loader.loaded} of ${size} bytes arrived; the connection was cut, load the model again`);
@@ -137,7 +153,7 @@ async function load(msg) {
 }
 
 async function loadFrom(msg, useCache) {
-  await init();
+  await start(msg.threads);
   // Asked for WebGPU where there is none: say so before downloading anything.
   if (msg.backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
     throw fail("webgpu_unavailable", "this browser offers no WebGPU adapter; use backend \"auto\" (which falls back to wasm) or \"wasm\"");
@@ -202,7 +218,7 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   progress("verify", bytes, bytes);
   progress("load", 0, bytes);
   try {
-    engine = await WasmEngine.load(loader, contextLength, backend);
+    engine = await wasm.WasmEngine.load(loader, contextLength, backend);
   } catch (e) {
     await writer?.abort(); // a file the engine rejects is not worth keeping
     throw e;

@@ -7,6 +7,7 @@
 //! them: this small model turns last-bit differences into 0.3-logit ones.
 
 use super::dot::{self, Q5_0, Q8_0};
+use super::par;
 use crate::gguf::DType;
 use crate::weights::ModelBytes;
 use candle_core::quantized::k_quants::*;
@@ -96,22 +97,26 @@ pub fn blocks<T>(bytes: &[u8]) -> &[T] {
 
 /// Weights whose activations are Q8_0, through our own dot products (`dot.rs`), four rows
 /// at a time; a last group of fewer than four repeats its final row.
-fn mm_q8<W: dot::Unpack>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
     let w: &[W] = blocks(w);
     let (rows, nb) = (m.rows, m.cols / 32);
     let act = dot::quantize_q8_0(x);
     let ys: &[Q8_0] = dot::view(&act.blocks);
     let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
-    for r in (0..rows).step_by(4) {
-        let k = (rows - r).min(4);
-        for t in 0..n {
-            let d = dot::dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
-            out[t * rows + r..t * rows + r + k].copy_from_slice(&d[..k]);
+    par::over_rows(rows, n, 4, out, |range, part| {
+        let width = range.len();
+        for r in range.clone().step_by(4) {
+            let k = (range.end - r).min(4);
+            for t in 0..n {
+                let d = dot::dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
+                let at = t * width + r - range.start;
+                part[at..at + k].copy_from_slice(&d[..k]);
+            }
         }
-    }
+    });
 }
 
-fn mm<T: GgmlType>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: DotFn<T>, quantize: QuantizeFn<T>) {
+fn mm<T: GgmlType + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: DotFn<T>, quantize: QuantizeFn<T>) {
     let w: &[T] = blocks(w);
     let (rows, cols) = (m.rows, m.cols);
     let wb = cols / T::BLCK_SIZE;
@@ -120,9 +125,13 @@ fn mm<T: GgmlType>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], 
     for (xr, q) in x.chunks_exact(cols).zip(xq.chunks_exact_mut(xb)) {
         quantize(xr, q);
     }
-    for (r, wr) in w.chunks_exact(wb).enumerate().take(rows) {
-        for (t, q) in xq.chunks_exact(xb).enumerate() {
-            out[t * rows + r] = dot(cols, wr, q);
+    par::over_rows(rows, n, 1, out, |range, part| {
+        let width = range.len();
+        for r in range.clone() {
+            let wr = &w[r * wb..(r + 1) * wb];
+            for (t, q) in xq.chunks_exact(xb).enumerate() {
+                part[t * width + r - range.start] = dot(cols, wr, q);
+            }
         }
-    }
+    });
 }

@@ -1,0 +1,64 @@
+//! Splitting a mat-mul's weight rows over threads, when the crate is built with `threads`
+//! (natively: rayon's threads; in wasm: Web Workers sharing the memory, wasm-bindgen-rayon).
+//! Every output is still one dot product computed by one thread in the same order, so
+//! threads change the speed, never a bit of the result.
+
+use std::ops::Range;
+
+/// Fills `out` (`n` activation rows, each of `rows` outputs) by calling
+/// `f(r0..r1, part)`, where `part` holds `n` rows of `r1 - r0` outputs. Ranges start at
+/// multiples of `align` (the kernels' row groups). Without threads: one call, `part = out`.
+pub fn over_rows(rows: usize, n: usize, align: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    let parts = threads() * 4;
+    if parts <= 4 || rows < 2 * align * parts {
+        return f(0..rows, out);
+    }
+    split(rows, n, align, parts, out, f);
+}
+
+#[cfg(feature = "threads")]
+fn split(rows: usize, n: usize, align: usize, parts: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    use rayon::prelude::*;
+    let step = rows.div_ceil(parts).next_multiple_of(align);
+    let ranges: Vec<Range<usize>> = (0..rows).step_by(step).map(|r| r..(r + step).min(rows)).collect();
+    let computed: Vec<Vec<f32>> = ranges
+        .par_iter()
+        .map(|r| {
+            let mut part = vec![0f32; n * r.len()];
+            f(r.clone(), &mut part);
+            part
+        })
+        .collect();
+    for (r, part) in ranges.iter().zip(&computed) {
+        for (o, p) in out.chunks_exact_mut(rows).zip(part.chunks_exact(r.len())) {
+            o[r.clone()].copy_from_slice(p);
+        }
+    }
+}
+
+#[cfg(not(feature = "threads"))]
+fn split(rows: usize, _: usize, _: usize, _: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    f(0..rows, out)
+}
+
+/// The size of the wasm page's worker pool once it has started (rayon must not be touched
+/// before: its default pool would try to spawn threads, which wasm cannot).
+#[cfg(all(feature = "threads", target_arch = "wasm32"))]
+static WASM_POOL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Records that the wasm page's worker pool runs `n` threads.
+#[cfg(all(feature = "threads", target_arch = "wasm32"))]
+pub fn pool_started(n: usize) {
+    WASM_POOL.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many threads the mat-muls use (1 without the `threads` feature, or before a wasm
+/// page has started its pool).
+pub fn threads() -> usize {
+    #[cfg(all(feature = "threads", target_arch = "wasm32"))]
+    return WASM_POOL.load(std::sync::atomic::Ordering::Relaxed).max(1);
+    #[cfg(all(feature = "threads", not(target_arch = "wasm32")))]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "threads"))]
+    1
+}
