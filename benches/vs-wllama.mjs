@@ -5,7 +5,7 @@
 //   ./build.sh bench   (or: ./build.sh build && node benches/vs-wllama.mjs [rounds] [threads])
 import { startBrowser, ROOT, MODEL, reference } from "../tests/browser/util.mjs";
 import { join } from "node:path";
-import { writeFileSync, readFileSync } from "node:fs";
+import { writeFileSync, readFileSync, readdirSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { execFileSync } from "node:child_process";
 
@@ -51,8 +51,9 @@ const cut = await (async () => {
 })();
 
 // Each run in a fresh browser: an empty cache, and memory measured from a clean baseline.
-const engines = ["ouvert", "wllama"];
-const results = { ouvert: [], wllama: [] };
+// With threads, Ouvert on one thread too: the threaded build's gain in the same run.
+const engines = threads > 1 ? ["ouvert", "wllama", "ouvert1"] : ["ouvert", "wllama"];
+const results = Object.fromEntries(engines.map((e) => [e, []]));
 for (let round = 0; round < rounds; round++) {
   for (const name of round % 2 ? [...engines].reverse() : engines) {
     const tag = `Run ${round}.`;
@@ -83,7 +84,9 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.lengt
 const metrics = [["coldMs", "load from the network (ms)", false], ["cachedMs", "load from the cache (ms)", false], ["ttftMs", "first token, 2-token prompt (ms)", false], ["cachedFirstTokenMs", "cached load + first token (ms)", false], ["prefill128", "prefill, 128 tokens (tok/s)", true], ["prefill512", "prefill, 512 tokens (tok/s)", true], ["decode", "decode, 128 tokens (tok/s)", true], ["peakMB", "peak memory: the browser's RSS growth over a cached load and the runs (MB)", false]];
 const size = (files) => files.reduce((a, f) => { const b = readFileSync(join(ROOT, f)); return { raw: a.raw + b.length, gz: a.gz + gzipSync(b, { level: 9 }).length }; }, { raw: 0, gz: 0 });
 const sizes = {
-  ouvert: size(["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js", "www/ouvert.js", "www/worker.js", "www/store.js"]),
+  // With threads, the page loads the threaded build (and its worker-pool snippet) instead.
+  ouvert: size([...(threads > 1 ? readdirSync(join(ROOT, "www/wasm-mt"), { recursive: true }).map((f) => `www/wasm-mt/${f}`).filter((f) => /\.(js|wasm)$/.test(f))
+    : ["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js"]), "www/ouvert.js", "www/worker.js", "www/store.js"]),
   wllama: size(["node_modules/@wllama/wllama/esm/wasm/wllama.wasm", "node_modules/@wllama/wllama/esm/index.js"]),
 };
 const table = [`| metric (${threads} thread${threads > 1 ? "s" : ""}) | Ouvert | wllama | Ouvert/wllama per round | median ratio |`, "|---|---|---|---|---|"];
@@ -93,6 +96,13 @@ for (const [key, label, higherBetter] of metrics) {
   table.push(`| ${label} | ${fmt(results.ouvert)} | ${fmt(results.wllama)} | ${ratios.map((r) => r.toFixed(2)).join(" ")} | ${median(ratios).toFixed(2)}${higherBetter ? "" : " (lower is better)"} |`);
 }
 table.push(`| runtime, raw / gzip (bytes) | ${sizes.ouvert.raw} / ${sizes.ouvert.gz} | ${sizes.wllama.raw} / ${sizes.wllama.gz} | | ${(sizes.ouvert.gz / sizes.wllama.gz).toFixed(2)} (gzip) |`);
+if (threads > 1) {
+  table.push("", `| Ouvert ${threads} threads / Ouvert 1 thread | per round | median |`, "|---|---|---|");
+  for (const [key, label] of metrics.filter(([, , higher]) => higher)) {
+    const ratios = results.ouvert.map((o, i) => o[key] / results.ouvert1[i][key]);
+    table.push(`| ${label} | ${ratios.map((r) => r.toFixed(2)).join(" ")} | ${median(ratios).toFixed(2)} |`);
+  }
+}
 console.log(table.join("\n"));
 writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), threads, rounds, results, sizes }, null, 2));
 console.log(`JSON in ${out}`);

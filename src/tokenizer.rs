@@ -95,7 +95,7 @@ impl Tokenizer {
         let unk = id("tokenizer.ggml.unknown_token_id")?;
         let add_bos = g.get("tokenizer.ggml.add_bos_token").and_then(Value::as_bool).unwrap_or(bos.is_some());
 
-        let mut vocab: HashMap<String, u32> = HashMap::with_capacity(n);
+        let mut vocab = ahash::AHashMap::with_capacity(n);
         for (i, t) in tokens.iter().enumerate() {
             vocab.entry(t.clone()).or_insert(i as u32);
         }
@@ -103,7 +103,7 @@ impl Tokenizer {
         let merges = if byte_level { file_merges(g)? } else { derive_merges(&tokens, &scores, &kinds, &vocab) };
         let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
         let splits = if byte_level { pre_tokenizer_regexes(pre)? } else { &[][..] };
-        let mut bpe = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<ahash::AHashMap<_, _>>(), merges);
+        let mut bpe = BPE::builder().vocab_and_merges(vocab, merges);
         if byte_level {
             // llama.cpp takes a whole piece that is in the vocabulary as is for Llama 3's files.
             bpe = bpe.ignore_merges(matches!(pre, "llama3" | "llama-v3" | "llama-bpe"));
@@ -236,7 +236,7 @@ impl StreamDecoder {
     }
 }
 
-fn derive_merges(tokens: &[String], scores: &[f32], kinds: &[TokenKind], vocab: &HashMap<String, u32>) -> Vec<(String, String)> {
+fn derive_merges(tokens: &[String], scores: &[f32], kinds: &[TokenKind], vocab: &ahash::AHashMap<String, u32>) -> Vec<(String, String)> {
     let mut ranked: Vec<(f32, u32, usize)> = Vec::new(); // (score, token id, split byte index)
     for (i, t) in tokens.iter().enumerate() {
         if kinds[i] != TokenKind::Normal {

@@ -75,6 +75,27 @@ impl ModelLoader {
         Ok(())
     }
 
+    /// The part of the file's buffer not yet written, as a view into wasm memory, for a
+    /// reader that fills it itself (an OPFS synchronous handle reads straight into it, with
+    /// no copy through JS). Valid until wasm next allocates; then call `advance`.
+    pub fn remaining(&mut self) -> js_sys::Uint8Array {
+        let rest = &mut self.bytes.as_mut_slice()[self.written..];
+        // SAFETY: the view covers bytes this loader owns; JS uses it before wasm allocates
+        // again (the only way the memory could move or grow under it).
+        unsafe { js_sys::Uint8Array::view_mut_raw(rest.as_mut_ptr(), rest.len()) }
+    }
+
+    /// Marks `n` more bytes as written through `remaining()`. Not for a hashing loader: it
+    /// would not see those bytes.
+    pub fn advance(&mut self, n: f64) -> Result<(), JsValue> {
+        let end = self.written as f64 + n;
+        if self.hasher.is_some() || !(n >= 0.0 && end <= self.bytes.len() as f64) {
+            return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes past {} of {}{}", self.written, self.bytes.len(), if self.hasher.is_some() { " while hashing" } else { "" }))));
+        }
+        self.written = end as usize;
+        Ok(())
+    }
+
     /// The file's SHA-256 in hex, once every byte has arrived (when asked for at creation).
     pub fn sha256(&self) -> Option<String> {
         let h = self.hasher.as_ref().filter(|_| self.written == self.bytes.len())?;

@@ -81,8 +81,9 @@ export async function lookup(url, sha256) {
     const entry = index[url];
     if (!entry || (sha256 && entry.sha256 !== sha256.toLowerCase())) return null;
     try {
-      const file = await (await dir.getFileHandle(entry.file)).getFile();
-      if (file.size === entry.bytes && file.lastModified === entry.lastModified) return { value: { file, sha256: entry.sha256 } };
+      const handle = await dir.getFileHandle(entry.file);
+      const file = await handle.getFile();
+      if (file.size === entry.bytes && file.lastModified === entry.lastModified) return { value: { file, handle, sha256: entry.sha256 } };
     } catch { /* missing: forget it below */ }
     await removeFile(dir, entry.file);
     delete index[url];
