@@ -37,7 +37,8 @@ export interface EngineOptions {
   /** Positions of KV cache to allocate (default 2048, capped at the model's). */
   contextLength?: number;
   /**
-   * Threads for the wasm engine's mat-muls (default: `navigator.hardwareConcurrency`).
+   * Threads for the wasm engine's mat-muls (default: half of
+   * `navigator.hardwareConcurrency`, at least 1).
    * More than one needs a cross-origin isolated page (`Cross-Origin-Opener-Policy:
    * same-origin` and `Cross-Origin-Embedder-Policy: require-corp`); elsewhere it is 1.
    */

@@ -9,10 +9,12 @@ let wasm = null; // the engine's module, single-threaded or threaded, chosen at 
 
 // A cross-origin isolated page (served with COOP and COEP headers) may share wasm memory
 // with more workers: there the threaded build splits every mat-mul over a pool of
-// workers, one per core unless `threads` says otherwise. Elsewhere, one thread.
+// workers. By default, half the logical processors (as llama.cpp and wllama do): a core's
+// second hyperthread adds little to SIMD kernels, and the page and browser need a core.
+// Elsewhere, one thread.
 async function start(threads) {
   if (wasm) return wasm;
-  const want = threads ?? navigator.hardwareConcurrency ?? 1;
+  const want = threads ?? Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / 2));
   const threaded = self.crossOriginIsolated && want > 1;
   const mod = threaded ? await import("./wasm-mt/ouvert.js") : await import("./wasm/ouvert.js");
   await mod.default();

@@ -5,12 +5,17 @@
 
 use std::ops::Range;
 
-/// Fills `out` (`n` activation rows, each of `rows` outputs) by calling
-/// `f(r0..r1, part)`, where `part` holds `n` rows of `r1 - r0` outputs. Ranges start at
-/// multiples of `align` (the kernels' row groups). Without threads: one call, `part = out`.
-pub fn over_rows(rows: usize, n: usize, align: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+/// Below this many multiply-adds a split costs more than it saves: waking a wasm worker
+/// takes tens of microseconds, about what a 256×640 mat-vec (a decode step's k or v) takes.
+const MIN_SPLIT_WORK: usize = 1 << 20;
+
+/// Fills `out` (`n` activation rows, each of `rows` outputs of `cols`-long dot products)
+/// by calling `f(r0..r1, part)`, where `part` holds `n` rows of `r1 - r0` outputs. Ranges
+/// start at multiples of `align` (the kernels' row groups). Small products, or no threads:
+/// one call, `part = out`.
+pub fn over_rows(rows: usize, cols: usize, n: usize, align: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
     let parts = threads() * 4;
-    if parts <= 4 || rows < 2 * align * parts {
+    if parts <= 4 || rows < 2 * align * parts || rows * cols * n < MIN_SPLIT_WORK {
         return f(0..rows, out);
     }
     split(rows, n, align, parts, out, f);

@@ -103,7 +103,7 @@ fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out:
     let act = dot::quantize_q8_0(x);
     let ys: &[Q8_0] = dot::view(&act.blocks);
     let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
-    par::over_rows(rows, n, 4, out, |range, part| {
+    par::over_rows(rows, m.cols, n, 4, out, |range, part| {
         let width = range.len();
         for r in range.clone().step_by(4) {
             let k = (range.end - r).min(4);
@@ -125,7 +125,7 @@ fn mm<T: GgmlType + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut 
     for (xr, q) in x.chunks_exact(cols).zip(xq.chunks_exact_mut(xb)) {
         quantize(xr, q);
     }
-    par::over_rows(rows, n, 1, out, |range, part| {
+    par::over_rows(rows, cols, n, 1, out, |range, part| {
         let width = range.len();
         for r in range.clone() {
             let wr = &w[r * wb..(r + 1) * wb];
