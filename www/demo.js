@@ -21,7 +21,7 @@ const STRINGS = {
     footer: "Propulsé par Ouvert : un modèle ouvert, dans la page.",
     download: "Téléchargement du modèle", fromCache: "Lecture du modèle enregistré", verify: "Vérification de l’empreinte SHA-256", load: "Démarrage du modèle",
     ready: "Modèle prêt.", failed: "Le modèle n’a pas pu être chargé", name: "Nom", params: "Paramètres", size: "Taille", license: "Licence",
-    hash: "SHA-256", backend: "Calcul", cpu: "processeur (WebAssembly)", gpu: "carte graphique (WebGPU)", context: "Contexte",
+    hash: "SHA-256", backend: "Calcul", cpu: "processeur (WebAssembly)", threads: (n) => `, ${n} fils d’exécution`, gpu: "carte graphique (WebGPU)", context: "Contexte",
     tokens: "jetons", del: "Supprimer", used: (u, q) => `Stockage utilisé : ${u} sur ${q} disponibles.`,
     stats: (s, b) => `${s.promptTokens} jetons lus, premier jeton en ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} jetons/s (${b}).`,
     choicesAt: (before) => `Après « …${before} », le modèle envisageait :`, stopped: "Arrêté.",
@@ -44,7 +44,7 @@ const STRINGS = {
     footer: "Powered by Ouvert: an open model, in the page.",
     download: "Downloading the model", fromCache: "Reading the stored model", verify: "Checking the SHA-256 fingerprint", load: "Starting the model",
     ready: "Model ready.", failed: "The model could not be loaded", name: "Name", params: "Parameters", size: "Size", license: "Licence",
-    hash: "SHA-256", backend: "Runs on", cpu: "processor (WebAssembly)", gpu: "graphics card (WebGPU)", context: "Context",
+    hash: "SHA-256", backend: "Runs on", cpu: "processor (WebAssembly)", threads: (n) => `, ${n} threads`, gpu: "graphics card (WebGPU)", context: "Context",
     tokens: "tokens", del: "Delete", used: (u, q) => `Storage used: ${u} of ${q} available.`,
     stats: (s, b) => `${s.promptTokens} tokens read, first token after ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s (${b}).`,
     choicesAt: (before) => `After “…${before}”, the model weighed:`, stopped: "Stopped.",
@@ -100,7 +100,7 @@ function setStatus(render, stateName) {
 function showCard(info) {
   const rows = [[t().name, `${info.name} (${info.architecture}, ${info.quantization})`], [t().params, info.parameters.toLocaleString(state.lang)],
     [t().size, mb(info.bytes)], [t().license, info.license ?? "?"], [t().context, `${info.contextLength} ${t().tokens}`],
-    [t().hash, info.sha256], [t().backend, info.backend === "webgpu" ? t().gpu : t().cpu]];
+    [t().hash, info.sha256], [t().backend, info.backend === "webgpu" ? t().gpu : info.threads > 1 ? t().cpu.replace(")", `${t().threads(info.threads)})`) : t().cpu]];
   $("card").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]));
 }
 
