@@ -96,7 +96,7 @@ cmd_build() {
   assemble_dist
 }
 
-RUNTIME=(ouvert.js worker.js store.js ouvert-chat.js)
+RUNTIME=(ouvert.js worker.js worker-mt.js worker-core.js store.js ouvert-chat.js)
 
 assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   local version; version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)

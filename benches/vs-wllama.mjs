@@ -86,7 +86,7 @@ const size = (files) => files.reduce((a, f) => { const b = readFileSync(join(ROO
 const sizes = {
   // With threads, the page loads the threaded build (and its worker-pool snippet) instead.
   ouvert: size([...(threads > 1 ? readdirSync(join(ROOT, "www/wasm-mt"), { recursive: true }).map((f) => `www/wasm-mt/${f}`).filter((f) => /\.(js|wasm)$/.test(f))
-    : ["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js"]), "www/ouvert.js", "www/worker.js", "www/store.js"]),
+    : ["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js"]), "www/ouvert.js", threads > 1 ? "www/worker-mt.js" : "www/worker.js", "www/worker-core.js", "www/store.js"]),
   wllama: size(["node_modules/@wllama/wllama/esm/wasm/wllama.wasm", "node_modules/@wllama/wllama/esm/index.js"]),
 };
 const table = [`| metric (${threads} thread${threads > 1 ? "s" : ""}) | Ouvert | wllama | Ouvert/wllama per round | median ratio |`, "|---|---|---|---|---|"];

@@ -41,10 +41,18 @@ export async function createEngine(options = {}) {
   }
   if (signal?.aborted) throw abortError();
   const source = isUrl ? new URL(model, globalThis.location?.href).href : model;
-  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
+  // A cross-origin isolated page (COOP and COEP headers) may share wasm memory with more
+  // workers: there the threaded build splits every mat-mul over a pool of them. By
+  // default half the logical processors (as llama.cpp and wllama): a core's second
+  // hyperthread adds little to SIMD kernels, and the page needs a core. Elsewhere, one.
+  const want = threads ?? Math.max(1, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 1) / 2));
+  const threaded = globalThis.crossOriginIsolated === true && want > 1;
+  // Two literal `new URL` forms, so that bundlers find both workers.
+  const worker = threaded ? new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" })
+    : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
   const engine = new Engine(worker);
   try {
-    engine.info = await engine._load({ model: source, sha256, contextLength, backend, threads }, onProgress, signal);
+    engine.info = await engine._load({ model: source, sha256, contextLength, backend, threads: threaded ? want : 1 }, onProgress, signal);
     return engine;
   } catch (e) {
     worker.terminate();

@@ -1,0 +1,265 @@
+// What the Web Worker that owns the wasm engine does: it fetches (or reads from the cache) the model
+// straight into wasm memory, then serves requests one at a time. Generation runs a step
+// (one prompt chunk or one token) at a time and yields between steps, so an abort message
+// is seen within one token.
+import { beginWrite, deleteCachedModel, lookup, skipReason } from "./store.js";
+
+let engine = null;
+let wasm = null; // the engine's module: the one-thread build, or the threaded one
+let started = null;
+
+/**
+ * Serves the page's requests with `mod`, the wasm-bindgen module of one of the two builds.
+ * Each build has its own worker entry (`worker.js`, `worker-mt.js`) that imports it
+ * statically: a worker without dynamic imports bundles as one file in every bundler.
+ */
+export function serve(mod, { threaded = false } = {}) {
+  started = async (threads) => {
+    await mod.default();
+    if (threaded) {
+      await mod.initThreadPool(threads);
+      mod.threadsStarted(threads);
+    }
+    wasm = mod;
+  };
+}
+
+async function start(threads) {
+  if (!wasm) await started(threads);
+}
+let queue = Promise.resolve();
+const aborted = new Set();
+
+const post = (msg) => postMessage(msg);
+const fail = (code, message) => Object.assign(new Error(message), { code });
+const errorOf = (e) => ({ code: e?.code ?? "internal", message: e?.message ?? String(e) });
+
+// A zero-delay yield to the event loop (setTimeout would be clamped to 4 ms per token).
+const channel = new MessageChannel();
+let wake = null;
+channel.port1.onmessage = () => wake?.();
+const yieldToEvents = () => new Promise((resolve) => { wake = resolve; channel.port2.postMessage(null); });
+
+self.onmessage = ({ data: msg }) => {
+  if (msg.type === "abort") {
+    aborted.add(msg.id);
+    return;
+  }
+  // Requests run in order, one at a time: the engine has one KV cache.
+  queue = queue.then(() => handle(msg)).catch((e) => {
+    // A lost GPU moved the engine to wasm: the page's `info.backend` follows.
+    if (engine && e?.code?.startsWith("webgpu")) post({ type: "info", info: engine.info() });
+    post({ type: "error", id: msg.id, error: errorOf(e) });
+  });
+};
+
+async function handle(msg) {
+  switch (msg.type) {
+    case "load":
+      return load(msg);
+    case "call": {
+      if (!engine) throw fail("disposed", "the engine is not loaded");
+      const value = await engine[msg.method](...msg.args);
+      return post({ type: "result", id: msg.id, value: ArrayBuffer.isView(value) ? Array.from(value) : value });
+    }
+    case "generate":
+      return generate(msg);
+  }
+}
+
+async function generate({ id, prompt, options }) {
+  if (!engine) throw fail("disposed", "the engine is not loaded");
+  if (aborted.delete(id)) throw fail("aborted", "generation was aborted before it started");
+  const ids = prompt.messages ? engine.encodeChat(prompt.messages)
+    : prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
+  post({ type: "prompt", id, ids: Array.from(ids) });
+  engine.start(ids, options);
+  for (;;) {
+    await yieldToEvents();
+    if (aborted.delete(id)) {
+      engine.cancel();
+      throw fail("aborted", "generation was aborted");
+    }
+    const event = await engine.step();
+    post({ ...event, id });
+    if (event.type === "done") return;
+  }
+}
+
+/**
+ * A cached file read straight into wasm memory through a synchronous OPFS handle, several
+ * times faster than its stream; null when no handle can be had (another load holds one).
+ */
+async function readCached(handle, size, onChunk) {
+  let access;
+  try {
+    access = await handle.createSyncAccessHandle();
+  } catch {
+    return null;
+  }
+  try {
+    const loader = new wasm.ModelLoader(size, false);
+    while (loader.loaded < size) {
+      const n = access.read(loader.remaining().subarray(0, 16 << 20), { at: loader.loaded });
+      if (n === 0) throw fail("truncated_file", `the cached model ends after ${loader.loaded} of ${size} bytes`);
+      loader.advance(n);
+      onChunk(null, loader.loaded);
+    }
+    return loader;
+  } finally {
+    access.close();
+  }
+}
+
+/** Reads `stream` into a new ModelLoader of `size` bytes (buffering when size is unknown). */
+async function fill(stream, size, { hash, onChunk }) {
+  const reader = stream.getReader();
+  let loader = size != null ? new wasm.ModelLoader(size, hash) : null;
+  const buffered = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loader) {
+      if (loaded + value.byteLength > size) throw fail("truncated_file", `the server sent more than the announced ${size} bytes; the file changed during the download`);
+      loader.push(value);
+    } else {
+      buffered.push(value);
+      try { checkFits(loaded + value.byteLength); } catch (e) { await reader.cancel().catch(() => {}); throw e; }
+    }
+    loaded += value.byteLength;
+    onChunk(value, loaded);
+  }
+  if (!loader) {
+    loader = new wasm.ModelLoader(loaded, hash);
+    for (const chunk of buffered.splice(0)) loader.push(chunk);
+  }
+  if (loader.loaded < size) throw fail("truncated_file", `only ${loader.loaded} of ${size} bytes arrived; the connection was cut, load the model again`);
+  return loader;
+}
+
+async function open(model, sha256, useCache) {
+  if (typeof model !== "string") {
+    const blob = model instanceof Blob ? model : new Blob([model]);
+    return { file: blob, size: blob.size, source: "file" };
+  }
+  const cached = useCache && await lookup(model, sha256); // null when the cached copy is another version
+  if (cached) return { file: cached.file, handle: cached.handle, size: cached.file.size, source: "cache", sha256: cached.sha256 };
+  let res;
+  try {
+    res = await fetch(model);
+  } catch (e) {
+    throw fail("network", `could not download the model from ${model} (${e.message}); check the URL, the network and the server's CORS headers`);
+  }
+  if (!res.ok) throw fail("network", `the server answered ${res.status} ${res.statusText} for ${model}; check the model URL`);
+  // A compressed transfer's Content-Length is not the file's size.
+  const length = res.headers.get("Content-Encoding") ? null : res.headers.get("Content-Length");
+  return { stream: res.body, size: length == null ? null : Number(length), source: "network" };
+}
+
+// What a page can hold: a wasm32 memory is at most 4 GiB (the engine's own state included),
+// and no more than the device's memory when the browser says (navigator.deviceMemory, GiB).
+const WASM_LIMIT = 2 ** 32 - 256 * 2 ** 20;
+function checkFits(bytes) {
+  const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
+  if (bytes > Math.min(WASM_LIMIT, device)) {
+    const mb = (n) => `${Math.round(n / 2 ** 20)} MB`;
+    throw fail("model_too_large", `the model is ${mb(bytes)}; a page can hold at most ${mb(Math.min(WASM_LIMIT, device))} here${device < WASM_LIMIT ? " (this device's memory)" : " (a browser's wasm memory)"}; pick a smaller model or quantization`);
+  }
+}
+
+// A cached copy the engine rejects as a file (damaged on disk) is dropped and fetched again;
+// other failures (too large for the GPU, an abort) would fail the same way from the network.
+const FILE_DAMAGE = new Set(["bad_magic", "unsupported_version", "truncated_file", "invalid_metadata", "invalid_tensor",
+  "missing_tensor", "unsupported_quantization", "unsupported_tokenizer", "unsupported_architecture", "integrity"]);
+async function load(msg) {
+  try {
+    return await loadFrom(msg, true);
+  } catch (e) {
+    if (!e.fromCache) throw e;
+    await deleteCachedModel(msg.model);
+    return loadFrom(msg, false);
+  }
+}
+
+async function loadFrom(msg, useCache) {
+  await start(msg.threads);
+  // Asked for WebGPU where there is none: say so before downloading anything.
+  if (msg.backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
+    throw fail("webgpu_unavailable", "this browser offers no WebGPU adapter; use backend \"auto\" (which falls back to wasm) or \"wasm\"");
+  }
+  const src = await open(msg.model, msg.sha256?.toLowerCase(), useCache);
+  try {
+    return await loadSource(msg, src);
+  } catch (e) {
+    if (src.source === "cache" && FILE_DAMAGE.has(e.code)) e.fromCache = true;
+    throw e;
+  }
+}
+
+async function loadSource({ id, model, sha256, contextLength, backend }, src) {
+  const want = sha256?.toLowerCase();
+  // Before the download: a server announces the size (a stream without one is checked as it comes).
+  if (src.size != null) {
+    try { checkFits(src.size); } catch (e) { await src.stream?.cancel().catch(() => {}); throw e; }
+  }
+  // Only a download is written to the cache; `writer` is null once caching is given up.
+  let writer = null, cacheSkipped = null;
+  if (src.source === "network") ({ writer = null, skipped: cacheSkipped = null } = await beginWrite(model, src.size));
+  const giveUpCaching = (e) => { writer?.abort(); writer = null; cacheSkipped = skipReason(e); };
+  const total = src.size;
+  let lastPost = 0;
+  const progress = (phase, loaded, t = total) => post({ type: "progress", id, phase, loaded, total: t, source: src.source });
+  progress("download", 0);
+  const onChunk = (chunk, loaded) => {
+    if (writer) {
+      try {
+        writer.write(chunk);
+      } catch (e) {
+        giveUpCaching(e);
+      }
+    }
+    const now = performance.now();
+    if (now - lastPost > 50) { // the last event is posted after the loop
+      lastPost = now;
+      progress("download", loaded, total ?? loaded);
+    }
+  };
+  let loader;
+  try {
+    loader = (src.handle && await readCached(src.handle, src.size, onChunk)) ?? await fill(src.stream ?? src.file.stream(), src.size, {
+      // A cached file was hashed when it was stored; hashing it again would cost ~1.5 s a
+      // load. Damage on disk shows as a changed size or time, or a file the engine rejects.
+      hash: !src.sha256,
+      onChunk,
+    });
+  } catch (e) {
+    await writer?.abort();
+    throw e.code ? e : fail("network", `the model download was interrupted (${e.message}); load it again`);
+  }
+  const bytes = loader.loaded;
+  progress("download", bytes, bytes);
+  progress("verify", 0, bytes);
+  const actual = src.sha256 ?? loader.sha256();
+  if (want && actual !== want) {
+    await writer?.abort();
+    loader.free();
+    throw fail("integrity", `the downloaded model's SHA-256 is ${actual}, not the expected ${want}; it was not used or cached`);
+  }
+  progress("verify", bytes, bytes);
+  progress("load", 0, bytes);
+  try {
+    engine = await wasm.WasmEngine.load(loader, contextLength, backend);
+  } catch (e) {
+    await writer?.abort(); // a file the engine rejects is not worth keeping
+    throw e;
+  }
+  await writer?.commit(actual).catch(giveUpCaching);
+  progress("load", bytes, bytes);
+  const info = engine.info();
+  post({
+    type: "ready",
+    id,
+    info: { ...info, sha256: actual, bytes, source: src.source, cached: src.source === "cache" || writer !== null, cacheSkipped },
+  });
+}
