@@ -6,27 +6,29 @@ import { beginWrite, deleteCachedModel, lookup, skipReason } from "./store.js";
 
 let engine = null;
 let wasm = null; // the engine's module: the one-thread build, or the threaded one
-let started = null;
+let ready = null; // its initialization (and thread pool), once
 
 /**
  * Serves the page's requests with `mod`, the wasm-bindgen module of one of the two builds.
  * Each build has its own worker entry (`worker.js`, `worker-mt.js`) that imports it
  * statically: a worker without dynamic imports bundles as one file in every bundler.
  */
-export function serve(mod, { threaded = false } = {}) {
-  started = async (threads) => {
-    await mod.default();
-    if (threaded) {
-      await mod.initThreadPool(threads);
-      mod.threadsStarted(threads);
-    }
-    wasm = mod;
-  };
+export function serve(mod) {
+  wasm = mod;
 }
 
-async function start(threads) {
-  if (!wasm) await started(threads);
+// `ouvert.js` asks for more than one thread only from the threaded build's worker.
+function start(threads) {
+  ready ??= (async () => {
+    await wasm.default();
+    if (threads > 1) {
+      await wasm.initThreadPool(threads);
+      wasm.threadsStarted(threads);
+    }
+  })();
+  return ready;
 }
+
 let queue = Promise.resolve();
 const aborted = new Set();
 

@@ -3,4 +3,4 @@
 import * as wasm from "./wasm-mt/ouvert.js";
 import { serve } from "./worker-core.js";
 
-serve(wasm, { threaded: true });
+serve(wasm);
