@@ -105,17 +105,21 @@ impl Backend for Cpu {
         kd.iter_mut().zip(&k.data).for_each(|(d, &x)| *d = f16::from_f32(x));
         vd.iter_mut().zip(&v.data).for_each(|(d, &x)| *d = f16::from_f32(x));
 
+        // Each query row reads the cache and writes its own output row: rows go to threads.
+        let kv = &*kv;
+        let q = &*q;
         let group = s.n_heads / s.n_kv_heads;
-        let mut scores = vec![0f32; group * (pos0 + n)];
-        let mut qh = vec![0f32; group * hd];
-        let mut row = vec![0f32; hd];
-        for i in 0..n {
+        let work = n * (pos0 + n) * s.n_heads * hd * 2;
+        par::each_row(&mut out.data, out.width, work, |i, o| {
             let p = pos0 + i;
             let first = match s.span {
                 Span::Global => 0,
                 Span::Window(win) => (p + 1).saturating_sub(win),
             };
             let keys = p + 1 - first;
+            let mut scores = vec![0f32; group * keys];
+            let mut qh = vec![0f32; group * hd];
+            let mut row = vec![0f32; hd];
             for kvh in 0..s.n_kv_heads {
                 // The query heads sharing this key/value head, rounded to f16 as ggml does.
                 let qsrc = &q.data[i * q.width + kvh * group * hd..][..group * hd];
@@ -131,7 +135,7 @@ impl Backend for Cpu {
                 for g in 0..group {
                     softmax_f16(&mut scores[g * keys..(g + 1) * keys]);
                 }
-                let o = &mut out.data[i * out.width + kvh * group * hd..][..group * hd];
+                let o = &mut o[kvh * group * hd..][..group * hd];
                 o.fill(0.0);
                 for j in 0..keys {
                     widen(&kv.v[(first + j) * w + kvh * hd..][..hd], &mut row);
@@ -141,7 +145,7 @@ impl Backend for Cpu {
                     }
                 }
             }
-        }
+        });
     }
 
     fn top_k(&mut self, x: &Act, k: usize, temp: f32, out: &mut Act) {

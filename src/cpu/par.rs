@@ -21,6 +21,18 @@ pub fn over_rows(rows: usize, cols: usize, n: usize, align: usize, out: &mut [f3
     split(rows, n, align, parts, out, f);
 }
 
+/// Calls `f(i, row)` for each row of `out` (rows of `width` values), over threads when
+/// `work` (multiply-adds in all) is worth it. A row is computed whole by one thread.
+pub fn each_row(out: &mut [f32], width: usize, work: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    #[cfg(feature = "threads")]
+    if threads() > 1 && out.len() > width && work >= MIN_SPLIT_WORK {
+        use rayon::prelude::*;
+        return out.par_chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+    }
+    let _ = work;
+    out.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+}
+
 #[cfg(feature = "threads")]
 fn split(rows: usize, n: usize, align: usize, parts: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
     use rayon::prelude::*;

@@ -1,0 +1,36 @@
+//! The `threads` build natively: mat-mul rows and attention rows split over rayon's threads
+//! give the one-thread result bit for bit (`./build.sh test` runs it with `--features threads`).
+#![cfg(feature = "threads")]
+
+mod common;
+use common::*;
+use ouvert::engine::{Engine, GenerateOptions};
+use ouvert::sampler::SamplerConfig;
+use ouvert::weights::ModelBytes;
+
+#[test]
+fn threads_change_no_bit_of_the_logits_or_tokens() {
+    let bytes = std::fs::read(model_path()).unwrap();
+    let reference = reference();
+    // The longest reference prompt (305 tokens): big enough that attention splits too.
+    let prompt = reference["prompts"].as_array().unwrap().iter().map(|p| ids(&p["llama_cpp"]["prompt_ids"])).max_by_key(Vec::len).unwrap();
+    assert!(prompt.len() > 200, "{} tokens", prompt.len());
+    let opts = GenerateOptions { max_tokens: 8, sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            assert_eq!(ouvert::cpu::par::threads(), threads);
+            let mut e = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 1024).unwrap();
+            let logits = e.logits(&prompt).unwrap();
+            let tokens = e.generate(&prompt, &opts, &mut |_| true).unwrap().tokens;
+            (logits, tokens)
+        })
+    };
+    let (one, one_tokens) = run(1);
+    for threads in [2, 3] {
+        let (many, tokens) = run(threads);
+        let differ = one.iter().zip(&many).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{threads} threads: {differ} logits differ from one thread's");
+        assert_eq!(tokens, one_tokens, "{threads} threads");
+    }
+}
