@@ -143,10 +143,18 @@ impl Engine {
 
     /// `load`, with the model's kernels on `backend` (the CPU or a GPU).
     pub fn load_on<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize) -> Result<Self> {
+        Self::load_with(backend, file, context, None)
+    }
+
+    /// `load_on`, with the tokenizer when it was built already (`EarlyTokenizer`).
+    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, tokenizer: Option<Result<Tokenizer>>) -> Result<Self> {
         let gguf = Gguf::parse(file.as_slice())?;
         let file = Arc::new(file);
         let model = models::load(backend, &gguf, &file, context)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let tokenizer = match tokenizer {
+            Some(t) => t?,
+            None => Tokenizer::from_gguf(&gguf)?,
+        };
         if tokenizer.vocab_size() != model.vocab() {
             bail!(
                 "invalid_metadata",

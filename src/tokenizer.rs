@@ -314,3 +314,71 @@ fn int(v: &Value) -> Option<i64> {
 fn bad_meta(key: &str) -> Error {
     Error::new("invalid_metadata", format!("tokenizer metadata {key} is malformed"))
 }
+
+/// The tokenizer, built on a pool thread from a model file's header while the rest of the
+/// file is still arriving. Building it (hundreds of thousands of merges) is most of a cached
+/// load's time; with threads it overlaps the read. Without threads it does nothing, and the
+/// engine builds the tokenizer itself.
+pub struct EarlyTokenizer {
+    /// The file's length, and how many bytes to have before trying to parse the header
+    /// (`usize::MAX` once started, or off).
+    file_len: usize,
+    next_try: usize,
+    built: Option<std::sync::Arc<Built>>,
+}
+
+type Built = (std::sync::Mutex<Option<Result<Tokenizer>>>, std::sync::Condvar);
+
+impl EarlyTokenizer {
+    pub fn new(file_len: usize) -> Self {
+        let on = cfg!(feature = "threads") && crate::cpu::par::threads() > 1;
+        EarlyTokenizer { file_len, next_try: if on { 1 << 20 } else { usize::MAX }, built: None }
+    }
+
+    /// Called as the file arrives, with all of it so far: once the header is whole, starts
+    /// building. A header that fails to parse is left for the full load to report.
+    pub fn offer(&mut self, prefix: &[u8]) {
+        if prefix.len() < self.next_try {
+            return;
+        }
+        self.next_try = usize::MAX;
+        match Gguf::parse_header(prefix, self.file_len) {
+            Ok(gguf) => self.built = Some(spawn_build(gguf)),
+            Err(e) if e.code == "truncated_file" && prefix.len() < self.file_len => self.next_try = prefix.len() * 2,
+            Err(_) => {}
+        }
+    }
+
+    /// The tokenizer (or why it could not be built), waiting for the build to finish;
+    /// `None` when no build started.
+    pub fn take(self) -> Option<Result<Tokenizer>> {
+        let built = self.built?;
+        let (slot, done) = &*built;
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(t) = slot.take() {
+                return Some(t);
+            }
+            slot = done.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+#[cfg(feature = "threads")]
+fn spawn_build(gguf: Gguf) -> std::sync::Arc<Built> {
+    let built = std::sync::Arc::new(Built::default());
+    let shared = built.clone();
+    rayon::spawn(move || {
+        let t = Tokenizer::from_gguf(&gguf);
+        *shared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        shared.1.notify_all();
+    });
+    built
+}
+
+#[cfg(not(feature = "threads"))]
+fn spawn_build(gguf: Gguf) -> std::sync::Arc<Built> {
+    let built = std::sync::Arc::new(Built::default());
+    *built.0.lock().unwrap() = Some(Tokenizer::from_gguf(&gguf));
+    built
+}

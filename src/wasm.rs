@@ -7,6 +7,8 @@
 
 use crate::chat::Message;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
+use crate::cpu::Cpu;
+use crate::tokenizer::EarlyTokenizer;
 use crate::error::Error;
 use crate::weights::ModelBytes;
 use sha2::{Digest, Sha256};
@@ -47,6 +49,7 @@ pub struct ModelLoader {
     written: usize,
     /// Hashes as the chunks arrive, so verifying costs no second pass over the file.
     hasher: Option<Sha256>,
+    tokenizer: EarlyTokenizer,
 }
 
 #[wasm_bindgen]
@@ -58,7 +61,8 @@ impl ModelLoader {
         if !(size >= 0.0 && size <= u32::MAX as f64) {
             return Err(js_error(Error::new("model_too_large", format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"))));
         }
-        Ok(ModelLoader { bytes: ModelBytes::zeroed(size as usize).map_err(js_error)?, written: 0, hasher: hash.then(Sha256::new) })
+        let bytes = ModelBytes::zeroed(size as usize).map_err(js_error)?;
+        Ok(ModelLoader { bytes, written: 0, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
     }
 
     /// Appends the next chunk of the file.
@@ -72,6 +76,7 @@ impl ModelLoader {
         if let Some(h) = &mut self.hasher {
             h.update(chunk);
         }
+        self.tokenizer.offer(&self.bytes.as_slice()[..end]);
         Ok(())
     }
 
@@ -93,6 +98,7 @@ impl ModelLoader {
             return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes past {} of {}{}", self.written, self.bytes.len(), if self.hasher.is_some() { " while hashing" } else { "" }))));
         }
         self.written = end as usize;
+        self.tokenizer.offer(&self.bytes.as_slice()[..self.written]);
         Ok(())
     }
 
@@ -151,7 +157,7 @@ impl WasmEngine {
         if !matches!(backend.as_str(), "auto" | "webgpu" | "wasm") {
             return Err(js_error(Error::new("invalid_argument", format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""))));
         }
-        let mut engine = Engine::load(loader.bytes, context).map_err(js_error)?;
+        let mut engine = Engine::load_with(Cpu, loader.bytes, context, loader.tokenizer.take()).map_err(js_error)?;
         let (mut gpu, mut fallback) = (None, None);
         if backend != "wasm" {
             match to_gpu(&mut engine).await {

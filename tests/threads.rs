@@ -34,3 +34,31 @@ fn threads_change_no_bit_of_the_logits_or_tokens() {
         assert_eq!(tokens, one_tokens, "{threads} threads");
     }
 }
+
+/// With threads, the tokenizer is built on a pool thread as soon as the header has arrived,
+/// and is the one the whole file gives; on one thread nothing is built early.
+#[test]
+fn the_tokenizer_is_built_early_from_the_header() {
+    use ouvert::tokenizer::{EarlyTokenizer, Tokenizer};
+    let bytes = std::fs::read(model_path()).unwrap();
+    let mut whole = Tokenizer::from_gguf(&ouvert::gguf::Gguf::parse(&bytes).unwrap()).unwrap();
+    let texts: Vec<String> = reference()["prompts"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap().to_owned()).collect();
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let early = pool(2).install(|| {
+        let mut t = EarlyTokenizer::new(bytes.len());
+        for end in (0..bytes.len()).step_by(1 << 16).skip(1).chain([bytes.len()]) {
+            t.offer(&bytes[..end]);
+        }
+        t.take()
+    });
+    let mut early = early.expect("a build started").unwrap();
+    for text in &texts {
+        assert_eq!(early.encode(text, true, false).unwrap(), whole.encode(text, true, false).unwrap(), "{text}");
+    }
+    let none = pool(1).install(|| {
+        let mut t = EarlyTokenizer::new(bytes.len());
+        t.offer(&bytes);
+        t.take()
+    });
+    assert!(none.is_none(), "one thread builds no tokenizer early");
+}
