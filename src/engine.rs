@@ -148,13 +148,16 @@ impl Engine {
 
     /// `load_on`, with the tokenizer when it was built already (`EarlyTokenizer`).
     pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, tokenizer: Option<Result<Tokenizer>>) -> Result<Self> {
-        let gguf = Gguf::parse(file.as_slice())?;
+        let mut gguf = Gguf::parse(file.as_slice())?;
         let file = Arc::new(file);
+        let (card, chat) = (ModelCard::read(&gguf), ChatTemplate::from_gguf(&gguf));
+        // The tokenizer is built, and the vocabulary's metadata dropped, before the model
+        // allocates its KV cache: the three at once were the load's peak memory. Its error
+        // waits, so that a file's model errors are still reported first.
+        let tokenizer = tokenizer.unwrap_or_else(|| Tokenizer::from_gguf(&gguf));
+        gguf.metadata.retain(|k, _| !matches!(k.as_str(), "tokenizer.ggml.tokens" | "tokenizer.ggml.scores" | "tokenizer.ggml.token_type" | "tokenizer.ggml.merges"));
         let model = models::load(backend, &gguf, &file, context)?;
-        let tokenizer = match tokenizer {
-            Some(t) => t?,
-            None => Tokenizer::from_gguf(&gguf)?,
-        };
+        let tokenizer = tokenizer?;
         if tokenizer.vocab_size() != model.vocab() {
             bail!(
                 "invalid_metadata",
@@ -163,7 +166,7 @@ impl Engine {
                 model.vocab()
             );
         }
-        Ok(Engine { model, file, card: ModelCard::read(&gguf), chat: ChatTemplate::from_gguf(&gguf), tokenizer, cached: Vec::new(), epoch: 0 })
+        Ok(Engine { model, file, card, chat, tokenizer, cached: Vec::new(), epoch: 0 })
     }
 
     /// Rebuilds the model on `backend` (after a lost GPU, or to try one); the tokenizer
