@@ -137,7 +137,7 @@ cmd_test() {
   # on four reference prompts there (a forward pass takes seconds on lavapipe).
   OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-4} cargo test --release
   log "the threads build natively: mat-mul and attention rows over 1, 2 and 3 threads, bit for bit"
-  cargo test --release --features threads --target-dir target/mt-native --test threads
+  cargo test --release --features threads --test threads
   cmd_fuzz "${OUVERT_FUZZ_SECONDS:-30}"
   cmd_build
   log "browser tests (headless Chromium)"

@@ -285,7 +285,7 @@ impl Inner {
             self.adapter = None;
             self.lose_device = None;
             self.fallback = Some(e.clone());
-            if let Err(cpu) = self.engine.use_backend(crate::cpu::Cpu) {
+            if let Err(cpu) = self.engine.use_backend(Cpu) {
                 return cpu;
             }
         }
@@ -325,7 +325,7 @@ async fn to_gpu(engine: &mut Engine) -> Result<(String, Box<dyn Fn()>), Error> {
             Err(e) => e.message,
             Ok(_) => "its logits differ from the CPU's".to_owned(),
         };
-        engine.use_backend(crate::cpu::Cpu)?;
+        engine.use_backend(Cpu)?;
         return Err(Error::new("webgpu_unavailable", format!("the WebGPU adapter {adapter} failed the self-check ({why}); the model runs on the CPU")));
     }
     Ok((adapter, lose))
