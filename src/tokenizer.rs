@@ -396,21 +396,19 @@ impl EarlyTokenizer {
     }
 }
 
-#[cfg(feature = "threads")]
+/// Builds the tokenizer on a pool thread (without threads, where `offer` never gets
+/// here, in place).
 fn spawn_build(gguf: Gguf) -> std::sync::Arc<Built> {
     let built = std::sync::Arc::new(Built::default());
     let shared = built.clone();
-    rayon::spawn(move || {
+    let build = move || {
         let t = Tokenizer::from_gguf(&gguf);
         *shared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
         shared.1.notify_all();
-    });
-    built
-}
-
-#[cfg(not(feature = "threads"))]
-fn spawn_build(gguf: Gguf) -> std::sync::Arc<Built> {
-    let built = std::sync::Arc::new(Built::default());
-    *built.0.lock().unwrap() = Some(Tokenizer::from_gguf(&gguf));
+    };
+    #[cfg(feature = "threads")]
+    rayon::spawn(build);
+    #[cfg(not(feature = "threads"))]
+    build();
     built
 }

@@ -42,7 +42,7 @@ export async function createEngine(options = {}) {
   if (signal?.aborted) throw abortError();
   const source = isUrl ? new URL(model, globalThis.location?.href).href : model;
   // A cross-origin isolated page (COOP and COEP headers) may share wasm memory with more
-  // workers: there the threaded build splits every mat-mul over a pool of them. By
+  // workers: there the threaded build splits large mat-muls and attention over a pool of them. By
   // default half the logical processors (as llama.cpp and wllama): a core's second
   // hyperthread adds little to SIMD kernels, and the page needs a core. Elsewhere, one.
   const want = threads ?? Math.max(1, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 1) / 2));
