@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
 use crate::sampler::{Sampler, SamplerConfig, Scores, TopLogits, Want};
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::tokenizer::{EarlyTokenizer, StreamDecoder, Tokenizer};
 use crate::weights::ModelBytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -143,21 +143,22 @@ impl Engine {
 
     /// `load`, with the model's kernels on `backend` (the CPU or a GPU).
     pub fn load_on<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize) -> Result<Self> {
-        Self::load_with(backend, file, context, None)
+        Self::load_with(backend, file, context, EarlyTokenizer::off())
     }
 
-    /// `load_on`, with the tokenizer when it was built already (`EarlyTokenizer`).
-    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, tokenizer: Option<Result<Tokenizer>>) -> Result<Self> {
+    /// `load_on`, with the tokenizer that may be building already (`EarlyTokenizer`).
+    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, early: EarlyTokenizer) -> Result<Self> {
         let mut gguf = Gguf::parse(file.as_slice())?;
         let file = Arc::new(file);
         let (card, chat) = (ModelCard::read(&gguf), ChatTemplate::from_gguf(&gguf));
-        // The tokenizer is built, and the vocabulary's metadata dropped, before the model
-        // allocates its KV cache: the three at once were the load's peak memory. Its error
-        // waits, so that a file's model errors are still reported first.
-        let tokenizer = tokenizer.unwrap_or_else(|| Tokenizer::from_gguf(&gguf));
+        // Built here, the tokenizer comes before the model allocates its KV cache, and the
+        // vocabulary's metadata is dropped in between: the three at once were the load's
+        // peak memory. Built early on a pool thread, it finishes while the model loads.
+        // Either way its error waits, so that a file's model errors are reported first.
+        let built_here = (!early.started()).then(|| Tokenizer::from_gguf(&gguf));
         gguf.metadata.retain(|k, _| !matches!(k.as_str(), "tokenizer.ggml.tokens" | "tokenizer.ggml.scores" | "tokenizer.ggml.token_type" | "tokenizer.ggml.merges"));
         let model = models::load(backend, &gguf, &file, context)?;
-        let tokenizer = tokenizer?;
+        let tokenizer = built_here.or_else(|| early.take()).expect("a started build gives a tokenizer")?;
         if tokenizer.vocab_size() != model.vocab() {
             bail!(
                 "invalid_metadata",

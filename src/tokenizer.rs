@@ -14,6 +14,7 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
+use crate::cpu::par;
 use crate::gguf::{Gguf, Value};
 use std::collections::HashMap;
 use tokenizers::models::bpe::BPE;
@@ -113,7 +114,9 @@ impl Tokenizer {
                 bpe = bpe.unk_token(tokens[u as usize].to_owned());
             }
         }
-        let bpe = bpe.build().map_err(|e| Error::new("invalid_metadata", format!("could not build the tokenizer: {e}")))?;
+        // The merge table (most of the time) and the pieces at once, with threads.
+        let (bpe, (pieces, added)) = par::join(|| bpe.build(), || (pieces(&tokens, &kinds, byte_level), added_tokens(&tokens, &kinds)));
+        let bpe = bpe.map_err(|e| Error::new("invalid_metadata", format!("could not build the tokenizer: {e}")))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         if byte_level {
             let mut steps = Vec::new();
@@ -132,26 +135,8 @@ impl Tokenizer {
                 inner.with_normalizer(Some(replace)).expect("normalizer");
             }
         }
-        let added: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&kinds)
-            .filter(|(_, k)| matches!(k, TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown))
-            .map(|(t, k)| AddedToken::from(t.to_string(), *k != TokenKind::UserDefined))
-            .collect();
         inner.add_special_tokens(added).map_err(|e| Error::new("invalid_metadata", format!("could not add special tokens: {e}")))?;
 
-        let unicode_bytes = byte_level.then(unicode_to_bytes);
-        let pieces = tokens
-            .iter()
-            .zip(&kinds)
-            .map(|(t, k)| match (k, &unicode_bytes) {
-                (TokenKind::Control | TokenKind::Unknown | TokenKind::Unused, _) => Vec::new(),
-                (TokenKind::Byte, _) => byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b]),
-                (TokenKind::UserDefined, Some(_)) => t.as_bytes().to_vec(),
-                (_, Some(map)) => t.chars().map(|c| map.get(&c).copied().ok_or(c)).collect::<std::result::Result<Vec<u8>, char>>().unwrap_or_else(|_| t.as_bytes().to_vec()),
-                (_, None) => t.replace('▁', " ").into_bytes(),
-            })
-            .collect();
         // EOS and the turn ends of the common chat formats, when the vocabulary has them as
         // control tokens.
         let mut stop_ids: Vec<u32> = eos.into_iter().collect();
@@ -205,6 +190,32 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()
     }
+}
+
+/// The bytes each token stands for in text (none for control tokens).
+fn pieces(tokens: &[&str], kinds: &[TokenKind], byte_level: bool) -> Packed {
+    let unicode_bytes = byte_level.then(unicode_to_bytes);
+    tokens
+        .iter()
+        .zip(kinds)
+        .map(|(t, k)| match (k, &unicode_bytes) {
+            (TokenKind::Control | TokenKind::Unknown | TokenKind::Unused, _) => Vec::new(),
+            (TokenKind::Byte, _) => byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b]),
+            (TokenKind::UserDefined, Some(_)) => t.as_bytes().to_vec(),
+            (_, Some(map)) => t.chars().map(|c| map.get(&c).copied().ok_or(c)).collect::<std::result::Result<Vec<u8>, char>>().unwrap_or_else(|_| t.as_bytes().to_vec()),
+            (_, None) => t.replace('▁', " ").into_bytes(),
+        })
+        .collect()
+}
+
+/// Control and user-defined tokens, matched whole in text (control ones only when asked).
+fn added_tokens(tokens: &[&str], kinds: &[TokenKind]) -> Vec<AddedToken> {
+    tokens
+        .iter()
+        .zip(kinds)
+        .filter(|(_, k)| matches!(k, TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown))
+        .map(|(t, k)| AddedToken::from(t.to_string(), *k != TokenKind::UserDefined))
+        .collect()
 }
 
 /// Many short byte strings in one buffer: a vocabulary's 262,144 separate allocations took
@@ -268,21 +279,30 @@ impl StreamDecoder {
     }
 }
 
+/// Merges for a SentencePiece-style vocabulary, as Hugging Face's converter derives them:
+/// every split of a token into two tokens, higher scores first, equal scores in vocabulary
+/// order.
 fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &ahash::AHashMap<String, u32>) -> Vec<(String, String)> {
-    let mut ranked: Vec<(f32, u32, usize)> = Vec::new(); // (score, token id, split byte index)
-    for (i, t) in tokens.iter().enumerate() {
-        if kinds[i] != TokenKind::Normal {
-            continue;
-        }
-        for (cut, _) in t.char_indices().skip(1) {
-            if vocab.contains_key(&t[..cut]) && vocab.contains_key(&t[cut..]) {
-                ranked.push((scores[i], i as u32, cut));
-            }
-        }
-    }
-    // Higher score merges first; equal scores keep vocabulary order.
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    ranked.into_iter().map(|(_, i, cut)| (tokens[i as usize][..cut].to_owned(), tokens[i as usize][cut..].to_owned())).collect()
+    // (score order, then token id; split byte index), in vocabulary order.
+    let mut ranked: Vec<(u64, usize)> = par::flat_map(tokens.len(), |i| {
+        let t = tokens[i];
+        let normal = kinds[i] == TokenKind::Normal;
+        let key = (u64::from(!ordered_bits(scores[i])) << 32) | i as u64;
+        t.char_indices().skip(1).filter(move |&(cut, _)| normal && vocab.contains_key(&t[..cut]) && vocab.contains_key(&t[cut..])).map(move |(cut, _)| (key, cut))
+    });
+    // A stable sort keeps each token's splits in order.
+    ranked.sort_by_key(|&(key, _)| key);
+    par::map(ranked.len(), |j| {
+        let (key, cut) = ranked[j];
+        let t = tokens[key as u32 as usize];
+        (t[..cut].to_owned(), t[cut..].to_owned())
+    })
+}
+
+/// An f32's bits, as an integer in the order of `f32::total_cmp`.
+fn ordered_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 { !b } else { b | 1 << 31 }
 }
 
 /// Control tokens that end a chat turn: Gemma, ChatML (Qwen, SmolLM), Llama 3, Phi-3.
@@ -367,6 +387,16 @@ impl EarlyTokenizer {
         EarlyTokenizer { file_len, next_try: if on { 1 << 20 } else { usize::MAX }, built: None }
     }
 
+    /// One that never starts: the engine builds the tokenizer itself.
+    pub fn off() -> Self {
+        EarlyTokenizer { file_len: 0, next_try: usize::MAX, built: None }
+    }
+
+    /// Whether a build started (and `take` will give its result).
+    pub fn started(&self) -> bool {
+        self.built.is_some()
+    }
+
     /// Called as the file arrives, with all of it so far: once the header is whole, starts
     /// building. A header that fails to parse is left for the full load to report.
     pub fn offer(&mut self, prefix: &[u8]) {
@@ -412,3 +442,4 @@ fn spawn_build(gguf: Gguf) -> std::sync::Arc<Built> {
     build();
     built
 }
+

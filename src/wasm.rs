@@ -10,7 +10,7 @@ use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::cpu::Cpu;
 use crate::tokenizer::EarlyTokenizer;
 use crate::error::Error;
-use crate::weights::ModelBytes;
+use crate::weights::Filling;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -45,8 +45,7 @@ pub fn threads_started(n: usize) {
 
 #[wasm_bindgen]
 pub struct ModelLoader {
-    bytes: ModelBytes,
-    written: usize,
+    file: Filling,
     /// Hashes as the chunks arrive, so verifying costs no second pass over the file.
     hasher: Option<Sha256>,
     tokenizer: EarlyTokenizer,
@@ -61,22 +60,17 @@ impl ModelLoader {
         if !(size >= 0.0 && size <= u32::MAX as f64) {
             return Err(js_error(Error::new("model_too_large", format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"))));
         }
-        let bytes = ModelBytes::zeroed(size as usize).map_err(js_error)?;
-        Ok(ModelLoader { bytes, written: 0, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
+        let file = Filling::new(size as usize).map_err(js_error)?;
+        Ok(ModelLoader { file, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
     }
 
     /// Appends the next chunk of the file.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
-        let end = self.written + chunk.len();
-        if end > self.bytes.len() {
-            return Err(js_error(Error::new("invalid_argument", format!("received {end} bytes, more than the announced {}", self.bytes.len()))));
-        }
-        self.bytes.as_mut_slice()[self.written..end].copy_from_slice(chunk);
-        self.written = end;
+        self.file.push(chunk).map_err(js_error)?;
         if let Some(h) = &mut self.hasher {
             h.update(chunk);
         }
-        self.tokenizer.offer(&self.bytes.as_slice()[..end]);
+        self.tokenizer.offer(self.file.written());
         Ok(())
     }
 
@@ -84,33 +78,36 @@ impl ModelLoader {
     /// reader that fills it itself (an OPFS synchronous handle reads straight into it, with
     /// no copy through JS). Valid until wasm next allocates; then call `advance`.
     pub fn remaining(&mut self) -> js_sys::Uint8Array {
-        let rest = &mut self.bytes.as_mut_slice()[self.written..];
+        let (rest, len) = self.file.rest();
         // SAFETY: the view covers bytes this loader owns; JS uses it before wasm allocates
         // again (the only way the memory could move or grow under it).
-        unsafe { js_sys::Uint8Array::view_mut_raw(rest.as_mut_ptr(), rest.len()) }
+        unsafe { js_sys::Uint8Array::view_mut_raw(rest, len) }
     }
 
     /// Marks `n` more bytes as written through `remaining()`. Not for a hashing loader: it
     /// would not see those bytes.
     pub fn advance(&mut self, n: f64) -> Result<(), JsValue> {
-        let end = self.written as f64 + n;
-        if self.hasher.is_some() || !(n >= 0.0 && end <= self.bytes.len() as f64) {
-            return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes past {} of {}{}", self.written, self.bytes.len(), if self.hasher.is_some() { " while hashing" } else { "" }))));
+        if self.hasher.is_some() || !(n >= 0.0 && n <= (self.file.len() - self.file.written().len()) as f64) {
+            let (at, len, hashing) = (self.file.written().len(), self.file.len(), if self.hasher.is_some() { " while hashing" } else { "" });
+            return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes past {at} of {len}{hashing}"))));
         }
-        self.written = end as usize;
-        self.tokenizer.offer(&self.bytes.as_slice()[..self.written]);
+        // SAFETY: the reader wrote these bytes through `remaining()` (and wasm memory is
+        // always initialised: a lying reader leaves zeros or old bytes, which the engine
+        // validates like any file).
+        unsafe { self.file.advance(n as usize) }.map_err(js_error)?;
+        self.tokenizer.offer(self.file.written());
         Ok(())
     }
 
     /// The file's SHA-256 in hex, once every byte has arrived (when asked for at creation).
     pub fn sha256(&self) -> Option<String> {
-        let h = self.hasher.as_ref().filter(|_| self.written == self.bytes.len())?;
+        let h = self.hasher.as_ref().filter(|_| self.file.written().len() == self.file.len())?;
         Some(h.clone().finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     #[wasm_bindgen(getter)]
     pub fn loaded(&self) -> f64 {
-        self.written as f64
+        self.file.written().len() as f64
     }
 }
 
@@ -148,16 +145,11 @@ impl WasmEngine {
     /// adapter), or `"auto"` (WebGPU when an adapter passes a check against the CPU, else
     /// wasm; `info().fallback` says why).
     pub async fn load(loader: ModelLoader, context: usize, backend: String) -> Result<WasmEngine, JsValue> {
-        if loader.written < loader.bytes.len() {
-            return Err(js_error(Error::new(
-                "truncated_file",
-                format!("only {} of {} bytes of the model arrived; fetch it again", loader.written, loader.bytes.len()),
-            )));
-        }
+        let file = loader.file.finish().map_err(js_error)?;
         if !matches!(backend.as_str(), "auto" | "webgpu" | "wasm") {
             return Err(js_error(Error::new("invalid_argument", format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""))));
         }
-        let mut engine = Engine::load_with(Cpu, loader.bytes, context, loader.tokenizer.take()).map_err(js_error)?;
+        let mut engine = Engine::load_with(Cpu, file, context, loader.tokenizer).map_err(js_error)?;
         let (mut gpu, mut fallback) = (None, None);
         if backend != "wasm" {
             match to_gpu(&mut engine).await {

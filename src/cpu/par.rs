@@ -33,6 +33,36 @@ pub fn each_row(out: &mut [f32], width: usize, work: usize, f: impl Fn(usize, &m
     out.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
 }
 
+/// `f(i)` for `i` in `0..n`, its items concatenated in order; over threads when built with
+/// them (for work outside the kernels, such as deriving a tokenizer's merges).
+pub fn flat_map<T: Send, I: IntoIterator<Item = T>>(n: usize, f: impl Fn(usize) -> I + Sync + Send) -> Vec<T> {
+    #[cfg(feature = "threads")]
+    if threads() > 1 {
+        use rayon::prelude::*;
+        return (0..n).into_par_iter().flat_map_iter(f).collect();
+    }
+    (0..n).flat_map(f).collect()
+}
+
+/// `f(i)` for `i` in `0..n`, in order; over threads when built with them.
+pub fn map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    #[cfg(feature = "threads")]
+    if threads() > 1 {
+        use rayon::prelude::*;
+        return (0..n).into_par_iter().map(f).collect();
+    }
+    (0..n).map(f).collect()
+}
+
+/// `(a(), b())`, the two at once when built with threads.
+pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    #[cfg(feature = "threads")]
+    if threads() > 1 {
+        return rayon::join(a, b);
+    }
+    (a(), b())
+}
+
 #[cfg(feature = "threads")]
 fn split(rows: usize, n: usize, align: usize, parts: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
     use rayon::prelude::*;
