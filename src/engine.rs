@@ -147,7 +147,7 @@ impl Engine {
     }
 
     /// `load_on`, with the tokenizer that may be building already (`EarlyTokenizer`).
-    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, early: EarlyTokenizer) -> Result<Self> {
+    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, mut early: EarlyTokenizer) -> Result<Self> {
         let mut gguf = Gguf::parse(file.as_slice())?;
         let file = Arc::new(file);
         let (card, chat) = (ModelCard::read(&gguf), ChatTemplate::from_gguf(&gguf));
@@ -155,7 +155,7 @@ impl Engine {
         // vocabulary's metadata is dropped in between: the three at once were the load's
         // peak memory. Built early on a pool thread, it finishes while the model loads.
         // Either way its error waits, so that a file's model errors are reported first.
-        let built_here = (!early.started()).then(|| Tokenizer::from_gguf(&gguf));
+        let built_here = early.build_unless_started(&gguf);
         gguf.metadata.retain(|k, _| !matches!(k.as_str(), "tokenizer.ggml.tokens" | "tokenizer.ggml.scores" | "tokenizer.ggml.token_type" | "tokenizer.ggml.merges"));
         let model = models::load(backend, &gguf, &file, context)?;
         let tokenizer = built_here.or_else(|| early.take()).expect("a started build gives a tokenizer")?;

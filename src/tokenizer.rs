@@ -58,10 +58,19 @@ pub struct Tokenizer {
     pub add_bos: bool,
     /// Tokens that end a generation: EOS and the chat turn end, when the vocabulary has them.
     pub stop_ids: Vec<u32>,
+    /// The merge order derived while building, when asked to keep it (`take_merge_order`).
+    merge_order: Option<MergeOrder>,
 }
 
 impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        Self::from_gguf_with(g, None, false)
+    }
+
+    /// `from_gguf`, with the merge order kept from an earlier build of the same vocabulary
+    /// (used when it fits the vocabulary, else derived again), and keeping a derived order
+    /// for `take_merge_order` when `keep`.
+    pub fn from_gguf_with(g: &Gguf, known: Option<MergeOrder>, keep: bool) -> Result<Self> {
         let model = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
         if model != "llama" && model != "gpt2" {
             bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported (SentencePiece-style \"llama\" and byte-level BPE \"gpt2\" are)");
@@ -101,7 +110,14 @@ impl Tokenizer {
             vocab.entry(t.to_string()).or_insert(i as u32);
         }
         let byte_level = model == "gpt2";
-        let merges = if byte_level { file_merges(g)? } else { derive_merges(&tokens, &scores, &kinds, &vocab) };
+        let (merges, derived) = if byte_level {
+            (file_merges(g)?, None)
+        } else {
+            let known = known.filter(|o| o.fits(&tokens, &kinds));
+            let derived = known.is_none().then(|| derive_merges(&tokens, &scores, &kinds, &vocab));
+            let order = known.as_ref().or(derived.as_ref()).expect("one of the two");
+            (order.merges(&tokens), derived.filter(|_| keep))
+        };
         let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
         let splits = if byte_level { pre_tokenizer_regexes(pre)? } else { &[][..] };
         let mut bpe = BPE::builder().vocab_and_merges(vocab, merges);
@@ -145,7 +161,7 @@ impl Tokenizer {
                 stop_ids.push(i as u32);
             }
         }
-        Ok(Tokenizer { inner, pieces, tokens: tokens.iter().collect(), bos, eos, add_bos, stop_ids })
+        Ok(Tokenizer { inner, pieces, tokens: tokens.iter().collect(), bos, eos, add_bos, stop_ids, merge_order: derived })
     }
 
     /// Token ids of `text`, with BOS first when the model asks for it. `parse_special`
@@ -189,6 +205,11 @@ impl Tokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// The merge order this build derived, once, when it was asked to keep it.
+    pub fn take_merge_order(&mut self) -> Option<MergeOrder> {
+        self.merge_order.take()
     }
 }
 
@@ -282,21 +303,73 @@ impl StreamDecoder {
 /// Merges for a SentencePiece-style vocabulary, as Hugging Face's converter derives them:
 /// every split of a token into two tokens, higher scores first, equal scores in vocabulary
 /// order.
-fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &ahash::AHashMap<String, u32>) -> Vec<(String, String)> {
-    // (score order, then token id; split byte index), in vocabulary order.
-    let mut ranked: Vec<(u64, usize)> = par::flat_map(tokens.len(), |i| {
+fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &ahash::AHashMap<String, u32>) -> MergeOrder {
+    let mut order: Vec<[u32; 2]> = par::flat_map(tokens.len(), |i| {
         let t = tokens[i];
         let normal = kinds[i] == TokenKind::Normal;
-        let key = (u64::from(!ordered_bits(scores[i])) << 32) | i as u64;
-        t.char_indices().skip(1).filter(move |&(cut, _)| normal && vocab.contains_key(&t[..cut]) && vocab.contains_key(&t[cut..])).map(move |(cut, _)| (key, cut))
+        t.char_indices().skip(1).filter(move |&(cut, _)| normal && vocab.contains_key(&t[..cut]) && vocab.contains_key(&t[cut..])).map(move |(cut, _)| [i as u32, cut as u32])
     });
     // A stable sort keeps each token's splits in order.
-    ranked.sort_by_key(|&(key, _)| key);
-    par::map(ranked.len(), |j| {
-        let (key, cut) = ranked[j];
-        let t = tokens[key as u32 as usize];
-        (t[..cut].to_owned(), t[cut..].to_owned())
-    })
+    order.sort_by_key(|&[i, _]| (!ordered_bits(scores[i as usize]), i));
+    MergeOrder(order)
+}
+
+/// The order of a SentencePiece-style vocabulary's merges, derived from its scores: (token
+/// id, byte index of the split) pairs, first merged first. Deriving it is a third of
+/// building the tokenizer in a page, so a page keeps it next to a cached model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergeOrder(Vec<[u32; 2]>);
+
+impl MergeOrder {
+    const MAGIC: &'static [u8; 8] = b"OUVMRG01";
+
+    /// The merges as the `tokenizers` crate takes them: (left, right) strings.
+    fn merges(&self, tokens: &[&str]) -> Vec<(String, String)> {
+        par::map(self.0.len(), |j| {
+            let [i, cut] = self.0[j];
+            let t = tokens[i as usize];
+            (t[..cut as usize].to_owned(), t[cut as usize..].to_owned())
+        })
+    }
+
+    /// Whether every merge splits a normal token of this vocabulary between two characters.
+    fn fits(&self, tokens: &[&str], kinds: &[TokenKind]) -> bool {
+        self.0.iter().all(|&[i, cut]| {
+            let (i, cut) = (i as usize, cut as usize);
+            i < tokens.len() && kinds[i] == TokenKind::Normal && cut > 0 && cut < tokens[i].len() && tokens[i].is_char_boundary(cut)
+        })
+    }
+
+    /// A file for the cache: a magic, the number of pairs, a checksum, the pairs.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(24 + self.0.len() * 8);
+        b.extend_from_slice(Self::MAGIC);
+        b.extend_from_slice(&(self.0.len() as u64).to_le_bytes());
+        b.extend_from_slice(&checksum(&self.0).to_le_bytes());
+        for &[i, cut] in &self.0 {
+            b.extend_from_slice(&i.to_le_bytes());
+            b.extend_from_slice(&cut.to_le_bytes());
+        }
+        b
+    }
+
+    /// The order in a cache file; `None` for anything else (another format, cut short,
+    /// damaged).
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (head, body) = b.split_at_checked(24)?;
+        let n = u64::from_le_bytes(head[8..16].try_into().ok()?);
+        if &head[..8] != Self::MAGIC || body.len() as u64 != n.checked_mul(8)? {
+            return None;
+        }
+        let u32_at = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("four bytes"));
+        let pairs: Vec<[u32; 2]> = body.chunks_exact(8).map(|c| [u32_at(&c[..4]), u32_at(&c[4..])]).collect();
+        (checksum(&pairs).to_le_bytes() == head[16..24]).then_some(MergeOrder(pairs))
+    }
+}
+
+/// A 64-bit hash of the pairs, to tell a damaged cache file.
+fn checksum(pairs: &[[u32; 2]]) -> u64 {
+    pairs.iter().fold(0xcbf2_9ce4_8422_2325, |h, &[a, b]| (h ^ (u64::from(a) << 32 | u64::from(b))).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29))
 }
 
 /// An f32's bits, as an integer in the order of `f32::total_cmp`.
@@ -377,6 +450,10 @@ pub struct EarlyTokenizer {
     file_len: usize,
     next_try: usize,
     built: Option<std::sync::Arc<Built>>,
+    /// A merge order from an earlier build of this model, and whether to keep a derived one
+    /// (`Tokenizer::from_gguf_with`).
+    known: Option<MergeOrder>,
+    keep: bool,
 }
 
 type Built = (std::sync::Mutex<Option<Result<Tokenizer>>>, std::sync::Condvar);
@@ -384,12 +461,29 @@ type Built = (std::sync::Mutex<Option<Result<Tokenizer>>>, std::sync::Condvar);
 impl EarlyTokenizer {
     pub fn new(file_len: usize) -> Self {
         let on = cfg!(feature = "threads") && crate::cpu::par::threads() > 1;
-        EarlyTokenizer { file_len, next_try: if on { 1 << 20 } else { usize::MAX }, built: None }
+        EarlyTokenizer { file_len, next_try: if on { 1 << 20 } else { usize::MAX }, built: None, known: None, keep: false }
     }
 
     /// One that never starts: the engine builds the tokenizer itself.
     pub fn off() -> Self {
-        EarlyTokenizer { file_len: 0, next_try: usize::MAX, built: None }
+        EarlyTokenizer { file_len: 0, next_try: usize::MAX, built: None, known: None, keep: false }
+    }
+
+    /// Builds with this merge order (from a cache), if it fits the vocabulary. To be given
+    /// before the file arrives.
+    pub fn use_merge_order(&mut self, order: MergeOrder) {
+        self.known = Some(order);
+    }
+
+    /// Keeps the merge order the build derives, for `Tokenizer::take_merge_order`.
+    pub fn keep_merge_order(&mut self) {
+        self.keep = true;
+    }
+
+    /// The tokenizer, built now from the whole file's header, unless a build started early
+    /// (then `None`: `take` waits for it).
+    pub fn build_unless_started(&mut self, g: &Gguf) -> Option<Result<Tokenizer>> {
+        (!self.started()).then(|| Tokenizer::from_gguf_with(g, self.known.take(), self.keep))
     }
 
     /// Whether a build started (and `take` will give its result).
@@ -405,7 +499,7 @@ impl EarlyTokenizer {
         }
         self.next_try = usize::MAX;
         match Gguf::parse_header(prefix, self.file_len) {
-            Ok(gguf) => self.built = Some(spawn_build(gguf)),
+            Ok(gguf) => self.built = Some(spawn_build(gguf, self.known.take(), self.keep)),
             Err(e) if e.code == "truncated_file" && prefix.len() < self.file_len => self.next_try = prefix.len() * 2,
             Err(_) => {}
         }
@@ -428,11 +522,11 @@ impl EarlyTokenizer {
 
 /// Builds the tokenizer on a pool thread (without threads, where `offer` never gets
 /// here, in place).
-fn spawn_build(gguf: Gguf) -> std::sync::Arc<Built> {
+fn spawn_build(gguf: Gguf, known: Option<MergeOrder>, keep: bool) -> std::sync::Arc<Built> {
     let built = std::sync::Arc::new(Built::default());
     let shared = built.clone();
     let build = move || {
-        let t = Tokenizer::from_gguf(&gguf);
+        let t = Tokenizer::from_gguf_with(&gguf, known, keep);
         *shared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
         shared.1.notify_all();
     };

@@ -8,7 +8,7 @@
 use crate::chat::Message;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::cpu::Cpu;
-use crate::tokenizer::EarlyTokenizer;
+use crate::tokenizer::{EarlyTokenizer, MergeOrder};
 use crate::error::Error;
 use crate::weights::Filling;
 use sha2::{Digest, Sha256};
@@ -62,6 +62,20 @@ impl ModelLoader {
         }
         let file = Filling::new(size as usize).map_err(js_error)?;
         Ok(ModelLoader { file, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
+    }
+
+    /// Builds the tokenizer with a merge order cached from an earlier load of this model
+    /// (`WasmEngine.takeMergeOrder`), before the file arrives. False (and nothing used) for
+    /// bytes that are not an intact order.
+    #[wasm_bindgen(js_name = useMergeOrder)]
+    pub fn use_merge_order(&mut self, bytes: &[u8]) -> bool {
+        MergeOrder::from_bytes(bytes).map(|o| self.tokenizer.use_merge_order(o)).is_some()
+    }
+
+    /// Keeps the merge order the tokenizer's build derives, for `WasmEngine.takeMergeOrder`.
+    #[wasm_bindgen(js_name = keepMergeOrder)]
+    pub fn keep_merge_order(&mut self) {
+        self.tokenizer.keep_merge_order();
     }
 
     /// Appends the next chunk of the file.
@@ -179,6 +193,14 @@ impl WasmEngine {
             v["fallback"] = serde_json::json!({ "code": e.code, "message": e.message });
         }
         to_js(&v)
+    }
+
+    /// The merge order the load derived (when its loader was asked to keep it), once, as a
+    /// file to cache next to the model; undefined when there is none (a cached order was
+    /// used, or the vocabulary has its own merges).
+    #[wasm_bindgen(js_name = takeMergeOrder)]
+    pub fn take_merge_order(&self) -> Result<Option<Vec<u8>>, JsValue> {
+        Ok(self.inner.try_borrow_mut().map_err(|_| busy())?.engine.tokenizer.take_merge_order().map(|o| o.to_bytes()))
     }
 
     pub fn tokenize(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, JsValue> {

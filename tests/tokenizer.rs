@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use ouvert::gguf::Gguf;
-use ouvert::tokenizer::{StreamDecoder, Tokenizer};
+use ouvert::tokenizer::{MergeOrder, StreamDecoder, Tokenizer};
 
 fn ours() -> Tokenizer {
     let bytes = std::fs::read(model_path()).unwrap();
@@ -131,4 +131,38 @@ fn streaming_decode_emits_whole_characters_only() {
     let mut dec = StreamDecoder::default();
     let pieces: Vec<String> = bytes.iter().map(|&id| dec.push(&tok, id)).collect();
     assert_eq!(pieces, vec!["", "", "", "😂"]);
+}
+
+#[test]
+fn a_cached_merge_order_builds_the_same_tokenizer_and_a_bad_one_is_set_aside() {
+    let bytes = std::fs::read(model_path()).unwrap();
+    let g = Gguf::parse(&bytes).unwrap();
+    let mut derived = Tokenizer::from_gguf_with(&g, None, true).unwrap();
+    let order = derived.take_merge_order().expect("a derived order is kept when asked");
+    assert!(derived.take_merge_order().is_none(), "given once");
+    assert!(ours().take_merge_order().is_none(), "kept only when asked");
+
+    let file = order.to_bytes();
+    assert_eq!(MergeOrder::from_bytes(&file).as_ref(), Some(&order));
+    let mut cached = Tokenizer::from_gguf_with(&g, MergeOrder::from_bytes(&file), true).unwrap();
+    assert!(cached.take_merge_order().is_none(), "a cached order that fits is used, nothing derived");
+    let prompts = reference()["prompts"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    for text in prompts.iter().chain(&multilingual_text()) {
+        assert_eq!(cached.encode(text, true, true).unwrap(), derived.encode(text, true, true).unwrap(), "{text:?}");
+    }
+
+    // Damaged, cut short or foreign files are refused.
+    let mut damaged = file.clone();
+    damaged[1000] ^= 1;
+    for bad in [&damaged[..], &file[..file.len() - 8], &file[..10], b"GGUF\x03\0\0\0 not an order at all"] {
+        assert!(MergeOrder::from_bytes(bad).is_none(), "{} bytes taken as an order", bad.len());
+    }
+    // An intact order of another vocabulary (this model's, for the tiny one) does not fit:
+    // the tiny model derives its own and tokenizes as without it.
+    let tiny_file = common::gguf::tiny_gemma3().build();
+    let tiny = Gguf::parse(&tiny_file).unwrap();
+    let mut with_foreign = Tokenizer::from_gguf_with(&tiny, Some(order), true).unwrap();
+    assert!(with_foreign.take_merge_order().is_some(), "derived again");
+    let mut plain = Tokenizer::from_gguf(&tiny).unwrap();
+    assert_eq!(with_foreign.encode("bonjour la bouche", true, false).unwrap(), plain.encode("bonjour la bouche", true, false).unwrap());
 }

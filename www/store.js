@@ -1,6 +1,7 @@
 // The model cache: whole, verified GGUF files in the origin-private file system (OPFS),
 // and an index (URL → file, SHA-256, size) that is written only after a file is complete
-// and verified, so a half-written or rejected download is never used.
+// and verified, so a half-written or rejected download is never used. Next to a file, its
+// tokenizer's merge order (`<file>.merges`), which the engine checks before using.
 
 const DIR = "ouvert-models";
 const INDEX = "index.json";
@@ -42,6 +43,12 @@ async function removeFile(dir, name) {
   try { await dir.removeEntry(name); } catch { /* already gone */ }
 }
 
+/** Removes a cached model file and what is kept next to it. */
+async function removeModel(dir, name) {
+  await removeFile(dir, name);
+  await removeFile(dir, `${name}.merges`);
+}
+
 /** Cached models: `[{ url, sha256, bytes, storedAt }]`. */
 export async function listCachedModels() {
   if (!navigator.storage?.getDirectory) return [];
@@ -58,7 +65,7 @@ export async function deleteCachedModel(urlOrSha256) {
   return withIndex(async (dir, index) => {
     const hits = Object.keys(index).filter((url) => url === key || index[url].sha256 === String(key).toLowerCase());
     for (const url of hits) {
-      await removeFile(dir, index[url].file);
+      await removeModel(dir, index[url].file);
       delete index[url];
     }
     return { save: hits.length > 0, value: hits.length > 0 };
@@ -83,9 +90,9 @@ export async function lookup(url, sha256) {
     try {
       const handle = await dir.getFileHandle(entry.file);
       const file = await handle.getFile();
-      if (file.size === entry.bytes && file.lastModified === entry.lastModified) return { value: { file, handle, sha256: entry.sha256 } };
+      if (file.size === entry.bytes && file.lastModified === entry.lastModified) return { value: { file, handle, name: entry.file, sha256: entry.sha256 } };
     } catch { /* missing: forget it below */ }
-    await removeFile(dir, entry.file);
+    await removeModel(dir, entry.file);
     delete index[url];
     return { save: true };
   });
@@ -110,6 +117,7 @@ export async function beginWrite(url, bytes) {
     let at = 0;
     return {
       writer: {
+        name,
         write(chunk) {
           handle.write(chunk, { at });
           at += chunk.byteLength;
@@ -120,7 +128,7 @@ export async function beginWrite(url, bytes) {
           const file = await (await dir.getFileHandle(name)).getFile();
           await withIndex(async (_, index) => {
             const old = index[url];
-            if (old && old.file !== name) await removeFile(dir, old.file);
+            if (old && old.file !== name) await removeModel(dir, old.file);
             index[url] = { file: name, sha256, bytes: at, lastModified: file.lastModified, storedAt: Date.now() };
             return { save: true };
           });
@@ -134,6 +142,28 @@ export async function beginWrite(url, bytes) {
   } catch (e) {
     return { skipped: skipReason(e) };
   }
+}
+
+/** The merge order kept next to the cached model file `name`, or null. */
+export async function readMergeOrder(name) {
+  try {
+    const file = await (await (await directory()).getFileHandle(`${name}.merges`)).getFile();
+    return new Uint8Array(await file.arrayBuffer());
+  } catch {
+    return null;
+  }
+}
+
+/** Keeps `bytes` (a merge order) next to the cached model file `name`, while it is cached. */
+export async function writeMergeOrder(name, bytes) {
+  try {
+    await withIndex(async (dir, index) => {
+      if (!Object.values(index).some((e) => e.file === name)) return;
+      const w = await (await dir.getFileHandle(`${name}.merges`, { create: true })).createWritable();
+      await w.write(bytes);
+      await w.close();
+    });
+  } catch { /* storage full or gone: the next load derives the order again */ }
 }
 
 /** Why a storage error stops caching: "quota" (storage full) or "unavailable". */

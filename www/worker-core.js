@@ -2,7 +2,7 @@
 // straight into wasm memory, then serves requests one at a time. Generation runs a step
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
-import { beginWrite, deleteCachedModel, lookup, skipReason } from "./store.js";
+import { beginWrite, deleteCachedModel, lookup, readMergeOrder, skipReason, writeMergeOrder } from "./store.js";
 
 let engine = null;
 let wasm = null; // the engine's module: the one-thread build, or the threaded one
@@ -92,7 +92,7 @@ async function generate({ id, prompt, options }) {
  * A cached file read straight into wasm memory through a synchronous OPFS handle, several
  * times faster than its stream; null when no handle can be had (another load holds one).
  */
-async function readCached(handle, size, onChunk) {
+async function readCached(handle, size, onChunk, newLoader) {
   let access;
   try {
     access = await handle.createSyncAccessHandle();
@@ -100,7 +100,7 @@ async function readCached(handle, size, onChunk) {
     return null;
   }
   try {
-    const loader = new wasm.ModelLoader(size, false);
+    const loader = newLoader(size, false);
     while (loader.loaded < size) {
       const n = access.read(loader.remaining().subarray(0, 16 << 20), { at: loader.loaded });
       if (n === 0) throw fail("truncated_file", `the cached model ends after ${loader.loaded} of ${size} bytes`);
@@ -114,9 +114,9 @@ async function readCached(handle, size, onChunk) {
 }
 
 /** Reads `stream` into a new ModelLoader of `size` bytes (buffering when size is unknown). */
-async function fill(stream, size, { hash, onChunk }) {
+async function fill(stream, size, { hash, onChunk, newLoader }) {
   const reader = stream.getReader();
-  let loader = size != null ? new wasm.ModelLoader(size, hash) : null;
+  let loader = size != null ? newLoader(size, hash) : null;
   const buffered = [];
   let loaded = 0;
   for (;;) {
@@ -133,7 +133,7 @@ async function fill(stream, size, { hash, onChunk }) {
     onChunk(value, loaded);
   }
   if (!loader) {
-    loader = new wasm.ModelLoader(loaded, hash);
+    loader = newLoader(loaded, hash);
     for (const chunk of buffered.splice(0)) loader.push(chunk);
   }
   if (loader.loaded < size) throw fail("truncated_file", `only ${loader.loaded} of ${size} bytes arrived; the connection was cut, load the model again`);
@@ -146,7 +146,7 @@ async function open(model, sha256, useCache) {
     return { file: blob, size: blob.size, source: "file" };
   }
   const cached = useCache && await lookup(model, sha256); // null when the cached copy is another version
-  if (cached) return { file: cached.file, handle: cached.handle, size: cached.file.size, source: "cache", sha256: cached.sha256 };
+  if (cached) return { file: cached.file, handle: cached.handle, name: cached.name, size: cached.file.size, source: "cache", sha256: cached.sha256 };
   let res;
   try {
     res = await fetch(model);
@@ -227,13 +227,23 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
       progress("download", loaded, total ?? loaded);
     }
   };
+  // Deriving the tokenizer's merge order is a third of building it: a cached model keeps the
+  // order its first load derived next to it, and a load that caches the model keeps one.
+  const mergeOrder = src.source === "cache" ? await readMergeOrder(src.name) : null;
+  const newLoader = (bytes, hash) => {
+    const loader = new wasm.ModelLoader(bytes, hash);
+    if (mergeOrder) loader.useMergeOrder(mergeOrder); // the engine checks it fits
+    if (src.source === "cache" || writer) loader.keepMergeOrder(); // kept only when derived
+    return loader;
+  };
   let loader;
   try {
-    loader = (src.handle && await readCached(src.handle, src.size, onChunk)) ?? await fill(src.stream ?? src.file.stream(), src.size, {
+    loader = (src.handle && await readCached(src.handle, src.size, onChunk, newLoader)) ?? await fill(src.stream ?? src.file.stream(), src.size, {
       // A cached file was hashed when it was stored; hashing it again would cost ~1.5 s a
       // load. Damage on disk shows as a changed size or time, or a file the engine rejects.
       hash: !src.sha256,
       onChunk,
+      newLoader,
     });
   } catch (e) {
     await writer?.abort();
@@ -257,6 +267,9 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
     throw e;
   }
   await writer?.commit(actual).catch(giveUpCaching);
+  const order = engine.takeMergeOrder();
+  const cachedAs = src.source === "cache" ? src.name : writer?.name;
+  if (order && cachedAs) await writeMergeOrder(cachedAs, order);
   progress("load", bytes, bytes);
   const info = engine.info();
   post({

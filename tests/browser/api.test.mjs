@@ -181,6 +181,57 @@ test("a second createEngine for the model reads the cache: no request, works wit
   assert.equal(modelRequests(), before, "no request for the model");
 });
 
+test("a cached model keeps its tokenizer's merge order: used when intact, derived and rewritten when damaged, deleted with the model", { timeout: 300_000 }, async () => {
+  const sidecar = (change) => page.evaluate(async (change) => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("ouvert-models");
+    const index = JSON.parse(await (await (await dir.getFileHandle("index.json")).getFile()).text());
+    try {
+      const name = `${Object.values(index)[0].file}.merges`;
+      const handle = await dir.getFileHandle(name);
+      if (change) {
+        const w = await handle.createWritable({ keepExistingData: true });
+        await w.write({ type: "write", position: 4096, data: new Uint8Array([1, 2, 3, 4]) });
+        await w.close();
+      }
+      const file = await handle.getFile();
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      let sum = 0;
+      for (const b of bytes) sum = (sum * 31 + b) >>> 0;
+      return { size: bytes.length, sum, modified: file.lastModified, magic: String.fromCharCode(...bytes.slice(0, 8)) };
+    } catch {
+      return null;
+    }
+  }, change);
+  const load = () => page.evaluate(async ({ url }) => {
+    const e = await Ouvert.createEngine({ model: url, contextLength: 1024 });
+    const out = await e.complete("The capital of France is", { maxTokens: 6, temperature: 0 });
+    await e.dispose();
+    return { source: e.info.source, tokens: out.tokens };
+  }, { url: URL_ });
+
+  // The earlier loads cached the model and, next to it, the order they derived.
+  const kept = await sidecar();
+  assert.ok(kept, "a merge order is kept next to the cached model");
+  assert.equal(kept.magic, "OUVMRG01");
+  assert.ok(kept.size > 24 + 8 * 400_000, `${kept.size} bytes: Gemma 3's half a million merges`);
+  const first = await load();
+  assert.equal(first.source, "cache");
+  assert.equal((await sidecar()).modified, kept.modified, "an intact order is used, not derived and written again");
+
+  const damaged = await sidecar(true);
+  assert.notEqual(damaged.sum, kept.sum);
+  const again = await load();
+  assert.deepEqual(again.tokens, first.tokens, "a damaged order is set aside: the same tokens");
+  const rewritten = await sidecar();
+  assert.equal(rewritten.sum, kept.sum, "the order is derived again and rewritten, byte for byte as before");
+
+  assert.equal(await page.evaluate(async ({ url }) => Ouvert.deleteCachedModel(url), { url: URL_ }), true);
+  assert.equal(await sidecar(), null, "deleting the model deletes its merge order");
+  // Cached again for the tests that follow (its order with it).
+  assert.equal((await load()).source, "network");
+  assert.ok(await sidecar());
+});
+
 test("typed errors: wrong SHA-256, 404, not a GGUF, truncated file; nothing bad is cached", { timeout: 300_000 }, async () => {
   const r = await page.evaluate(async ({ url }) => {
     const attempt = async (opts) => {
