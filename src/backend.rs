@@ -71,6 +71,8 @@ pub trait Backend {
 
     fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Self::Matrix>;
     fn vector(&mut self, data: &[f32]) -> Result<Self::Vector>;
+    /// The model has taken its weights: whatever was prepared for it and not taken can go.
+    fn loaded(&mut self) {}
     fn act(&mut self, rows: usize, width: usize) -> Self::Act;
     fn kv_cache(&mut self, context: usize, kv_width: usize) -> Result<Self::Kv>;
 

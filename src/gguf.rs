@@ -199,6 +199,42 @@ pub struct Gguf {
     pub data_offset: usize,
 }
 
+/// Parses a streaming file's header once it has all arrived: tries at 1 MB, then each time
+/// twice as much has arrived, and gives it once. A header that fails otherwise than by being
+/// cut short is left for the whole file's parse to report.
+pub struct HeaderWatch {
+    file_len: usize,
+    /// How many bytes to have before the next try (`usize::MAX`: done, or off).
+    next_try: usize,
+}
+
+impl HeaderWatch {
+    pub fn new(file_len: usize) -> Self {
+        HeaderWatch { file_len, next_try: 1 << 20 }
+    }
+
+    /// One that never gives a header.
+    pub fn off() -> Self {
+        HeaderWatch { file_len: 0, next_try: usize::MAX }
+    }
+
+    /// Called with all of the file so far; the header, the first time it parses.
+    pub fn offer(&mut self, prefix: &[u8]) -> Option<Gguf> {
+        if prefix.len() < self.next_try {
+            return None;
+        }
+        self.next_try = usize::MAX;
+        match Gguf::parse_header(prefix, self.file_len) {
+            Ok(gguf) => Some(gguf),
+            Err(e) if e.code == "truncated_file" && prefix.len() < self.file_len => {
+                self.next_try = prefix.len() * 2;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
 impl Gguf {
     /// Parses and validates a whole GGUF file held in memory.
     pub fn parse(bytes: &[u8]) -> Result<Self> {

@@ -15,7 +15,7 @@
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::cpu::par;
-use crate::gguf::{Gguf, Value};
+use crate::gguf::{Gguf, HeaderWatch, Value};
 use std::collections::HashMap;
 use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::{Prepend, Replace, Sequence as Normalizers};
@@ -445,10 +445,7 @@ fn bad_meta(key: &str) -> Error {
 /// load's time; with threads it overlaps the read. Without threads it does nothing, and the
 /// engine builds the tokenizer itself.
 pub struct EarlyTokenizer {
-    /// The file's length, and how many bytes to have before trying to parse the header
-    /// (`usize::MAX` once started, or off).
-    file_len: usize,
-    next_try: usize,
+    header: HeaderWatch,
     built: Option<std::sync::Arc<Built>>,
     /// A merge order from an earlier build of this model, and whether to keep a derived one
     /// (`Tokenizer::from_gguf_with`).
@@ -461,12 +458,12 @@ type Built = (std::sync::Mutex<Option<Result<Tokenizer>>>, std::sync::Condvar);
 impl EarlyTokenizer {
     pub fn new(file_len: usize) -> Self {
         let on = cfg!(feature = "threads") && crate::cpu::par::threads() > 1;
-        EarlyTokenizer { file_len, next_try: if on { 1 << 20 } else { usize::MAX }, built: None, known: None, keep: false }
+        EarlyTokenizer { header: if on { HeaderWatch::new(file_len) } else { HeaderWatch::off() }, built: None, known: None, keep: false }
     }
 
     /// One that never starts: the engine builds the tokenizer itself.
     pub fn off() -> Self {
-        EarlyTokenizer { file_len: 0, next_try: usize::MAX, built: None, known: None, keep: false }
+        EarlyTokenizer { header: HeaderWatch::off(), built: None, known: None, keep: false }
     }
 
     /// Builds with this merge order (from a cache), if it fits the vocabulary. To be given
@@ -492,16 +489,10 @@ impl EarlyTokenizer {
     }
 
     /// Called as the file arrives, with all of it so far: once the header is whole, starts
-    /// building. A header that fails to parse is left for the full load to report.
+    /// building.
     pub fn offer(&mut self, prefix: &[u8]) {
-        if prefix.len() < self.next_try {
-            return;
-        }
-        self.next_try = usize::MAX;
-        match Gguf::parse_header(prefix, self.file_len) {
-            Ok(gguf) => self.built = Some(spawn_build(gguf, self.known.take(), self.keep)),
-            Err(e) if e.code == "truncated_file" && prefix.len() < self.file_len => self.next_try = prefix.len() * 2,
-            Err(_) => {}
+        if let Some(gguf) = self.header.offer(prefix) {
+            self.built = Some(spawn_build(gguf, self.known.take(), self.keep));
         }
     }
 

@@ -8,6 +8,7 @@
 use crate::chat::Message;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::cpu::Cpu;
+use crate::gpu::{Gpu, StreamingUpload};
 use crate::tokenizer::{EarlyTokenizer, MergeOrder};
 use crate::error::Error;
 use crate::weights::Filling;
@@ -43,9 +44,24 @@ pub fn threads_started(n: usize) {
     crate::cpu::par::pool_started(n);
 }
 
+/// A WebGPU device opened while the model downloads (`openGpu`), for `ModelLoader.useGpu`.
+#[wasm_bindgen]
+pub struct GpuDevice {
+    gpu: Gpu,
+}
+
+/// Opens the browser's WebGPU adapter and a device; rejects (with the reason) where there
+/// is none.
+#[wasm_bindgen(js_name = openGpu)]
+pub async fn open_gpu() -> Result<GpuDevice, JsValue> {
+    Ok(GpuDevice { gpu: Gpu::new().await.map_err(js_error)? })
+}
+
 #[wasm_bindgen]
 pub struct ModelLoader {
     file: Filling,
+    /// The device the weights go to as they arrive, once given (`useGpu`).
+    gpu: Option<StreamingUpload>,
     /// Hashes as the chunks arrive, so verifying costs no second pass over the file.
     hasher: Option<Sha256>,
     tokenizer: EarlyTokenizer,
@@ -61,7 +77,24 @@ impl ModelLoader {
             return Err(js_error(Error::new("model_too_large", format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"))));
         }
         let file = Filling::new(size as usize).map_err(js_error)?;
-        Ok(ModelLoader { file, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
+        Ok(ModelLoader { file, gpu: None, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
+    }
+
+    /// Uploads the weights to `device` as they arrive (and those already in now); `load`
+    /// then runs the model there (backend "auto" or "webgpu").
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&mut self, device: GpuDevice) {
+        let mut upload = StreamingUpload::new(device.gpu, self.file.len());
+        upload.offer(self.file.written());
+        self.gpu = Some(upload);
+    }
+
+    /// What starts before the whole file is in: the tokenizer's build, the GPU's uploads.
+    fn arrived(&mut self) {
+        self.tokenizer.offer(self.file.written());
+        if let Some(g) = &mut self.gpu {
+            g.offer(self.file.written());
+        }
     }
 
     /// Builds the tokenizer with a merge order cached from an earlier load of this model
@@ -84,7 +117,7 @@ impl ModelLoader {
         if let Some(h) = &mut self.hasher {
             h.update(chunk);
         }
-        self.tokenizer.offer(self.file.written());
+        self.arrived();
         Ok(())
     }
 
@@ -109,7 +142,7 @@ impl ModelLoader {
         // always initialised: a lying reader leaves zeros or old bytes, which the engine
         // validates like any file).
         unsafe { self.file.advance(n as usize) }.map_err(js_error)?;
-        self.tokenizer.offer(self.file.written());
+        self.arrived();
         Ok(())
     }
 
@@ -141,6 +174,8 @@ struct Inner {
     /// Why `"auto"` did not pick WebGPU, or why the engine left it.
     fallback: Option<Error>,
     lose_device: Option<Box<dyn Fn()>>,
+    /// Bytes of weights uploaded to the GPU while the file was still arriving.
+    streamed: usize,
 }
 
 #[wasm_bindgen]
@@ -166,15 +201,18 @@ impl WasmEngine {
         let mut engine = Engine::load_with(Cpu, file, context, loader.tokenizer).map_err(js_error)?;
         let (mut gpu, mut fallback) = (None, None);
         if backend != "wasm" {
-            match to_gpu(&mut engine).await {
+            match to_gpu(&mut engine, loader.gpu.map(StreamingUpload::finish)).await {
                 Ok(g) => gpu = Some(g),
                 Err(e) if backend == "auto" => fallback = Some(e),
                 Err(e) => return Err(js_error(e)),
             }
         }
         let backend = if gpu.is_some() { Where::WebGpu } else { Where::Wasm };
-        let (adapter, lose_device) = gpu.unzip();
-        let inner = Inner { engine, generation: None, backend, adapter, fallback, lose_device };
+        let (adapter, lose_device, streamed) = match gpu {
+            Some((a, l, s)) => (Some(a), Some(l), s),
+            None => (None, None, 0),
+        };
+        let inner = Inner { engine, generation: None, backend, adapter, fallback, lose_device, streamed };
         Ok(WasmEngine { inner: Rc::new(RefCell::new(inner)) })
     }
 
@@ -188,6 +226,7 @@ impl WasmEngine {
         v["threads"] = crate::cpu::par::threads().into();
         if let Some(a) = &i.adapter {
             v["adapter"] = a.as_str().into();
+            v["streamedToGpu"] = i.streamed.into();
         }
         if let Some(e) = &i.fallback {
             v["fallback"] = serde_json::json!({ "code": e.code, "message": e.message });
@@ -322,8 +361,15 @@ async fn browser_adapter_name() -> Option<String> {
 
 /// Moves `engine`'s model to a WebGPU adapter, after checking that it computes what the CPU
 /// does: one token's logits, where a broken kernel would be off by far more than rounding.
-async fn to_gpu(engine: &mut Engine) -> Result<(String, Box<dyn Fn()>), Error> {
-    let gpu = crate::gpu::Gpu::new().await?;
+/// Moves the model to the GPU (`opened` while the file arrived, holding what it uploaded,
+/// or opened now) after a check against the CPU: (adapter, a way to lose the device for
+/// tests, bytes uploaded while the file arrived).
+async fn to_gpu(engine: &mut Engine, opened: Option<Gpu>) -> Result<(String, Box<dyn Fn()>, usize), Error> {
+    let gpu = match opened {
+        Some(g) => g,
+        None => Gpu::new().await?,
+    };
+    let streamed = gpu.early_bytes;
     let adapter = browser_adapter_name().await.unwrap_or_else(|| gpu.adapter.clone());
     let lose = gpu.destroyer();
     let probe = [engine.tokenizer.bos.unwrap_or(0)];
@@ -342,7 +388,7 @@ async fn to_gpu(engine: &mut Engine) -> Result<(String, Box<dyn Fn()>), Error> {
         engine.use_backend(Cpu)?;
         return Err(Error::new("webgpu_unavailable", format!("the WebGPU adapter {adapter} failed the self-check ({why}); the model runs on the CPU")));
     }
-    Ok((adapter, lose))
+    Ok((adapter, lose, streamed))
 }
 
 /// GPU and CPU logits differ by rounding only (the CPU quantizes activations to 8 bits as

@@ -11,7 +11,7 @@ use ouvert::backend::{AttnShape, Backend, Mix, RopeStyle, Span};
 use ouvert::cpu::{quant::QMatrix, Cpu};
 use ouvert::engine::{block_on, Engine, Event, GenerateOptions};
 use ouvert::gguf::{DType, TensorInfo};
-use ouvert::gpu::Gpu;
+use ouvert::gpu::{Gpu, StreamingUpload};
 use ouvert::sampler::{argmax, SamplerConfig, TopLogits};
 use ouvert::weights::ModelBytes;
 use std::sync::Arc;
@@ -271,6 +271,31 @@ fn model_on_gpu_matches_llama_cpp() {
         assert!(worst < 0.75, "{id}: GPU first-position logits off llama.cpp by {worst}");
         assert_eq!(&got[..n], &want[..n], "{id}: GPU greedy tokens differ from llama.cpp");
     }
+}
+
+/// Weights uploaded as the file arrives (`StreamingUpload`) are the ones the model runs on:
+/// the same logits, bit for bit, as weights uploaded at load; they go up as their bytes
+/// arrive, not after the file.
+#[test]
+fn weights_streamed_to_the_gpu_as_the_file_arrives_give_the_same_logits() {
+    let (Some(streamed), Some(at_load)) = (gpu(), gpu()) else { return };
+    let bytes = std::fs::read(model_path()).unwrap();
+    let g = ouvert::gguf::Gguf::parse(&bytes).unwrap();
+    let matrices: usize = g.tensors.iter().filter(|t| t.dims.len() >= 2).map(|t| t.bytes).sum();
+    let mut up = StreamingUpload::new(streamed, bytes.len());
+    let chunk = 1 << 20;
+    let mut before_last = 0;
+    for end in (chunk..bytes.len()).step_by(chunk).chain([bytes.len()]) {
+        before_last = up.uploaded();
+        up.offer(&bytes[..end]);
+    }
+    assert!(before_last > matrices / 2, "only {before_last} of {matrices} bytes went up before the last chunk");
+    let streamed = up.finish();
+    assert_eq!(streamed.early_bytes, matrices, "every matrix went up while the file arrived");
+    let prompt = [2u32, 818, 5279, 529, 7001, 563];
+    let got = Engine::load_on(streamed, ModelBytes::from_slice(&bytes).unwrap(), 64).unwrap().logits(&prompt).unwrap();
+    let want = Engine::load_on(at_load, ModelBytes::from_slice(&bytes).unwrap(), 64).unwrap().logits(&prompt).unwrap();
+    assert!(got == want, "streamed weights give other logits");
 }
 
 /// A device lost mid-request fails that request with `webgpu_lost`; the engine moved to

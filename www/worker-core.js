@@ -213,7 +213,14 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   let lastPost = 0;
   const progress = (phase, loaded, t = total) => post({ type: "progress", id, phase, loaded, total: t, source: src.source });
   progress("download", 0);
+  // The GPU opens while the file arrives, and the weights go up to it as they come in.
+  let gpu = null, current = null;
+  const gpuOpened = backend !== "wasm" && navigator.gpu ? wasm.openGpu().then((g) => { gpu = g; }, () => {}) : null;
+  const giveGpu = () => {
+    if (gpu && current) { current.useGpu(gpu); gpu = null; }
+  };
   const onChunk = (chunk, loaded) => {
+    giveGpu();
     if (writer) {
       try {
         writer.write(chunk);
@@ -231,7 +238,8 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   // order its first load derived next to it, and a load that caches the model keeps one.
   const mergeOrder = src.source === "cache" ? await readMergeOrder(src.name) : null;
   const newLoader = (bytes, hash) => {
-    const loader = new wasm.ModelLoader(bytes, hash);
+    const loader = current = new wasm.ModelLoader(bytes, hash);
+    giveGpu();
     if (mergeOrder) loader.useMergeOrder(mergeOrder); // the engine checks it fits
     if (src.source === "cache" || writer) loader.keepMergeOrder(); // kept only when derived
     return loader;
@@ -249,6 +257,8 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
     await writer?.abort();
     throw e.code ? e : fail("network", `the model download was interrupted (${e.message}); load it again`);
   }
+  await gpuOpened;
+  giveGpu(); // a device that opened after the last chunk takes all the weights now
   const bytes = loader.loaded;
   progress("download", bytes, bytes);
   progress("verify", 0, bytes);

@@ -15,7 +15,7 @@ mod shaders;
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::gguf::{DType, TensorInfo};
+use crate::gguf::{DType, HeaderWatch, TensorInfo};
 use crate::weights::ModelBytes;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -60,6 +60,51 @@ pub struct Gpu {
     dispatches: Arc<AtomicUsize>,
     /// Set by wgpu's callbacks: a lost device or a validation error.
     failure: Arc<Mutex<Option<Error>>>,
+    /// Matrices uploaded while the file was arriving (`StreamingUpload`), by their place in
+    /// the file, for `matrix` to take; and how many bytes went up that way.
+    early: HashMap<(usize, usize), Vec<Part>>,
+    pub early_bytes: usize,
+}
+
+/// Weights going to the GPU as a streaming file arrives: once the header is whole, each
+/// matrix is uploaded as soon as its last byte is in, instead of all of them after the
+/// file. The model then takes them (`Backend::matrix`) as if uploaded at load.
+pub struct StreamingUpload {
+    gpu: Gpu,
+    header: HeaderWatch,
+    /// The matrices still to come, last in the file first.
+    pending: Vec<TensorInfo>,
+}
+
+impl StreamingUpload {
+    pub fn new(gpu: Gpu, file_len: usize) -> Self {
+        StreamingUpload { gpu, header: HeaderWatch::new(file_len), pending: Vec::new() }
+    }
+
+    /// Called as the file arrives, with all of it so far.
+    pub fn offer(&mut self, arrived: &[u8]) {
+        if let Some(g) = self.header.offer(arrived) {
+            self.pending = g.tensors.into_iter().filter(|t| t.dims.len() >= 2).collect();
+            self.pending.sort_by_key(|t| std::cmp::Reverse(t.offset + t.bytes));
+        }
+        while let Some(t) = self.pending.pop_if(|t| t.offset + t.bytes <= arrived.len()) {
+            // One that does not fit the kernels is left for the load to report.
+            if let Ok(parts) = self.gpu.parts(&t, &arrived[t.offset..t.offset + t.bytes]) {
+                self.gpu.early_bytes += t.bytes;
+                self.gpu.early.insert((t.offset, t.bytes), parts);
+            }
+        }
+    }
+
+    /// Bytes of weights uploaded so far.
+    pub fn uploaded(&self) -> usize {
+        self.gpu.early_bytes
+    }
+
+    /// The GPU, holding what was uploaded.
+    pub fn finish(self) -> Gpu {
+        self.gpu
+    }
 }
 
 /// All activations, at element offsets in one buffer that grows (copying) when needed.
@@ -237,6 +282,8 @@ impl Gpu {
             ids_buf: None,
             dispatches: Arc::new(AtomicUsize::new(0)),
             failure,
+            early: HashMap::new(),
+            early_bytes: 0,
         })
     }
 
@@ -281,6 +328,24 @@ impl Gpu {
 
     fn failed(&self) -> Option<Error> {
         self.failure.lock().unwrap().clone()
+    }
+
+    /// A matrix's rows in buffers of at most `max_binding` bytes, uploaded from `bytes`.
+    fn parts(&self, t: &TensorInfo, bytes: &[u8]) -> Result<Vec<Part>> {
+        let (rows, cols) = (t.dims[1..].iter().product::<usize>(), t.dims[0]);
+        let row_bytes = cols / t.dtype.block() * t.dtype.block_bytes();
+        if cols % 32 != 0 || row_bytes as u64 > self.max_binding {
+            bail!("unsupported_quantization", "tensor {:?} ({cols} columns) does not fit the GPU kernels' 32-value chunks or binding size", t.name);
+        }
+        let per_part = (self.max_binding as usize / row_bytes).max(1);
+        let mut parts = Vec::new();
+        for row0 in (0..rows).step_by(per_part) {
+            let n = per_part.min(rows - row0);
+            let buf = self.storage(&t.name, (n * row_bytes) as u64);
+            self.upload(&buf, &bytes[row0 * row_bytes..(row0 + n) * row_bytes]);
+            parts.push(Part { buf, row0, rows: n });
+        }
+        Ok(parts)
     }
 
     fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -470,25 +535,21 @@ impl Backend for Gpu {
     type Kv = Kv;
 
     fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Matrix> {
-        let (rows, cols) = (t.dims[1..].iter().product::<usize>(), t.dims[0]);
-        let row_bytes = cols / t.dtype.block() * t.dtype.block_bytes();
-        if cols % 32 != 0 || row_bytes as u64 > self.max_binding {
-            bail!("unsupported_quantization", "tensor {:?} ({cols} columns) does not fit the GPU kernels' 32-value chunks or binding size", t.name);
-        }
-        let per_part = (self.max_binding as usize / row_bytes).max(1);
-        let bytes = file.tensor_bytes(t);
-        let mut parts = Vec::new();
-        for row0 in (0..rows).step_by(per_part) {
-            let n = per_part.min(rows - row0);
-            let buf = self.storage(&t.name, (n * row_bytes) as u64);
-            self.upload(&buf, &bytes[row0 * row_bytes..(row0 + n) * row_bytes]);
-            parts.push(Part { buf, row0, rows: n });
-        }
+        let parts = match self.early.remove(&(t.offset, t.bytes)) {
+            Some(parts) => parts,
+            None => self.parts(t, file.tensor_bytes(t))?,
+        };
         if let Some(e) = self.failed() {
             return Err(e);
         }
         let bias = bias.map(|b| self.vector(b)).transpose()?;
-        Ok(Matrix { dtype: t.dtype, cols, row_bytes, parts, bias })
+        let row_bytes = t.dims[0] / t.dtype.block() * t.dtype.block_bytes();
+        Ok(Matrix { dtype: t.dtype, cols: t.dims[0], row_bytes, parts, bias })
+    }
+
+    fn loaded(&mut self) {
+        // Uploaded while streaming but not taken (a fused tensor the model splits).
+        self.early.clear();
     }
 
     fn vector(&mut self, data: &[f32]) -> Result<Vector> {

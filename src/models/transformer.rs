@@ -263,6 +263,7 @@ impl<B: Backend> Transformer<B> {
             Some(sl) if sl.rope_base != s.rope_base => Some(b.vector(&table(sl.rope_base))?),
             _ => None,
         };
+        b.loaded();
         Ok(Transformer { spec, b, embed, out_norm, output, layers, kv, rope_global, rope_local })
     }
 }

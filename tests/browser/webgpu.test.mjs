@@ -3,7 +3,7 @@
 // of them run natively on lavapipe in tests/gpu.rs). The same rules as engine.test.mjs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, openHarness, reference, mustMatch, MODEL } from "./util.mjs";
+import { startBrowser, openHarness, openApiPage, reference, mustMatch, MODEL } from "./util.mjs";
 
 const MARGIN = 0.25;
 const LOGIT_TOL = 0.75;
@@ -74,4 +74,20 @@ test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost dev
   assert.equal(r.after.fallback.code, "webgpu_lost");
   const first = ref.prompts.find((p) => p.id === prompts[0].id).llama_cpp;
   assert.deepEqual(r.afterTokens, first.greedy_ids.slice(0, r.afterTokens.length), "after the loss, wasm gives llama.cpp's tokens");
+});
+
+test("through the API, backend auto: the weights go to the GPU while the file downloads, and it gives llama.cpp's tokens", { timeout: 600_000 }, async () => {
+  const want = reference().prompts.find((p) => p.id === "one_word").llama_cpp;
+  const n = Math.max(1, Math.min(3, mustMatch(want.step_margin, MARGIN)));
+  const api = await openApiPage(env);
+  const r = await api.evaluate(async ({ url, ids, n }) => {
+    const e = await Ouvert.createEngine({ model: url, backend: "auto", contextLength: 256 });
+    const out = await e.complete({ ids }, { maxTokens: n, temperature: 0, stopAtEos: false });
+    await e.dispose();
+    return { info: e.info, tokens: out.tokens };
+  }, { url: `/models/${MODEL}`, ids: want.prompt_ids, n });
+  await api.close();
+  assert.equal(r.info.backend, "webgpu");
+  assert.ok(r.info.streamedToGpu > 200e6, `${r.info.streamedToGpu} bytes of weights went up while the file arrived`);
+  assert.deepEqual(r.tokens, want.greedy_ids.slice(0, n));
 });
