@@ -66,6 +66,8 @@ export interface EngineInfo {
   threads: number;
   /** The WebGPU adapter, when on "webgpu". */
   adapter?: string;
+  /** On "webgpu": bytes of weights uploaded to the GPU while the file was still arriving. */
+  streamedToGpu?: number;
   /** Why the engine is not on WebGPU, when "auto" fell back or the GPU was lost. */
   fallback?: { code: ErrorCode; message: string };
   /** Where the bytes came from this time. */
