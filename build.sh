@@ -79,13 +79,13 @@ cmd_build() {
   log "building the wasm engine (wasm32, simd128)"
   cargo build --release --lib --target wasm32-unknown-unknown
   rm -rf www/wasm
-  wasm-bindgen --target web --no-typescript --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
   log "wasm: $(stat -c %s www/wasm/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm/ouvert_bg.wasm | wc -c) gzipped"
   log "building the threaded wasm engine (atomics, shared memory, a pool of workers)"
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown \
     --features threads -Z build-std=panic_abort,std --target-dir target/mt
   rm -rf www/wasm-mt
-  wasm-bindgen --target web --no-typescript --out-dir www/wasm-mt target/mt/wasm32-unknown-unknown/release/ouvert.wasm
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm-mt target/mt/wasm32-unknown-unknown/release/ouvert.wasm
   # wasm-bindgen-rayon starts its workers from a blob: copy of its script, which a page's
   # `worker-src 'self'` policy forbids; its own URL (same origin as the runtime) is allowed.
   local helper; helper=$(find www/wasm-mt/snippets -name workerHelpers.no-bundler.js)
