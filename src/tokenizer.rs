@@ -113,10 +113,11 @@ impl Tokenizer {
         let (merges, derived) = if byte_level {
             (file_merges(g)?, None)
         } else {
-            let known = known.filter(|o| o.fits(&tokens, &kinds));
-            let derived = known.is_none().then(|| derive_merges(&tokens, &scores, &kinds, &vocab));
-            let order = known.as_ref().or(derived.as_ref()).expect("one of the two");
-            (order.merges(&tokens), derived.filter(|_| keep))
+            let (order, derived) = match known.filter(|o| o.fits(&tokens, &kinds)) {
+                Some(known) => (known, false),
+                None => (derive_merges(&tokens, &scores, &kinds, &vocab), true),
+            };
+            (order.merges(&tokens), (derived && keep).then_some(order))
         };
         let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
         let splits = if byte_level { pre_tokenizer_regexes(pre)? } else { &[][..] };
