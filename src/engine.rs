@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
 use crate::sampler::{Sampler, SamplerConfig, Scores, TopLogits, Want};
-use crate::tokenizer::{EarlyTokenizer, StreamDecoder, Tokenizer};
+use crate::tokenizer::{EarlyTokenizer, StreamDecoder, Tokenizer, VOCABULARY_KEYS};
 use crate::weights::ModelBytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -151,12 +151,12 @@ impl Engine {
         let mut gguf = Gguf::parse(file.as_slice())?;
         let file = Arc::new(file);
         let (card, chat) = (ModelCard::read(&gguf), ChatTemplate::from_gguf(&gguf));
-        // Built here, the tokenizer comes before the model allocates its KV cache, and the
-        // vocabulary's metadata is dropped in between: the three at once were the load's
-        // peak memory. Built early on a pool thread, it finishes while the model loads.
-        // Either way its error waits, so that a file's model errors are reported first.
-        let built_here = early.build_unless_started(&gguf);
-        gguf.metadata.retain(|k, _| !matches!(k.as_str(), "tokenizer.ggml.tokens" | "tokenizer.ggml.scores" | "tokenizer.ggml.token_type" | "tokenizer.ggml.merges"));
+        // Built here, the tokenizer comes before the model allocates its KV cache, and takes
+        // the vocabulary's metadata out first: the three at once were the load's peak
+        // memory. Built early on a pool thread, it finishes while the model loads. Either
+        // way its error waits, so that a file's model errors are reported first.
+        let built_here = early.build_unless_started(&mut gguf);
+        gguf.metadata.retain(|k, _| !VOCABULARY_KEYS.contains(&k.as_str()) && k != "tokenizer.ggml.merges");
         let model = models::load(backend, &gguf, &file, context)?;
         let tokenizer = built_here.or_else(|| early.take()).expect("a started build gives a tokenizer")?;
         if tokenizer.vocab_size() != model.vocab() {

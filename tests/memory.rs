@@ -77,8 +77,8 @@ fn probe_load_memory() {
     let file = phase("the file in memory (as the loader)", || ModelBytes::from_slice(&raw).unwrap());
     drop(raw);
     TOP.store(NOW.load(Relaxed), Relaxed); // from here on, the file as the engine holds it
-    let gguf = phase("header parsed", || Gguf::parse(file.as_slice()).unwrap());
-    let tokenizer = phase("tokenizer built", || Tokenizer::from_gguf(&gguf).unwrap());
+    let mut gguf = phase("header parsed", || Gguf::parse(file.as_slice()).unwrap());
+    let tokenizer = phase("tokenizer built (as the engine: vocabulary taken)", || Tokenizer::from_gguf_taking(&mut gguf, None, false).unwrap());
     drop((gguf, tokenizer));
     let mut e = phase("engine loaded (context 2048)", || Engine::load(file, 2048).unwrap());
     let opts = GenerateOptions { max_tokens: 16, sampler: SamplerConfig::greedy(), ..Default::default() };
