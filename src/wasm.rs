@@ -134,13 +134,12 @@ impl ModelLoader {
     /// Marks `n` more bytes as written through `remaining()`. Not for a hashing loader: it
     /// would not see those bytes.
     pub fn advance(&mut self, n: f64) -> Result<(), JsValue> {
-        if self.hasher.is_some() || !(n >= 0.0 && n <= (self.file.len() - self.file.written().len()) as f64) {
-            let (at, len, hashing) = (self.file.written().len(), self.file.len(), if self.hasher.is_some() { " while hashing" } else { "" });
-            return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes past {at} of {len}{hashing}"))));
+        if self.hasher.is_some() || n.is_nan() || n < 0.0 {
+            return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes{}", if self.hasher.is_some() { " while hashing" } else { "" }))));
         }
         // SAFETY: the reader wrote these bytes through `remaining()` (and wasm memory is
         // always initialised: a lying reader leaves zeros or old bytes, which the engine
-        // validates like any file).
+        // validates like any file). `Filling` refuses a count past the file's end.
         unsafe { self.file.advance(n as usize) }.map_err(js_error)?;
         self.arrived();
         Ok(())
@@ -359,11 +358,10 @@ async fn browser_adapter_name() -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" ") + " (WebGPU)")
 }
 
-/// Moves `engine`'s model to a WebGPU adapter, after checking that it computes what the CPU
-/// does: one token's logits, where a broken kernel would be off by far more than rounding.
-/// Moves the model to the GPU (`opened` while the file arrived, holding what it uploaded,
-/// or opened now) after a check against the CPU: (adapter, a way to lose the device for
-/// tests, bytes uploaded while the file arrived).
+/// Moves `engine`'s model to a WebGPU adapter (`opened` while the file arrived, holding what
+/// it uploaded, or opened now), after checking that it computes what the CPU does: one
+/// token's logits, where a broken kernel would be off by far more than rounding. Gives the
+/// adapter, a way to lose the device for tests, and the bytes uploaded while streaming.
 async fn to_gpu(engine: &mut Engine, opened: Option<Gpu>) -> Result<(String, Box<dyn Fn()>, usize), Error> {
     let gpu = match opened {
         Some(g) => g,
