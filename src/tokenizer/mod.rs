@@ -1,7 +1,10 @@
 //! The tokenizer, built from the GGUF's `tokenizer.ggml.*` metadata alone.
 //!
-//! SentencePiece-style vocabularies (`tokenizer.ggml.model = "llama"`, as in Gemma) become a
-//! `tokenizers` BPE with byte fallback and " "→"▁". Gemma's file carries no merges, so they
+//! A `tokenizers` pipeline (normalizer, pre-tokenizers, added tokens) around a BPE model
+//! over the vocabulary's packed bytes (`bpe.rs`, which merges as the crate's BPE does).
+//!
+//! SentencePiece-style vocabularies (`tokenizer.ggml.model = "llama"`, as in Gemma) use
+//! byte fallback and " "→"▁". Gemma's file carries no merges, so they
 //! are derived from the scores: every normal token that splits into two vocabulary pieces
 //! yields a merge ranked by the whole token's score, which is what SentencePiece's BPE does.
 //! Control and user-defined tokens are added tokens, matched in text as Hugging Face does.
@@ -12,13 +15,18 @@
 //! file; the text is split by the regular expressions llama.cpp uses for the file's
 //! `tokenizer.ggml.pre`, each piece's bytes mapped to GPT-2's printable characters.
 
+mod bpe;
+
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::cpu::par;
 use crate::gguf::{Gguf, HeaderWatch, Value};
+use bpe::{Bpe, Fallback, Merge, Merges, Packed, Vocab};
 use std::collections::HashMap;
-use tokenizers::models::bpe::BPE;
-use tokenizers::normalizers::{Prepend, Replace, Sequence as Normalizers};
+use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence as Normalizers};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::processors::PostProcessorWrapper;
+use tokenizers::decoders::DecoderWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizers;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
@@ -48,11 +56,13 @@ impl TokenKind {
     }
 }
 
+/// The `tokenizers` pipeline around our `Bpe` model.
+type Pipeline = tokenizers::TokenizerImpl<Bpe, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Pipeline,
     /// The bytes each token stands for in output text (empty for control tokens).
     pieces: Packed,
-    tokens: Packed,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub add_bos: bool,
@@ -90,7 +100,8 @@ impl Tokenizer {
             bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported (SentencePiece-style \"llama\" and byte-level BPE \"gpt2\" are)");
         }
         let Vocabulary { tokens: packed, scores, kinds } = vocabulary;
-        let tokens: Vec<&str> = (0..packed.len()).map(|i| std::str::from_utf8(packed.get(i).unwrap_or_default()).expect("packed from strings")).collect();
+        let vocab = Vocab::new(packed);
+        let tokens: Vec<&str> = (0..vocab.len() as u32).map(|i| vocab.token(i).unwrap_or_default()).collect();
         let n = tokens.len();
         let id = |key: &str| -> Result<Option<u32>> {
             match g.get(key).map(|v| v.as_u64()) {
@@ -104,36 +115,37 @@ impl Tokenizer {
         let unk = id("tokenizer.ggml.unknown_token_id")?;
         let add_bos = g.get("tokenizer.ggml.add_bos_token").and_then(Value::as_bool).unwrap_or(bos.is_some());
 
-        let mut vocab = ahash::AHashMap::with_capacity(n);
-        for (i, t) in tokens.iter().enumerate() {
-            vocab.entry(t.to_string()).or_insert(i as u32);
-        }
         let byte_level = model == "gpt2";
         let (merges, derived) = if byte_level {
-            (file_merges(g)?, None)
+            (file_merges(g, &vocab)?, None)
         } else {
-            let (order, derived) = match known.filter(|o| o.fits(&tokens, &kinds)) {
-                Some(known) => (known, false),
-                None => (derive_merges(&tokens, &scores, &kinds, &vocab), true),
-            };
-            (order.merges(&tokens), (derived && keep).then_some(order))
+            match known.and_then(|o| Some((o.resolve(&vocab, &kinds)?, o))) {
+                Some((merges, _)) => (merges, None),
+                None => {
+                    let order = derive_merges(&tokens, &scores, &kinds, &vocab);
+                    let merges = order.resolve(&vocab, &kinds).ok_or_else(|| Error::new("invalid_metadata", "the vocabulary's merges could not be derived"))?;
+                    (merges, keep.then_some(order))
+                }
+            }
         };
         let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
         let splits = if byte_level { pre_tokenizer_regexes(pre)? } else { &[][..] };
-        let mut bpe = BPE::builder().vocab_and_merges(vocab, merges);
-        if byte_level {
-            // llama.cpp takes a whole piece that is in the vocabulary as is for Llama 3's files.
-            bpe = bpe.ignore_merges(matches!(pre, "llama3" | "llama-v3" | "llama-bpe"));
-        } else {
-            bpe = bpe.byte_fallback(true).fuse_unk(true);
-            if let Some(u) = unk {
-                bpe = bpe.unk_token(tokens[u as usize].to_owned());
+        // llama.cpp takes a whole piece that is in the vocabulary as is for Llama 3's files.
+        let ignore_merges = byte_level && matches!(pre, "llama3" | "llama-v3" | "llama-bpe");
+        let fallback = if byte_level { Fallback { bytes: false, unk: None } } else { Fallback { bytes: true, unk: unk.and_then(|u| vocab.id(tokens[u as usize])) } };
+        // The merge table and the pieces at once, with threads.
+        let (merges, (pieces, added)) = par::join(|| Merges::new(merges), || (pieces(&tokens, &kinds, byte_level), added_tokens(&tokens, &kinds)));
+        // EOS and the turn ends of the common chat formats, when the vocabulary has them as
+        // control tokens.
+        let mut stop_ids: Vec<u32> = eos.into_iter().collect();
+        for (i, (t, k)) in tokens.iter().zip(&kinds).enumerate() {
+            if *k == TokenKind::Control && TURN_ENDS.contains(t) && !stop_ids.contains(&(i as u32)) {
+                stop_ids.push(i as u32);
             }
         }
-        // The merge table (most of the time) and the pieces at once, with threads.
-        let (bpe, (pieces, added)) = par::join(|| bpe.build(), || (pieces(&tokens, &kinds, byte_level), added_tokens(&tokens, &kinds)));
-        let bpe = bpe.map_err(|e| Error::new("invalid_metadata", format!("could not build the tokenizer: {e}")))?;
-        let mut inner = tokenizers::Tokenizer::new(bpe);
+        drop(tokens);
+
+        let mut inner = Pipeline::new(Bpe::new(vocab, merges, fallback, ignore_merges));
         if byte_level {
             let mut steps = Vec::new();
             for re in splits {
@@ -152,17 +164,7 @@ impl Tokenizer {
             }
         }
         inner.add_special_tokens(added).map_err(|e| Error::new("invalid_metadata", format!("could not add special tokens: {e}")))?;
-
-        // EOS and the turn ends of the common chat formats, when the vocabulary has them as
-        // control tokens.
-        let mut stop_ids: Vec<u32> = eos.into_iter().collect();
-        for (i, (t, k)) in tokens.iter().zip(&kinds).enumerate() {
-            if *k == TokenKind::Control && TURN_ENDS.contains(t) && !stop_ids.contains(&(i as u32)) {
-                stop_ids.push(i as u32);
-            }
-        }
-        drop(tokens);
-        Ok(Tokenizer { inner, pieces, tokens: packed, bos, eos, add_bos, stop_ids, merge_order: derived })
+        Ok(Tokenizer { inner, pieces, bos, eos, add_bos, stop_ids, merge_order: derived })
     }
 
     /// Token ids of `text`, with BOS first when the model asks for it. `parse_special`
@@ -197,7 +199,7 @@ impl Tokenizer {
 
     /// The vocabulary entry itself, as the model sees it (`▁the`, `<0x0A>`, `<bos>`).
     pub fn token(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).and_then(|b| std::str::from_utf8(b).ok())
+        self.inner.get_model().vocab().token(id)
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
@@ -205,7 +207,7 @@ impl Tokenizer {
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.tokens.len()
+        self.inner.get_model().vocab().len()
     }
 
     /// The merge order this build derived, once, when it was asked to keep it.
@@ -274,38 +276,6 @@ impl Vocabulary {
     }
 }
 
-/// Many short byte strings in one buffer: a vocabulary's 262,144 separate allocations took
-/// three times its bytes.
-struct Packed {
-    bytes: Vec<u8>,
-    ends: Vec<u32>,
-}
-
-impl Packed {
-    fn get(&self, i: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        Some(&self.bytes[start..end])
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-}
-
-impl<T: AsRef<[u8]>> FromIterator<T> for Packed {
-    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        let mut p = Packed { bytes: Vec::new(), ends: Vec::new() };
-        for item in items {
-            p.bytes.extend_from_slice(item.as_ref());
-            p.ends.push(p.bytes.len() as u32);
-        }
-        p.bytes.shrink_to_fit();
-        p.ends.shrink_to_fit();
-        p
-    }
-}
-
 /// Turns a token stream into text without ever cutting a UTF-8 character: bytes of an
 /// incomplete character wait for the next token.
 #[derive(Default)]
@@ -338,11 +308,11 @@ impl StreamDecoder {
 /// Merges for a SentencePiece-style vocabulary, as Hugging Face's converter derives them:
 /// every split of a token into two tokens, higher scores first, equal scores in vocabulary
 /// order.
-fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &ahash::AHashMap<String, u32>) -> MergeOrder {
+fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &Vocab) -> MergeOrder {
     let mut order: Vec<[u32; 2]> = par::flat_map(tokens.len(), |i| {
         let t = tokens[i];
         let normal = kinds[i] == TokenKind::Normal;
-        t.char_indices().skip(1).filter(move |&(cut, _)| normal && vocab.contains_key(&t[..cut]) && vocab.contains_key(&t[cut..])).map(move |(cut, _)| [i as u32, cut as u32])
+        t.char_indices().skip(1).filter(move |&(cut, _)| normal && vocab.id(&t[..cut]).is_some() && vocab.id(&t[cut..]).is_some()).map(move |(cut, _)| [i as u32, cut as u32])
     });
     // A stable sort keeps each token's splits in order.
     order.sort_by_key(|&[i, _]| (!ordered_bits(scores[i as usize]), i));
@@ -358,21 +328,18 @@ pub struct MergeOrder(Vec<[u32; 2]>);
 impl MergeOrder {
     const MAGIC: &'static [u8; 8] = b"OUVMRG01";
 
-    /// The merges as the `tokenizers` crate takes them: (left, right) strings.
-    fn merges(&self, tokens: &[&str]) -> Vec<(String, String)> {
-        par::map(self.0.len(), |j| {
+    /// The merges as ids of `vocab`, when every one splits a normal token between two
+    /// characters into two tokens: else the order is not this vocabulary's.
+    fn resolve(&self, vocab: &Vocab, kinds: &[TokenKind]) -> Option<Vec<Merge>> {
+        let merges = par::map(self.0.len(), |j| {
             let [i, cut] = self.0[j];
-            let t = tokens[i as usize];
-            (t[..cut as usize].to_owned(), t[cut as usize..].to_owned())
-        })
-    }
-
-    /// Whether every merge splits a normal token of this vocabulary between two characters.
-    fn fits(&self, tokens: &[&str], kinds: &[TokenKind]) -> bool {
-        self.0.iter().all(|&[i, cut]| {
-            let (i, cut) = (i as usize, cut as usize);
-            i < tokens.len() && kinds[i] == TokenKind::Normal && cut > 0 && cut < tokens[i].len() && tokens[i].is_char_boundary(cut)
-        })
+            let (t, cut) = (vocab.token(i)?, cut as usize);
+            if kinds[i as usize] != TokenKind::Normal || cut == 0 || !t.is_char_boundary(cut) {
+                return None;
+            }
+            Some(Merge { left: vocab.id(&t[..cut])?, right: vocab.id(t.get(cut..).filter(|r| !r.is_empty())?)?, joined: vocab.id(t)? })
+        });
+        merges.into_iter().collect()
     }
 
     /// A file for the cache: a magic, the number of pairs, a checksum, the pairs.
@@ -416,13 +383,23 @@ fn ordered_bits(x: f32) -> u32 {
 /// Control tokens that end a chat turn: Gemma, ChatML (Qwen, SmolLM), Llama 3, Phi-3.
 const TURN_ENDS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"];
 
-/// `tokenizer.ggml.merges`: "left right" pairs, highest priority first.
-fn file_merges(g: &Gguf) -> Result<Vec<(String, String)>> {
+/// `tokenizer.ggml.merges`: "left right" pairs, highest priority first, as ids of `vocab`.
+fn file_merges(g: &Gguf, vocab: &Vocab) -> Result<Vec<Merge>> {
     let Some(list) = g.get("tokenizer.ggml.merges").and_then(Value::as_array) else {
         bail!("invalid_metadata", "the byte-level BPE vocabulary has no merges (tokenizer.ggml.merges)");
     };
+    let mut joined = String::new();
     list.iter()
-        .map(|v| v.as_str().and_then(|m| m.split_once(' ')).map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| bad_meta("tokenizer.ggml.merges")))
+        .map(|v| {
+            let (a, b) = v.as_str().and_then(|m| m.split_once(' ')).ok_or_else(|| bad_meta("tokenizer.ggml.merges"))?;
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            match (vocab.id(a), vocab.id(b), vocab.id(&joined)) {
+                (Some(left), Some(right), Some(joined)) => Ok(Merge { left, right, joined }),
+                _ => bail!("invalid_metadata", "the merge {a:?} + {b:?} joins tokens that are not in the vocabulary"),
+            }
+        })
         .collect()
 }
 
