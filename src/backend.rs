@@ -66,7 +66,7 @@ pub trait Backend {
     type Vector;
     /// Activations `[rows × width]`, f32.
     type Act;
-    /// One layer's key/value cache, preallocated for the whole context.
+    /// One layer's key/value cache, preallocated: position `p` lives in slot `p % slots`.
     type Kv;
 
     fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Self::Matrix>;
@@ -74,7 +74,9 @@ pub trait Backend {
     /// The model has taken its weights: whatever was prepared for it and not taken can go.
     fn loaded(&mut self) {}
     fn act(&mut self, rows: usize, width: usize) -> Self::Act;
-    fn kv_cache(&mut self, context: usize, kv_width: usize) -> Result<Self::Kv>;
+    /// A cache of `slots` positions: the context for a global layer; for a sliding one,
+    /// its window plus one forward pass's rows (older keys are overwritten as it slides).
+    fn kv_cache(&mut self, slots: usize, kv_width: usize) -> Result<Self::Kv>;
 
     /// `out[i] = table[ids[i]] * scale`, dequantizing single rows only.
     fn embed(&mut self, table: &Self::Matrix, ids: &[u32], scale: f32, out: &mut Self::Act);

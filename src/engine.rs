@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub const DEFAULT_CONTEXT: usize = 2048;
-/// Prompts are fed in slices of this many tokens, bounding the activations' memory.
-const PREFILL_CHUNK: usize = 256;
+/// Prompts are fed in slices of this many tokens, bounding the activations' memory (and
+/// the sliding layers' caches).
+const PREFILL_CHUNK: usize = models::MAX_ROWS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -3,6 +3,10 @@
 
 mod common;
 use common::gguf::tiny_gemma3;
+use common::random;
+use ouvert::backend::{AttnShape, Backend, RopeStyle, Span};
+use ouvert::cpu::{Act, Cpu};
+use ouvert::models::{rope_table, MAX_ROWS};
 use ouvert::chat::Message;
 use ouvert::engine::{Engine, FinishReason, GenerateOptions};
 use ouvert::sampler::SamplerConfig;
@@ -29,6 +33,52 @@ fn batched_prefill_equals_token_by_token_across_the_sliding_window() {
     }
     let worst = batched.iter().zip(&stepwise).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-4, "batched and incremental logits differ by {worst}");
+}
+
+/// The same past the point where the sliding layers' ring caches (window 8 + 255 slots)
+/// wrap: a prompt fed in 256-token slices against one fed token by token.
+#[test]
+fn prefill_equals_token_by_token_once_the_sliding_caches_wrap() {
+    let mut e = engine(1024);
+    let ids = e.encode(&"bonjour la bonne lou, ".repeat(70)).unwrap();
+    assert!(ids.len() > 2 * (8 + MAX_ROWS), "the caches wrap more than once: {} tokens", ids.len());
+    let batched = e.logits(&ids).unwrap();
+    let mut fresh = engine(1024);
+    let mut stepwise = Vec::new();
+    for k in 1..=ids.len() {
+        stepwise = fresh.logits(&ids[..k]).unwrap();
+    }
+    let worst = batched.iter().zip(&stepwise).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "batched and incremental logits differ by {worst}");
+}
+
+/// A sliding layer's cache is a ring of window + MAX_ROWS - 1 slots: attention over it
+/// equals attention over a cache of the whole context, bit for bit, through prompt
+/// slices and decode steps that wrap it several times.
+#[test]
+fn a_sliding_layers_ring_cache_attends_as_a_whole_cache_does() {
+    let mut c = Cpu;
+    let (heads, kv_heads, hd, window, ctx) = (4, 2, 64, 40, 1400);
+    let width = kv_heads * hd;
+    let (qn, kn, rope) = (random(hd, 1), random(hd, 2), rope_table(10_000.0, hd, ctx, 1.0, None));
+    let shape = AttnShape { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, span: Span::Window(window), rope: RopeStyle::Halves, scale: 0.125, softcap: 0.0 };
+    let slots = window + MAX_ROWS - 1;
+    let (mut ring, mut whole) = (c.kv_cache(slots, width).unwrap(), c.kv_cache(ctx, width).unwrap());
+    let mut pos = 0;
+    for n in [256, 256, 100, 1, 1, 256, 3, 1, 256, 200] {
+        let seed = pos as u64 * 3;
+        let (q, k, v) = (random(n * heads * hd, seed + 10), random(n * width, seed + 11), random(n * width, seed + 12));
+        let act = |data: &[f32], width| Act { data: data.to_vec(), rows: n, width };
+        let mut outs = Vec::new();
+        for kv in [&mut ring, &mut whole] {
+            let mut out = c.act(n, heads * hd);
+            c.attention(&mut act(&q, heads * hd), &act(&k, width), &act(&v, width), Some((&qn, &kn)), 1e-6, &rope, kv, pos, shape, &mut out);
+            outs.push(out.data);
+        }
+        assert!(outs[0] == outs[1], "{n} rows at {pos}: the ring's attention differs");
+        pos += n;
+    }
+    assert!(pos > 3 * slots, "the ring wrapped: {pos} positions in {slots} slots");
 }
 
 #[test]

@@ -12,20 +12,10 @@ use ouvert::cpu::{quant::QMatrix, Cpu};
 use ouvert::engine::{block_on, Engine, Event, GenerateOptions};
 use ouvert::gguf::{DType, TensorInfo};
 use ouvert::gpu::{Gpu, StreamingUpload};
+use ouvert::models::MAX_ROWS;
 use ouvert::sampler::{argmax, SamplerConfig, TopLogits};
 use ouvert::weights::ModelBytes;
 use std::sync::Arc;
-
-/// Deterministic values in about [-1, 1].
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 fn blocks_bytes<T: GgmlType>(xs: &[f32]) -> Vec<u8> {
     let mut b = vec![T::zeros(); xs.len() / T::BLCK_SIZE];
@@ -185,10 +175,16 @@ fn attention_matches_cpu() {
     let (cqn, ckn, crope) = (c.vector(&qn).unwrap(), c.vector(&kn).unwrap(), c.vector(&rope).unwrap());
     for span in [Span::Global, Span::Window(300)] {
         let shape = AttnShape { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, span, rope: RopeStyle::Halves, scale: 1.0, softcap: 0.0 };
-        let mut gkv = g.kv_cache(ctx, kv_heads * hd).unwrap();
+        // The sliding layer's GPU cache is a ring (window + 255 slots), wrapped here; the
+        // CPU's holds every position (the two agree bit for bit on the CPU: tests/engine.rs).
+        let slots = match span {
+            Span::Global => ctx,
+            Span::Window(w) => w + MAX_ROWS - 1,
+        };
+        let mut gkv = g.kv_cache(slots, kv_heads * hd).unwrap();
         let mut ckv = c.kv_cache(ctx, kv_heads * hd).unwrap();
-        // A 600-token prefill (three key tiles, past the window), then one decode step.
-        for (pos0, n) in [(0, 600), (600, 1)] {
+        // Prompt slices (three key tiles, past the window), then decode steps.
+        for (pos0, n) in [(0, 256), (256, 256), (512, 88), (600, 1), (601, 1)] {
             let seed = pos0 as u64 * 3;
             let (q, k, v) = (random(n * heads * hd, seed + 1), random(n * kv_heads * hd, seed + 2), random(n * kv_heads * hd, seed + 3));
             let mut gq = g.act_from(&q, n, heads * hd);

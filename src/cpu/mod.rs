@@ -51,8 +51,8 @@ impl Backend for Cpu {
         Act { data: vec![0.0; rows * width], rows, width }
     }
 
-    fn kv_cache(&mut self, context: usize, width: usize) -> Result<Kv> {
-        Ok(Kv { k: vec![f16::ZERO; context * width], v: vec![f16::ZERO; context * width], width })
+    fn kv_cache(&mut self, slots: usize, width: usize) -> Result<Kv> {
+        Ok(Kv { k: vec![f16::ZERO; slots * width], v: vec![f16::ZERO; slots * width], width })
     }
 
     fn embed(&mut self, table: &QMatrix, ids: &[u32], scale: f32, out: &mut Act) {
@@ -101,9 +101,12 @@ impl Backend for Cpu {
 
         let w = kv.width;
         let n = q.rows;
-        let (kd, vd) = (&mut kv.k[pos0 * w..(pos0 + n) * w], &mut kv.v[pos0 * w..(pos0 + n) * w]);
-        kd.iter_mut().zip(&k.data).for_each(|(d, &x)| *d = f16::from_f32(x));
-        vd.iter_mut().zip(&v.data).for_each(|(d, &x)| *d = f16::from_f32(x));
+        let slots = kv.k.len() / w;
+        for (i, (kr, vr)) in k.data.chunks_exact(w).zip(v.data.chunks_exact(w)).enumerate() {
+            let at = (pos0 + i) % slots * w;
+            kv.k[at..at + w].iter_mut().zip(kr).for_each(|(d, &x)| *d = f16::from_f32(x));
+            kv.v[at..at + w].iter_mut().zip(vr).for_each(|(d, &x)| *d = f16::from_f32(x));
+        }
 
         // Each query row reads the cache and writes its own output row: rows go to threads.
         let kv = &*kv;
@@ -126,7 +129,7 @@ impl Backend for Cpu {
                 qh.iter_mut().zip(qsrc).for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
                 // Each cached row is widened once and used by every head of the group.
                 for j in 0..keys {
-                    widen(&kv.k[(first + j) * w + kvh * hd..][..hd], &mut row);
+                    widen(&kv.k[(first + j) % slots * w + kvh * hd..][..hd], &mut row);
                     for g in 0..group {
                         let dot: f32 = qh[g * hd..(g + 1) * hd].iter().zip(&row).map(|(a, b)| a * b).sum();
                         scores[g * keys + j] = capped(dot * s.scale, s.softcap);
@@ -138,7 +141,7 @@ impl Backend for Cpu {
                 let o = &mut o[kvh * group * hd..][..group * hd];
                 o.fill(0.0);
                 for j in 0..keys {
-                    widen(&kv.v[(first + j) * w + kvh * hd..][..hd], &mut row);
+                    widen(&kv.v[(first + j) % slots * w + kvh * hd..][..hd], &mut row);
                     for g in 0..group {
                         let pr = scores[g * keys + j];
                         o[g * hd..(g + 1) * hd].iter_mut().zip(&row).for_each(|(o, &v)| *o += pr * v);

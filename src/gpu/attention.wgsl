@@ -7,7 +7,7 @@
 // invocation owning value dimensions (2·pr, 2·pr + 1) for pr = lane and lane + 64 (one
 // u32 load reads both halves). The four partial sums are added at the end.
 
-struct P { n: u32, pos0: u32, hd: u32, nq: u32, group: u32, kvw: u32, window: u32, q_off: u32, out_off: u32, scale: f32, cap: f32 }
+struct P { n: u32, pos0: u32, hd: u32, nq: u32, group: u32, kvw: u32, window: u32, q_off: u32, out_off: u32, scale: f32, cap: f32, slots: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
 @group(0) @binding(2) var<storage, read> kc: array<u32>;
@@ -40,6 +40,12 @@ fn reduce256(v: f32, li: u32, is_max: bool) -> f32 {
     return r;
 }
 
+// Where position `pos`'s row starts in the cache, in u32s (a sliding layer's cache is a
+// ring of `slots` positions).
+fn vrow(pos: u32) -> u32 {
+    return (pos % p.slots) * (p.kvw / 2u);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let h = wid.x;
@@ -63,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let nk = min(TILE, keys - k0);
         var s = -1e30;
         if (li < nk) {
-            let kb = ((first + k0 + li) * p.kvw + kvh * hd) / 2u;
+            let kb = (((first + k0 + li) % p.slots) * p.kvw + kvh * hd) / 2u;
             s = 0.0;
             for (var i = 0u; i < pairs; i += 4u) { // head sizes are multiples of 8
                 let c0 = unpack2x16float(kc[kb + i]);
@@ -89,21 +95,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // Key group kg sums the tile's keys kg·q .. (kg + 1)·q.
         let q = (nk + 3u) / 4u;
         let j1 = min(nk, (kg + 1u) * q);
-        let stride = p.kvw / 2u;
-        let vb = ((first + k0) * p.kvw + kvh * hd) / 2u + lane;
+        // Key j's values, this invocation's pairs: its slot's row, this head, this lane.
+        let vb = (kvh * hd) / 2u + lane;
         var j = kg * q;
         for (; j + 2u <= j1; j += 2u) {
-            let e0 = vb + j * stride;
+            let e0 = vrow(first + k0 + j) + vb;
+            let e1 = vrow(first + k0 + j + 1u) + vb;
             for (var u = 0u; u < 2u; u++) {
                 if (lane + 64u * u < pairs) {
-                    let o = e0 + 64u * u;
-                    acc[u] += sc[j] * unpack2x16float(vc[o]) + sc[j + 1u] * unpack2x16float(vc[o + stride]);
+                    acc[u] += sc[j] * unpack2x16float(vc[e0 + 64u * u]) + sc[j + 1u] * unpack2x16float(vc[e1 + 64u * u]);
                 }
             }
         }
         if (j < j1) {
+            let e0 = vrow(first + k0 + j) + vb;
             for (var u = 0u; u < 2u; u++) {
-                if (lane + 64u * u < pairs) { acc[u] += sc[j] * unpack2x16float(vc[vb + j * stride + 64u * u]); }
+                if (lane + 64u * u < pairs) { acc[u] += sc[j] * unpack2x16float(vc[e0 + 64u * u]); }
             }
         }
         workgroupBarrier();

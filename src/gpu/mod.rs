@@ -177,6 +177,7 @@ pub struct Kv {
     k: wgpu::Buffer,
     v: wgpu::Buffer,
     width: usize,
+    slots: usize,
 }
 
 impl Arena {
@@ -566,12 +567,12 @@ impl Backend for Gpu {
         Act { off, rows, width, half: 0, arena: self.arena.clone() }
     }
 
-    fn kv_cache(&mut self, context: usize, width: usize) -> Result<Kv> {
-        let bytes = (context * width * 2) as u64;
+    fn kv_cache(&mut self, slots: usize, width: usize) -> Result<Kv> {
+        let bytes = (slots * width * 2) as u64;
         if bytes > self.max_binding {
-            bail!("model_too_large", "a {context}-position KV cache exceeds the GPU's {} MB binding; load with a smaller contextLength", self.max_binding >> 20);
+            bail!("model_too_large", "a {slots}-position KV cache exceeds the GPU's {} MB binding; load with a smaller contextLength", self.max_binding >> 20);
         }
-        Ok(Kv { k: self.storage("k cache", bytes), v: self.storage("v cache", bytes), width })
+        Ok(Kv { k: self.storage("k cache", bytes), v: self.storage("v cache", bytes), width, slots })
     }
 
     fn embed(&mut self, table: &Matrix, ids: &[u32], scale: f32, out: &mut Act) {
@@ -626,13 +627,13 @@ impl Backend for Gpu {
         let hd = s.head_dim as u32;
         let (qn, kn) = norms.map_or((NONE, NONE), |(q, k)| (q.off as u32, k.off as u32));
         let adjacent = (s.rope == RopeStyle::Adjacent) as u32;
-        let params = [n, pos0 as u32, hd, s.n_heads as u32, s.n_kv_heads as u32, q.at(), k.at(), v.at(), qn, kn, rope.off as u32, eps.to_bits(), kv.width as u32, adjacent];
+        let params = [n, pos0 as u32, hd, s.n_heads as u32, s.n_kv_heads as u32, q.at(), k.at(), v.at(), qn, kn, rope.off as u32, eps.to_bits(), kv.width as u32, adjacent, kv.slots as u32];
         self.dispatch("rope", shaders::rope, &params, &[&arena, &vecs, &kv.k, &kv.v], ((s.n_heads + 2 * s.n_kv_heads) as u32, n, 1));
         let window = match s.span {
             Span::Global => 0,
             Span::Window(w) => w as u32,
         };
-        let params = [n, pos0 as u32, hd, s.n_heads as u32, (s.n_heads / s.n_kv_heads) as u32, kv.width as u32, window, q.at(), out.at(), s.scale.to_bits(), s.softcap.to_bits()];
+        let params = [n, pos0 as u32, hd, s.n_heads as u32, (s.n_heads / s.n_kv_heads) as u32, kv.width as u32, window, q.at(), out.at(), s.scale.to_bits(), s.softcap.to_bits(), kv.slots as u32];
         self.dispatch("attention", shaders::attention, &params, &[&arena, &kv.k, &kv.v], (s.n_heads as u32, n, 1));
     }
 

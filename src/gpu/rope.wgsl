@@ -2,7 +2,7 @@
 // the f16 cache), and v into the cache: one workgroup per head and position. Rope pairs
 // dimensions (j, j + half) or, when `adjacent`, (2j, 2j + 1).
 
-struct P { n: u32, pos0: u32, hd: u32, nq: u32, nkv: u32, q_off: u32, k_off: u32, v_off: u32, qn: u32, kn: u32, rope: u32, eps: f32, kvw: u32, adjacent: u32 }
+struct P { n: u32, pos0: u32, hd: u32, nq: u32, nkv: u32, q_off: u32, k_off: u32, v_off: u32, qn: u32, kn: u32, rope: u32, eps: f32, kvw: u32, adjacent: u32, slots: u32 }
 const NONE: u32 = 0xffffffffu;
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
@@ -27,7 +27,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (head >= p.nq + p.nkv) {
         let vh = head - p.nq - p.nkv;
         let src = p.v_off + (t * p.nkv + vh) * hd;
-        let dst = (pos * p.kvw + vh * hd) / 2u;
+        let dst = ((pos % p.slots) * p.kvw + vh * hd) / 2u;
         for (var m = li; m < half; m += 64u) {
             vc[dst + m] = pack_f16(vec2<f32>(act[src + 2u * m], act[src + 2u * m + 1u]));
         }
@@ -44,7 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = li; i < hd; i += 64u) { let x = act[base + i]; s += x * x; }
     let scale = inverseSqrt(wg_sum(s, li) / f32(hd) + p.eps);
     let rt = p.rope + pos * hd;
-    let kdst = (pos * p.kvw + (head - p.nq) * hd) / 2u;
+    let kdst = ((pos % p.slots) * p.kvw + (head - p.nq) * hd) / 2u;
     if (p.adjacent != 0u) {
         for (var j = li; j < half; j += 64u) {
             let a = normed(act[base + 2u * j], scale, nw, 2u * j);

@@ -18,13 +18,18 @@ use std::sync::Arc;
 
 /// A loaded network: token ids at positions `pos0..` in, next-token logits out.
 pub trait Model {
-    /// Runs `ids` (placed at `pos0..pos0+len`); what `want` asks of the logits after the
-    /// last one arrives through the returned future (at once on the CPU).
+    /// Runs `ids` (placed at `pos0..pos0+len`, at most `MAX_ROWS` of them); what `want`
+    /// asks of the logits after the last one arrives through the returned future (at once
+    /// on the CPU).
     fn forward(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback;
     /// Positions the KV cache holds.
     fn context(&self) -> usize;
     fn vocab(&self) -> usize;
 }
+
+/// The most tokens one forward pass takes: the engine feeds a prompt in slices of this
+/// many. A sliding-window layer's cache holds its window plus one slice.
+pub const MAX_ROWS: usize = 256;
 
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"];
 

@@ -4,7 +4,7 @@
 //! (hyperparameters and switches), filled in by each architecture's own file from the
 //! file's metadata; tensor names are llama.cpp's.
 
-use super::{finish, rope_table, Model};
+use super::{finish, rope_table, Model, MAX_ROWS};
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::config::Meta;
@@ -251,7 +251,13 @@ impl<B: Backend> Transformer<B> {
                 span: s.span(i),
             });
         }
-        let kv = (0..s.layers).map(|_| b.kv_cache(s.context, kvw)).collect::<Result<_>>()?;
+        // A sliding layer keeps its window and one forward pass's keys: those a pass writes
+        // never overwrite keys that one of its queries still reads.
+        let slots = |span| match span {
+            Span::Global => s.context,
+            Span::Window(w) => s.context.min(w + MAX_ROWS - 1),
+        };
+        let kv = layers.iter().map(|l| b.kv_cache(slots(l.span), kvw)).collect::<Result<_>>()?;
         // Llama 3's per-frequency divisors, when the file has them.
         let factors = match g.tensor("rope_freqs.weight") {
             Some(_) => Some(file.f32_values(expect_tensor(g, "rope_freqs.weight", &[hd / 2])?)?),
@@ -273,6 +279,7 @@ impl<B: Backend> Model for Transformer<B> {
         let s = &self.spec;
         let b = &mut self.b;
         let n = ids.len();
+        assert!(n <= MAX_ROWS, "a forward pass of {n} rows: the sliding layers' caches hold {MAX_ROWS} more than their window");
         let (d, hd) = (s.dim, s.head_dim);
         let mut x = b.act(n, d);
         b.embed(&self.embed, ids, s.embed_scale, &mut x);

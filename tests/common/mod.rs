@@ -47,6 +47,17 @@ pub fn gpu() -> Option<ouvert::gpu::Gpu> {
     }
 }
 
+/// Deterministic values in about [-1, 1].
+pub fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 /// Writes GGUF files for tests: valid tiny models, and broken ones.
 pub mod gguf {
     #[derive(Clone)]
