@@ -279,7 +279,7 @@ impl<B: Backend> Model for Transformer<B> {
         let s = &self.spec;
         let b = &mut self.b;
         let n = ids.len();
-        assert!(n <= MAX_ROWS, "a forward pass of {n} rows: the sliding layers' caches hold {MAX_ROWS} more than their window");
+        assert!(n <= MAX_ROWS, "a forward pass of {n} rows: the sliding layers' caches hold one pass of at most {MAX_ROWS} beyond their window");
         let (d, hd) = (s.dim, s.head_dim);
         let mut x = b.act(n, d);
         b.embed(&self.embed, ids, s.embed_scale, &mut x);

@@ -1,7 +1,7 @@
 //! The BPE model inside the `tokenizers` pipeline (whose normalizers, pre-tokenizers and
 //! added tokens stay the crate's). The crate's own `BPE` holds the vocabulary twice, in
 //! hash maps of `String`s, and its merges in a third map: 56 MB for Gemma 3's 262,144
-//! tokens and 512,000 merges, a sixth of the file, where this model indexes the
+//! tokens and 513,511 merges, a sixth of the file, where this model indexes the
 //! vocabulary's packed bytes and keeps the merges as ids (12 MB). It merges exactly as
 //! the crate's `Word::merge_all` does, so the ids are the same (`tests/tokenizer.rs`).
 
@@ -147,7 +147,7 @@ pub struct Merge {
 
 /// What a character outside the vocabulary becomes.
 pub struct Fallback {
-    /// The ids of `<0x00>`…`<0xFF>`, where a character's bytes all have one.
+    /// Its bytes' tokens (`<0x00>`…`<0xFF>`), when the vocabulary has all of them.
     pub bytes: bool,
     /// The unknown token, runs of unknown characters fused into one.
     pub unk: Option<u32>,
