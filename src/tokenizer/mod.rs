@@ -119,8 +119,8 @@ impl Tokenizer {
         let (merges, derived) = if byte_level {
             (file_merges(g, &vocab)?, None)
         } else {
-            match known.and_then(|o| Some((o.resolve(&vocab, &kinds)?, o))) {
-                Some((merges, _)) => (merges, None),
+            match known.and_then(|o| o.resolve(&vocab, &kinds)) {
+                Some(merges) => (merges, None),
                 None => {
                     let order = derive_merges(&tokens, &scores, &kinds, &vocab);
                     let merges = order.resolve(&vocab, &kinds).ok_or_else(|| Error::new("invalid_metadata", "the vocabulary's merges could not be derived"))?;
@@ -320,8 +320,8 @@ fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &V
 }
 
 /// The order of a SentencePiece-style vocabulary's merges, derived from its scores: (token
-/// id, byte index of the split) pairs, first merged first. Deriving it is a third of
-/// building the tokenizer in a page, so a page keeps it next to a cached model.
+/// id, byte index of the split) pairs, first merged first. Deriving it takes longer than the
+/// rest of the tokenizer's build in a page, so a page keeps it next to a cached model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MergeOrder(Vec<[u32; 2]>);
 
@@ -334,10 +334,10 @@ impl MergeOrder {
         let merges = par::map(self.0.len(), |j| {
             let [i, cut] = self.0[j];
             let (t, cut) = (vocab.token(i)?, cut as usize);
-            if kinds[i as usize] != TokenKind::Normal || cut == 0 || !t.is_char_boundary(cut) {
+            if kinds[i as usize] != TokenKind::Normal || cut == 0 || cut >= t.len() || !t.is_char_boundary(cut) {
                 return None;
             }
-            Some(Merge { left: vocab.id(&t[..cut])?, right: vocab.id(t.get(cut..).filter(|r| !r.is_empty())?)?, joined: vocab.id(t)? })
+            Some(Merge { left: vocab.id(&t[..cut])?, right: vocab.id(&t[cut..])?, joined: vocab.id(t)? })
         });
         merges.into_iter().collect()
     }
@@ -453,8 +453,8 @@ fn bad_meta(key: &str) -> Error {
 }
 
 /// The tokenizer, built on a pool thread from a model file's header while the rest of the
-/// file is still arriving. Building it (hundreds of thousands of merges) is most of a cached
-/// load's time; with threads it overlaps the read. Without threads it does nothing, and the
+/// file is still arriving. Building it (deriving half a million merges, unless a cached order
+/// fits) is a large part of a load; with threads it overlaps the read. Without threads it does nothing, and the
 /// engine builds the tokenizer itself.
 pub struct EarlyTokenizer {
     header: HeaderWatch,
