@@ -203,6 +203,8 @@ cmd_bench() {
   cmd_build
   log "Ouvert (wasm) vs wllama in headless Chromium, A B alternating"
   node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "${BENCH_THREADS:-1}"
+  log "numerics: Ouvert (wasm) and wllama against native llama.cpp's reference"
+  node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }
 
 cmd_help() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
