@@ -111,6 +111,8 @@ export interface Piece {
   text: string;
   /** The most likely tokens at this step, when `topLogprobs` asked for them. */
   top: TopToken[];
+  /** This token as `top` reports tokens (its own text and log-probability), when `topLogprobs` asked. */
+  chosen?: TopToken;
 }
 
 export interface Stats {
@@ -155,10 +157,24 @@ export interface ChatCompletionRequest {
   repeat_penalty?: number;
   seed?: number;
   stop?: string | string[];
+  /** Report each token's log-probability (`choices[0].logprobs`). */
   logprobs?: boolean;
+  /** With `logprobs`: this many most likely tokens at each step too. */
   top_logprobs?: number;
   n?: 1;
   signal?: AbortSignal;
+}
+
+export interface ChatCompletionTokenLogprob {
+  /** The token's own text (lossy where it holds part of a character; `bytes` is then null). */
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+export interface ChatCompletionLogprobs {
+  content: (ChatCompletionTokenLogprob & { top_logprobs: ChatCompletionTokenLogprob[] })[];
+  refusal: null;
 }
 
 export interface ChatCompletion {
@@ -166,7 +182,7 @@ export interface ChatCompletion {
   object: "chat.completion";
   created: number;
   model: string;
-  choices: { index: 0; message: { role: "assistant"; content: string }; logprobs: null; finish_reason: "stop" | "length" }[];
+  choices: { index: 0; message: { role: "assistant"; content: string }; logprobs: ChatCompletionLogprobs | null; finish_reason: "stop" | "length" }[];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
@@ -175,7 +191,7 @@ export interface ChatCompletionChunk {
   object: "chat.completion.chunk";
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: "assistant"; content?: string }; logprobs: null; finish_reason: "stop" | "length" | null }[];
+  choices: { index: 0; delta: { role?: "assistant"; content?: string }; logprobs: ChatCompletionLogprobs | null; finish_reason: "stop" | "length" | null }[];
 }
 
 export class Engine {

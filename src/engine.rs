@@ -48,6 +48,10 @@ pub struct Piece {
     /// New text, whole UTF-8 characters only (may be empty while a character is split
     /// across tokens, or while text might be the start of a stop string).
     pub text: String,
+    /// This token as the alternatives are reported (its own text and log-probability),
+    /// when `top_logprobs` asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<TopToken>,
     /// Most likely alternatives at this step, when `top_logprobs` asked for them.
     pub top: Vec<TopToken>,
 }
@@ -309,8 +313,11 @@ impl Engine {
             g.scores = Some(self.scores(out, want));
         }
         let scores = g.scores.as_mut().expect("the prompt was fed");
-        let (tok, top) = g.sampler.sample_scores(scores, &g.history);
-        let top = top.into_iter().map(|c| TopToken { token: c.token, text: self.tokenizer.decode(&[c.token]), logprob: c.logprob }).collect();
+        let pick = g.sampler.sample_scores(scores, &g.history);
+        let tok = pick.token;
+        let weighed = |token, logprob| TopToken { token, text: self.tokenizer.decode(&[token]), logprob };
+        let chosen = pick.logprob.map(|l| weighed(tok, l));
+        let top = pick.top.into_iter().map(|c| weighed(c.token, c.logprob)).collect();
         g.tokens.push(tok);
         g.history.push(tok);
         if g.opts.stop_at_eos && self.tokenizer.stop_ids.contains(&tok) {
@@ -321,7 +328,7 @@ impl Engine {
                 return Ok(Event::Done(self.finish(g, FinishReason::Stop)));
             }
             g.text.push_str(&rest);
-            return Ok(Event::Piece(Piece { token: tok, text: rest, top }));
+            return Ok(Event::Piece(Piece { token: tok, text: rest, chosen, top }));
         }
         g.held.push_str(&g.decoder.push(&self.tokenizer, tok));
         let (mut emit, stopped) = split_at_stop(&mut g.held, &g.opts.stop);
@@ -335,7 +342,7 @@ impl Engine {
             g.unfed = Some(tok);
         }
         g.text.push_str(&emit);
-        Ok(Event::Piece(Piece { token: tok, text: emit, top }))
+        Ok(Event::Piece(Piece { token: tok, text: emit, chosen, top }))
     }
 
     fn finish(&mut self, g: &mut Generation, reason: FinishReason) -> Output {

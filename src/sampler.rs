@@ -42,6 +42,16 @@ pub struct Candidate {
     pub logprob: f32,
 }
 
+/// A sampled token, with what `top_logprobs` asked to report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pick {
+    pub token: u32,
+    /// The token's log-probability in the distribution drawn from, when `top_logprobs` > 0.
+    pub logprob: Option<f32>,
+    /// The `top_logprobs` most likely tokens of that distribution.
+    pub top: Vec<Candidate>,
+}
+
 pub struct Sampler {
     cfg: SamplerConfig,
     rng: u64,
@@ -67,9 +77,9 @@ impl Sampler {
     }
 
     /// Picks the next token from what the model gave (as `want` asked), given the tokens so
-    /// far. Also returns the `top_logprobs` most likely tokens of the distribution it drew
-    /// from (at temperature 1 when greedy).
-    pub fn sample_scores(&mut self, scores: &mut Scores, history: &[u32]) -> (u32, Vec<Candidate>) {
+    /// far. With `top_logprobs`, also its log-probability and the most likely tokens of the
+    /// distribution it drew from (at temperature 1 when greedy).
+    pub fn sample_scores(&mut self, scores: &mut Scores, history: &[u32]) -> Pick {
         match scores {
             Scores::Logits(l) => self.sample(l, history),
             Scores::Top(t) => self.sample_top(t),
@@ -77,7 +87,7 @@ impl Sampler {
     }
 
     /// Picks the next token from all `logits` (modified in place by the penalty).
-    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> (u32, Vec<Candidate>) {
+    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> Pick {
         let c = &self.cfg;
         if self.penalized() {
             let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
@@ -90,25 +100,34 @@ impl Sampler {
                 }
             }
         }
-        let top = if c.top_logprobs > 0 { TopLogits::of(logits, c.top_logprobs, self.temp()).candidates(c.top_logprobs) } else { Vec::new() };
-        if self.greedy() {
-            return (argmax(logits), top);
+        let token = if self.greedy() {
+            argmax(logits)
+        } else {
+            let k = if self.cfg.top_k == 0 { logits.len() } else { self.cfg.top_k.min(logits.len()) };
+            let idx = best_first(logits, k);
+            let values: Vec<f32> = idx.iter().map(|&i| logits[i as usize]).collect();
+            self.draw(&idx, &values)
+        };
+        match self.cfg.top_logprobs {
+            0 => Pick { token, logprob: None, top: Vec::new() },
+            n => {
+                let dist = TopLogits::of(logits, n, self.temp());
+                Pick { token, logprob: Some(dist.logprob(logits[token as usize])), top: dist.candidates(n) }
+            }
         }
-        let k = if c.top_k == 0 { logits.len() } else { c.top_k.min(logits.len()) };
-        let idx = best_first(logits, k);
-        let values: Vec<f32> = idx.iter().map(|&i| logits[i as usize]).collect();
-        (self.draw(&idx, &values), top)
     }
 
     /// Picks the next token from the best logits alone (`want` said they suffice).
-    pub fn sample_top(&mut self, t: &TopLogits) -> (u32, Vec<Candidate>) {
-        let c = &self.cfg;
-        let top = t.candidates(c.top_logprobs);
-        if self.greedy() {
-            return (t.ids[0], top);
-        }
-        let k = c.top_k.min(t.ids.len());
-        (self.draw(&t.ids[..k], &t.values[..k]), top)
+    pub fn sample_top(&mut self, t: &TopLogits) -> Pick {
+        let token = if self.greedy() {
+            t.ids[0]
+        } else {
+            let k = self.cfg.top_k.min(t.ids.len());
+            self.draw(&t.ids[..k], &t.values[..k])
+        };
+        let n = self.cfg.top_logprobs;
+        let logprob = (n > 0).then(|| t.logprob(t.values[t.ids.iter().position(|&i| i == token).expect("drawn from the ids")]));
+        Pick { token, logprob, top: t.candidates(n) }
     }
 
     /// The most likely token, whatever the other settings.
@@ -250,7 +269,12 @@ impl TopLogits {
     }
 
     fn candidates(&self, n: usize) -> Vec<Candidate> {
-        self.ids.iter().zip(&self.values).take(n).map(|(&token, &v)| Candidate { token, logprob: v / self.temp - self.log_norm }).collect()
+        self.ids.iter().zip(&self.values).take(n).map(|(&token, &v)| Candidate { token, logprob: self.logprob(v) }).collect()
+    }
+
+    /// The log-probability of a token whose logit is `value`.
+    fn logprob(&self, value: f32) -> f32 {
+        value / self.temp - self.log_norm
     }
 }
 
@@ -266,7 +290,7 @@ mod tests {
     fn greedy_is_argmax_and_ties_go_low() {
         let mut s = Sampler::new(SamplerConfig::greedy());
         let mut l = vec![1.0, 3.0, 3.0, 2.0];
-        assert_eq!(s.sample(&mut l, &[]).0, 1);
+        assert_eq!(s.sample(&mut l, &[]).token, 1);
     }
 
     #[test]
@@ -274,7 +298,7 @@ mod tests {
         let cfg = SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 7, ..Default::default() };
         let run = |cfg: SamplerConfig| {
             let mut s = Sampler::new(cfg);
-            (0..50).map(|_| s.sample(&mut logits(), &[]).0).collect::<Vec<_>>()
+            (0..50).map(|_| s.sample(&mut logits(), &[]).token).collect::<Vec<_>>()
         };
         assert_eq!(run(cfg.clone()), run(cfg.clone()));
         assert_ne!(run(cfg.clone()), run(SamplerConfig { seed: 8, ..cfg }));
@@ -288,14 +312,14 @@ mod tests {
         let cfg = SamplerConfig { temperature: 5.0, top_k: 3, top_p: 1.0, min_p: 0.0, seed: 1, ..Default::default() };
         let mut s = Sampler::new(cfg);
         for _ in 0..200 {
-            assert!(order[..3].contains(&s.sample(&mut l.clone(), &[]).0));
+            assert!(order[..3].contains(&s.sample(&mut l.clone(), &[]).token));
         }
         // min_p = 1 keeps only the top token.
         let mut s = Sampler::new(SamplerConfig { temperature: 5.0, top_k: 0, top_p: 1.0, min_p: 1.0, ..Default::default() });
-        assert_eq!(s.sample(&mut l.clone(), &[]).0, order[0]);
+        assert_eq!(s.sample(&mut l.clone(), &[]).token, order[0]);
         // A tiny top_p keeps only the top token as well.
         let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1e-6, min_p: 0.0, ..Default::default() });
-        assert_eq!(s.sample(&mut l.clone(), &[]).0, order[0]);
+        assert_eq!(s.sample(&mut l.clone(), &[]).token, order[0]);
     }
 
     /// Where `want` asks for the best logits only, sampling from them draws exactly the
@@ -314,11 +338,13 @@ mod tests {
             let Want::Top { k, temp } = part.want() else { panic!("{cfg:?} needs all logits") };
             for step in 0..100 {
                 let l: Vec<f32> = logits().iter().enumerate().map(|(i, v)| v * ((i + step) % 7) as f32).collect();
-                let (a, ta) = full.sample(&mut l.clone(), &[]);
-                let (b, tb) = part.sample_top(&TopLogits::of(&l, k, temp));
-                assert_eq!(a, b, "{cfg:?}, step {step}");
-                assert_eq!(ta.len(), tb.len());
-                for (x, y) in ta.iter().zip(&tb) {
+                let a = full.sample(&mut l.clone(), &[]);
+                let b = part.sample_top(&TopLogits::of(&l, k, temp));
+                assert_eq!(a.token, b.token, "{cfg:?}, step {step}");
+                assert_eq!(a.logprob.is_some(), cfg.top_logprobs > 0);
+                assert!(a.logprob.zip(b.logprob).is_none_or(|(x, y)| (x - y).abs() < 1e-4), "{a:?} vs {b:?}");
+                assert_eq!(a.top.len(), b.top.len());
+                for (x, y) in a.top.iter().zip(&b.top) {
                     assert_eq!(x.token, y.token);
                     assert!((x.logprob - y.logprob).abs() < 1e-4, "{x:?} vs {y:?}");
                 }
@@ -334,16 +360,17 @@ mod tests {
     fn repetition_penalty_demotes_recent_tokens() {
         let mut s = Sampler::new(SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, ..Default::default() });
         let mut l = vec![0.0, 4.0, 3.0];
-        assert_eq!(s.sample(&mut l, &[1]).0, 2);
+        assert_eq!(s.sample(&mut l, &[1]).token, 2);
     }
 
     #[test]
     fn top_logprobs_are_normalised_and_sorted() {
         let mut s = Sampler::new(SamplerConfig { temperature: 0.0, top_logprobs: 5, ..Default::default() });
         let mut l = vec![0.0f32, 1.0, 2.0];
-        let (_, top) = s.sample(&mut l, &[]);
-        assert_eq!(top.iter().map(|c| c.token).collect::<Vec<_>>(), vec![2, 1, 0]);
-        let total: f32 = top.iter().map(|c| c.logprob.exp()).sum();
+        let pick = s.sample(&mut l, &[]);
+        assert_eq!(pick.top.iter().map(|c| c.token).collect::<Vec<_>>(), vec![2, 1, 0]);
+        assert_eq!(pick.logprob, Some(pick.top[0].logprob), "the chosen token's own log-probability");
+        let total: f32 = pick.top.iter().map(|c| c.logprob.exp()).sum();
         assert!((total - 1.0).abs() < 1e-5);
     }
 }

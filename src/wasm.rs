@@ -278,8 +278,9 @@ impl WasmEngine {
     }
 
     /// One prompt chunk or one token, resolving to `{type: "prefill", done, total}`,
-    /// `{type: "piece", token, text, top}` or `{type: "done", output}`. Between steps the
-    /// caller may stop. A lost GPU rejects with `webgpu_lost` and moves the engine to wasm.
+    /// `{type: "piece", token, text, chosen, top}` or `{type: "done", output}`. Between
+    /// steps the caller may stop. A lost GPU rejects with `webgpu_lost` and moves the engine
+    /// to wasm.
     pub fn step(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -293,7 +294,7 @@ impl WasmEngine {
             };
             let v = match event {
                 Event::Prefill { done, total } => serde_json::json!({ "type": "prefill", "done": done, "total": total }),
-                Event::Piece(p) => serde_json::json!({ "type": "piece", "token": p.token, "text": p.text, "top": p.top }),
+                Event::Piece(p) => serde_json::json!({ "type": "piece", "token": p.token, "text": p.text, "chosen": p.chosen, "top": p.top }),
                 Event::Done(out) => serde_json::json!({ "type": "done", "output": out }),
             };
             if v["type"] != "done" {

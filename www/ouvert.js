@@ -173,7 +173,7 @@ export class Engine {
       id = this.#request({ type: "generate", prompt: body, options: opts }, (m) => {
         if (m.type === "prompt") promptIds = m.ids;
         else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
-        else if (m.type === "piece") { pieces.push({ token: m.token, text: m.text, top: m.top }); wakeUp(); }
+        else if (m.type === "piece") { pieces.push({ token: m.token, text: m.text, top: m.top, ...(m.chosen && { chosen: m.chosen }) }); wakeUp(); }
         else if (m.type === "done") finish(null, m.output);
         else if (m.type === "error") finish(toError(m.error));
       });
@@ -214,25 +214,38 @@ export class Engine {
       maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
       temperature: body.temperature ?? 1, topP: body.top_p ?? 1, topK: body.top_k ?? 0, minP: body.min_p ?? 0,
       repeatPenalty: body.repeat_penalty, seed: body.seed ?? undefined, stop: body.stop ?? undefined,
-      topLogprobs: body.logprobs ? body.top_logprobs ?? 0 : 0, signal: signal ?? body.signal,
+      // At least one: the chosen token's log-probability comes with the alternatives.
+      topLogprobs: body.logprobs ? Math.max(1, body.top_logprobs ?? 0) : 0, signal: signal ?? body.signal,
     };
+    // OpenAI's per-token entries: the token's own text, its bytes, its log-probability.
+    const entry = (t) => ({ token: t.text, logprob: t.logprob, bytes: t.text.includes("\uFFFD") ? null : [...new TextEncoder().encode(t.text)] });
+    const logprobs = (pieces) => (body.logprobs
+      ? { content: pieces.map((p) => ({ ...entry(p.chosen), top_logprobs: p.top.slice(0, body.top_logprobs ?? 0).map(entry) })), refusal: null }
+      : null);
     const run = this.generate({ messages: messages.map((m) => ({ role: m.role, content: contentText(m.content) })) }, options);
     const meta = { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: this.info.name };
     const reason = (r) => (r === "stop" ? "stop" : "length");
     if (!stream) {
-      for await (const _ of run); // eslint-disable-line no-unused-vars
+      const pieces = [];
+      for await (const p of run) pieces.push(p);
       const r = await run.result;
       return {
         ...meta, object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content: r.text }, logprobs: null, finish_reason: reason(r.finishReason) }],
+        choices: [{ index: 0, message: { role: "assistant", content: r.text }, logprobs: logprobs(pieces), finish_reason: reason(r.finishReason) }],
         usage: { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.completionTokens, total_tokens: r.stats.promptTokens + r.stats.completionTokens },
       };
     }
     return (async function* () {
-      const chunk = (delta, finish_reason = null) => ({ ...meta, object: "chat.completion.chunk", choices: [{ index: 0, delta, logprobs: null, finish_reason }] });
+      const chunk = (delta, pieces = [], finish_reason = null) => ({ ...meta, object: "chat.completion.chunk", choices: [{ index: 0, delta, logprobs: pieces.length ? logprobs(pieces) : null, finish_reason }] });
       yield chunk({ role: "assistant", content: "" });
-      for await (const piece of run) if (piece.text) yield chunk({ content: piece.text });
-      yield chunk({}, reason((await run.result).finishReason));
+      // A token whose text is held back (part of a character, or of a possible stop string)
+      // reports its log-probability with the next chunk that has text.
+      let pending = [];
+      for await (const piece of run) {
+        pending.push(piece);
+        if (piece.text) { yield chunk({ content: piece.text }, pending); pending = []; }
+      }
+      yield chunk({}, pending, reason((await run.result).finishReason));
     })();
   }
 

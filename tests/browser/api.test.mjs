@@ -128,7 +128,18 @@ test("chat.completions.create: OpenAI-shaped response and stream", { timeout: 30
     const full = await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0 });
     const chunks = [];
     for await (const c of await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, stream: true })) chunks.push(c);
-    return { full, chunks };
+    // A stop string inside the answer, a word with the space before it: the token that
+    // completes it brings no text, and its log-probability comes with the last chunk.
+    const stop = full.choices[0].message.content.trim().match(/\s\S+/g)?.[1];
+    const withLogprobs = await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 3, stop });
+    const streamed = [];
+    const streamedChunks = [];
+    for await (const c of await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 3, stop, stream: true })) {
+      streamed.push(...(c.choices[0].logprobs?.content ?? []));
+      streamedChunks.push(c);
+    }
+    const sampled = await engine.chat.completions.create({ messages, max_tokens: 12, temperature: 1, seed: 5, logprobs: true });
+    return { full, chunks, stop, withLogprobs, streamed, streamedChunks, sampled };
   });
   const { full, chunks } = r;
   assert.equal(full.object, "chat.completion");
@@ -142,6 +153,28 @@ test("chat.completions.create: OpenAI-shaped response and stream", { timeout: 30
   assert.equal(chunks[0].choices[0].delta.role, "assistant");
   assert.equal(chunks.map((c) => c.choices[0].delta.content ?? "").join(""), full.choices[0].message.content);
   assert.equal(chunks.at(-1).choices[0].finish_reason, full.choices[0].finish_reason);
+  assert.equal(full.choices[0].logprobs, null, "no logprobs unless asked");
+  assert.ok(chunks.every((c) => c.choices[0].logprobs === null));
+
+  // logprobs: an entry per generated token (an end-of-turn token, which has no text, has
+  // none); greedy picks its step's most likely token.
+  assert.ok(r.stop, `a third word in ${JSON.stringify(full.choices[0].message.content)}`);
+  assert.equal(r.streamedChunks.at(-1).choices[0].delta.content, undefined);
+  assert.equal(r.streamedChunks.at(-1).choices[0].logprobs?.content.length, 1, "the stopping token's entry comes last");
+  assert.equal(r.withLogprobs.choices[0].finish_reason, "stop");
+  const lp = r.withLogprobs.choices[0].logprobs.content;
+  assert.ok(lp.length >= 1 && lp.length === r.withLogprobs.usage.completion_tokens);
+  for (const e of lp) {
+    assert.equal(e.top_logprobs.length, 3);
+    assert.ok(e.top_logprobs.every((t, i) => t.logprob <= 0 && (i === 0 || t.logprob <= e.top_logprobs[i - 1].logprob)));
+    assert.deepEqual({ token: e.token, logprob: e.logprob, bytes: e.bytes }, e.top_logprobs[0]);
+  }
+  assert.ok(lp.map((e) => e.token).join("").startsWith(r.withLogprobs.choices[0].message.content));
+  assert.deepEqual(r.streamed, lp, "the stream reports the same entries");
+  // Sampled: the chosen token's own log-probability, no alternatives unless asked.
+  const sp = r.sampled.choices[0].logprobs.content;
+  assert.ok(sp.length >= r.sampled.usage.completion_tokens - 1 && sp.length <= r.sampled.usage.completion_tokens);
+  assert.ok(sp.every((e) => e.logprob <= 0 && e.top_logprobs.length === 0 && "bytes" in e));
 });
 
 test("tokenize and detokenize", async () => {
