@@ -178,7 +178,8 @@ function showSettings() {
 function renderOutput() {
   const prompt = el("span", { className: "prompt", textContent: $("prompt").value });
   const tokens = state.steps.map((s, i) => {
-    const p = Math.exp(s.top.find((c) => c.token === s.token)?.logprob ?? -Infinity);
+    // A sampled token may lie outside the top list: `chosen` has its own probability.
+    const p = Math.exp((s.chosen ?? s.top.find((c) => c.token === s.token))?.logprob ?? -Infinity);
     const b = el("button", { type: "button", className: "tok", textContent: s.text, title: `${(100 * p).toFixed(1)} %`, onclick: () => showChoices(i) });
     b.style.setProperty("--hue", String(Math.round(120 * p))); // red: unlikely, green: likely
     b.dataset.index = i;
