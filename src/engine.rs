@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
 use crate::sampler::{Sampler, SamplerConfig, Scores, TopLogits, Want};
-use crate::tokenizer::{EarlyTokenizer, StreamDecoder, Tokenizer, VOCABULARY_KEYS};
+use crate::tokenizer::{EarlyTokenizer, StreamDecoder, Tokenizer, MERGES_KEY, VOCABULARY_KEYS};
 use crate::weights::ModelBytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -105,8 +105,10 @@ pub struct Output {
 
 pub struct Engine {
     model: Box<dyn Model>,
-    /// The file the model came from, to rebuild it on another backend.
+    /// The file the model came from and its header (less the vocabulary), to rebuild it on
+    /// another backend.
     file: Arc<ModelBytes>,
+    header: Gguf,
     pub tokenizer: Tokenizer,
     pub card: ModelCard,
     chat: Option<ChatTemplate>,
@@ -148,12 +150,16 @@ impl Engine {
 
     /// `load`, with the model's kernels on `backend` (the CPU or a GPU).
     pub fn load_on<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize) -> Result<Self> {
-        Self::load_with(backend, file, context, EarlyTokenizer::off())
+        Self::load_with(backend, file, None, context, EarlyTokenizer::off())
     }
 
-    /// `load_on`, with the tokenizer that may be building already (`EarlyTokenizer`).
-    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize, mut early: EarlyTokenizer) -> Result<Self> {
-        let mut gguf = Gguf::parse(file.as_slice())?;
+    /// `load_on`, with the file's header when it was parsed as the file streamed in, and
+    /// the tokenizer that may be building from it already (`EarlyTokenizer`).
+    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, header: Option<Gguf>, context: usize, mut early: EarlyTokenizer) -> Result<Self> {
+        let mut gguf = match header {
+            Some(g) => g,
+            None => Gguf::parse(file.as_slice())?,
+        };
         let file = Arc::new(file);
         let (card, chat) = (ModelCard::read(&gguf), ChatTemplate::from_gguf(&gguf));
         // Built here, the tokenizer comes before the model allocates its KV cache, and takes
@@ -161,7 +167,7 @@ impl Engine {
         // memory. Built early on a pool thread, it finishes while the model loads. Either
         // way its error waits, so that a file's model errors are reported first.
         let built_here = early.build_unless_started(&mut gguf);
-        gguf.metadata.retain(|k, _| !VOCABULARY_KEYS.contains(&k.as_str()) && k != "tokenizer.ggml.merges");
+        gguf.metadata.retain(|k, _| !VOCABULARY_KEYS.contains(&k.as_str()) && k != MERGES_KEY);
         let model = models::load(backend, &gguf, &file, context)?;
         let tokenizer = built_here.or_else(|| early.take()).expect("a started build gives a tokenizer")?;
         if tokenizer.vocab_size() != model.vocab() {
@@ -172,14 +178,13 @@ impl Engine {
                 model.vocab()
             );
         }
-        Ok(Engine { model, file, card, chat, tokenizer, cached: Vec::new(), epoch: 0 })
+        Ok(Engine { model, file, header: gguf, card, chat, tokenizer, cached: Vec::new(), epoch: 0 })
     }
 
     /// Rebuilds the model on `backend` (after a lost GPU, or to try one); the tokenizer
     /// and settings stay, the KV cache starts empty.
     pub fn use_backend<B: Backend + 'static>(&mut self, backend: B) -> Result<()> {
-        let gguf = Gguf::parse(self.file.as_slice())?;
-        self.model = models::load(backend, &gguf, &self.file, self.model.context())?;
+        self.model = models::load(backend, &self.header, &self.file, self.model.context())?;
         self.cached.clear();
         self.epoch += 1;
         Ok(())

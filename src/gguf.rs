@@ -199,9 +199,10 @@ pub struct Gguf {
     pub data_offset: usize,
 }
 
-/// Parses a streaming file's header once it has all arrived: tries at 1 MB, then each time
-/// twice as much has arrived, and gives it once. A header that fails otherwise than by being
-/// cut short is left for the whole file's parse to report.
+/// Parses a streaming file's header once it has all arrived: tries at 8 MiB, then each time
+/// twice as much has arrived, and gives it once. (A 262,144-token vocabulary makes a 6 MB
+/// header: tries before it would parse most of it for nothing.) A header that fails otherwise
+/// than by being cut short is left for the whole file's parse to report.
 pub struct HeaderWatch {
     file_len: usize,
     /// How many bytes to have before the next try (`usize::MAX`: done, or off).
@@ -210,7 +211,7 @@ pub struct HeaderWatch {
 
 impl HeaderWatch {
     pub fn new(file_len: usize) -> Self {
-        HeaderWatch { file_len, next_try: 1 << 20 }
+        HeaderWatch { file_len, next_try: 8 << 20 }
     }
 
     /// One that never gives a header.

@@ -8,6 +8,7 @@
 use crate::chat::Message;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::cpu::Cpu;
+use crate::gguf::{Gguf, HeaderWatch};
 use crate::gpu::{Gpu, StreamingUpload};
 use crate::tokenizer::{EarlyTokenizer, MergeOrder};
 use crate::error::Error;
@@ -60,6 +61,10 @@ pub async fn open_gpu() -> Result<GpuDevice, JsValue> {
 #[wasm_bindgen]
 pub struct ModelLoader {
     file: Filling,
+    /// The header, parsed once as the file arrives when the tokenizer or the GPU can start
+    /// on it before the whole file is in; the load then takes it.
+    watch: HeaderWatch,
+    header: Option<Gguf>,
     /// The device the weights go to as they arrive, once given (`useGpu`).
     gpu: Option<StreamingUpload>,
     /// Hashes as the chunks arrive, so verifying costs no second pass over the file.
@@ -77,23 +82,36 @@ impl ModelLoader {
             return Err(js_error(Error::new("model_too_large", format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"))));
         }
         let file = Filling::new(size as usize).map_err(js_error)?;
-        Ok(ModelLoader { file, gpu: None, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::new(size as usize) })
+        let watch = HeaderWatch::new(size as usize);
+        Ok(ModelLoader { file, watch, header: None, gpu: None, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::if_threaded() })
     }
 
     /// Uploads the weights to `device` as they arrive (and those already in now); `load`
     /// then runs the model there (backend "auto" or "webgpu").
     #[wasm_bindgen(js_name = useGpu)]
     pub fn use_gpu(&mut self, device: GpuDevice) {
-        let mut upload = StreamingUpload::new(device.gpu, self.file.len());
-        upload.offer(self.file.written());
+        let mut upload = StreamingUpload::new(device.gpu);
+        if let Some(h) = &self.header {
+            upload.expect(&h.tensors);
+        }
         self.gpu = Some(upload);
+        self.arrived();
     }
 
     /// What starts before the whole file is in: the tokenizer's build, the GPU's uploads.
     fn arrived(&mut self) {
-        self.tokenizer.offer(self.file.written());
+        let arrived = self.file.written();
+        if self.header.is_none() && (self.tokenizer.wants_header() || self.gpu.is_some()) {
+            self.header = self.watch.offer(arrived);
+            if let Some(h) = &mut self.header {
+                self.tokenizer.start(h);
+                if let Some(g) = &mut self.gpu {
+                    g.expect(&h.tensors);
+                }
+            }
+        }
         if let Some(g) = &mut self.gpu {
-            g.offer(self.file.written());
+            g.offer(arrived);
         }
     }
 
@@ -197,7 +215,7 @@ impl WasmEngine {
         if !matches!(backend.as_str(), "auto" | "webgpu" | "wasm") {
             return Err(js_error(Error::new("invalid_argument", format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""))));
         }
-        let mut engine = Engine::load_with(Cpu, file, context, loader.tokenizer).map_err(js_error)?;
+        let mut engine = Engine::load_with(Cpu, file, loader.header, context, loader.tokenizer).map_err(js_error)?;
         let (mut gpu, mut fallback) = (None, None);
         if backend != "wasm" {
             match to_gpu(&mut engine, loader.gpu.map(StreamingUpload::finish)).await {

@@ -278,11 +278,15 @@ fn weights_streamed_to_the_gpu_as_the_file_arrives_give_the_same_logits() {
     let bytes = std::fs::read(model_path()).unwrap();
     let g = ouvert::gguf::Gguf::parse(&bytes).unwrap();
     let matrices: usize = g.tensors.iter().filter(|t| t.dims.len() >= 2).map(|t| t.bytes).sum();
-    let mut up = StreamingUpload::new(streamed, bytes.len());
+    let mut up = StreamingUpload::new(streamed);
+    let mut watch = ouvert::gguf::HeaderWatch::new(bytes.len());
     let chunk = 1 << 20;
     let mut before_last = 0;
     for end in (chunk..bytes.len()).step_by(chunk).chain([bytes.len()]) {
         before_last = up.uploaded();
+        if let Some(header) = watch.offer(&bytes[..end]) {
+            up.expect(&header.tensors);
+        }
         up.offer(&bytes[..end]);
     }
     assert!(before_last > matrices / 2, "only {before_last} of {matrices} bytes went up before the last chunk");

@@ -39,15 +39,22 @@ fn threads_change_no_bit_of_the_logits_or_tokens() {
 /// and is the one the whole file gives; on one thread nothing is built early.
 #[test]
 fn the_tokenizer_is_built_early_from_the_header() {
-    use ouvert::tokenizer::{EarlyTokenizer, Tokenizer};
+    use ouvert::gguf::{Gguf, HeaderWatch};
+    use ouvert::tokenizer::{EarlyTokenizer, Tokenizer, VOCABULARY_KEYS};
     let bytes = std::fs::read(model_path()).unwrap();
-    let mut whole = Tokenizer::from_gguf(&ouvert::gguf::Gguf::parse(&bytes).unwrap()).unwrap();
+    let mut whole = Tokenizer::from_gguf(&Gguf::parse(&bytes).unwrap()).unwrap();
     let texts: Vec<String> = reference()["prompts"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap().to_owned()).collect();
     let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
     let early = pool(2).install(|| {
-        let mut t = EarlyTokenizer::new(bytes.len());
+        let (mut t, mut watch) = (EarlyTokenizer::if_threaded(), HeaderWatch::new(bytes.len()));
+        assert!(t.wants_header());
         for end in (0..bytes.len()).step_by(1 << 16).skip(1).chain([bytes.len()]) {
-            t.offer(&bytes[..end]);
+            if let Some(mut header) = watch.offer(&bytes[..end]) {
+                t.start(&mut header);
+                assert!(VOCABULARY_KEYS.iter().all(|k| header.get(k).is_none()), "the vocabulary went to the build");
+                assert!(header.get("general.architecture").is_some() && !header.tensors.is_empty(), "the rest stays for the load");
+                assert!(end < bytes.len() / 8, "the header parsed once {end} bytes were in");
+            }
         }
         t.take()
     });
@@ -56,8 +63,9 @@ fn the_tokenizer_is_built_early_from_the_header() {
         assert_eq!(early.encode(text, true, false).unwrap(), whole.encode(text, true, false).unwrap(), "{text}");
     }
     let none = pool(1).install(|| {
-        let mut t = EarlyTokenizer::new(bytes.len());
-        t.offer(&bytes);
+        let mut t = EarlyTokenizer::if_threaded();
+        assert!(!t.wants_header());
+        t.start(&mut Gguf::parse(&bytes).unwrap());
         t.take()
     });
     assert!(none.is_none(), "one thread builds no tokenizer early");

@@ -15,7 +15,7 @@ mod shaders;
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::gguf::{DType, HeaderWatch, TensorInfo};
+use crate::gguf::{DType, TensorInfo};
 use crate::weights::ModelBytes;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,27 +66,29 @@ pub struct Gpu {
     pub early_bytes: usize,
 }
 
-/// Weights going to the GPU as a streaming file arrives: once the header is whole, each
-/// matrix is uploaded as soon as its last byte is in, instead of all of them after the
-/// file. The model then takes them (`Backend::matrix`) as if uploaded at load.
+/// Weights going to the GPU as a streaming file arrives: once the header is whole
+/// (`HeaderWatch`), each matrix is uploaded as soon as its last byte is in, instead of all
+/// of them after the file. The model then takes them (`Backend::matrix`) as if uploaded at
+/// load.
 pub struct StreamingUpload {
     gpu: Gpu,
-    header: HeaderWatch,
     /// The matrices still to come, last in the file first.
     pending: Vec<TensorInfo>,
 }
 
 impl StreamingUpload {
-    pub fn new(gpu: Gpu, file_len: usize) -> Self {
-        StreamingUpload { gpu, header: HeaderWatch::new(file_len), pending: Vec::new() }
+    pub fn new(gpu: Gpu) -> Self {
+        StreamingUpload { gpu, pending: Vec::new() }
     }
 
-    /// Called as the file arrives, with all of it so far.
+    /// The file's tensor table, from its header.
+    pub fn expect(&mut self, tensors: &[TensorInfo]) {
+        self.pending = tensors.iter().filter(|t| t.dims.len() >= 2).cloned().collect();
+        self.pending.sort_by_key(|t| std::cmp::Reverse(t.offset + t.bytes));
+    }
+
+    /// Called as the file arrives, with all of it so far: uploads the matrices now whole.
     pub fn offer(&mut self, arrived: &[u8]) {
-        if let Some(g) = self.header.offer(arrived) {
-            self.pending = g.tensors.into_iter().filter(|t| t.dims.len() >= 2).collect();
-            self.pending.sort_by_key(|t| std::cmp::Reverse(t.offset + t.bytes));
-        }
         while let Some(t) = self.pending.pop_if(|t| t.offset + t.bytes <= arrived.len()) {
             // One that does not fit the kernels is left for the load to report.
             if let Ok(parts) = self.gpu.parts(&t, &arrived[t.offset..t.offset + t.bytes]) {

@@ -20,7 +20,7 @@ mod bpe;
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::cpu::par;
-use crate::gguf::{Gguf, HeaderWatch, Value};
+use crate::gguf::{Gguf, Value};
 use bpe::{Bpe, Fallback, Merge, Merges, Packed, Vocab};
 use std::collections::HashMap;
 use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence as Normalizers};
@@ -244,6 +244,8 @@ fn added_tokens(tokens: &[&str], kinds: &[TokenKind]) -> Vec<AddedToken> {
 
 /// The metadata keys of the vocabulary's three arrays.
 pub const VOCABULARY_KEYS: [&str; 3] = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"];
+/// A byte-level BPE's merge list (its other large value).
+pub const MERGES_KEY: &str = "tokenizer.ggml.merges";
 
 /// A vocabulary's tokens, scores and kinds, read from the metadata into compact arrays.
 struct Vocabulary {
@@ -385,13 +387,13 @@ const TURN_ENDS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end
 
 /// `tokenizer.ggml.merges`: "left right" pairs, highest priority first, as ids of `vocab`.
 fn file_merges(g: &Gguf, vocab: &Vocab) -> Result<Vec<Merge>> {
-    let Some(list) = g.get("tokenizer.ggml.merges").and_then(Value::as_array) else {
+    let Some(list) = g.get(MERGES_KEY).and_then(Value::as_array) else {
         bail!("invalid_metadata", "the byte-level BPE vocabulary has no merges (tokenizer.ggml.merges)");
     };
     let mut joined = String::new();
     list.iter()
         .map(|v| {
-            let (a, b) = v.as_str().and_then(|m| m.split_once(' ')).ok_or_else(|| bad_meta("tokenizer.ggml.merges"))?;
+            let (a, b) = v.as_str().and_then(|m| m.split_once(' ')).ok_or_else(|| bad_meta(MERGES_KEY))?;
             joined.clear();
             joined.push_str(a);
             joined.push_str(b);
@@ -454,10 +456,10 @@ fn bad_meta(key: &str) -> Error {
 
 /// The tokenizer, built on a pool thread from a model file's header while the rest of the
 /// file is still arriving. Building it (deriving half a million merges, unless a cached order
-/// fits) is a large part of a load; with threads it overlaps the read. Without threads it does nothing, and the
-/// engine builds the tokenizer itself.
+/// fits) is a large part of a load; with threads it overlaps the read. Without threads it
+/// does nothing, and the engine builds the tokenizer itself.
 pub struct EarlyTokenizer {
-    header: HeaderWatch,
+    on: bool,
     built: Option<std::sync::Arc<Built>>,
     /// A merge order from an earlier build of this model, and whether to keep a derived one
     /// (`Tokenizer::from_gguf_with`).
@@ -468,14 +470,15 @@ pub struct EarlyTokenizer {
 type Built = (std::sync::Mutex<Option<Result<Tokenizer>>>, std::sync::Condvar);
 
 impl EarlyTokenizer {
-    pub fn new(file_len: usize) -> Self {
+    /// One that builds early when this build has threads and more than one runs.
+    pub fn if_threaded() -> Self {
         let on = cfg!(feature = "threads") && crate::cpu::par::threads() > 1;
-        EarlyTokenizer { header: if on { HeaderWatch::new(file_len) } else { HeaderWatch::off() }, built: None, known: None, keep: false }
+        EarlyTokenizer { on, built: None, known: None, keep: false }
     }
 
     /// One that never starts: the engine builds the tokenizer itself.
     pub fn off() -> Self {
-        EarlyTokenizer { header: HeaderWatch::off(), built: None, known: None, keep: false }
+        EarlyTokenizer { on: false, built: None, known: None, keep: false }
     }
 
     /// Builds with this merge order (from a cache), if it fits the vocabulary. To be given
@@ -500,11 +503,16 @@ impl EarlyTokenizer {
         self.built.is_some()
     }
 
-    /// Called as the file arrives, with all of it so far: once the header is whole, starts
-    /// building.
-    pub fn offer(&mut self, prefix: &[u8]) {
-        if let Some(gguf) = self.header.offer(prefix) {
-            self.built = Some(spawn_build(gguf, self.known.take(), self.keep));
+    /// Whether it would start a build from a header now.
+    pub fn wants_header(&self) -> bool {
+        self.on && !self.started()
+    }
+
+    /// Starts building from a streaming file's header (`HeaderWatch`), taking the
+    /// vocabulary out of it; a no-op unless `wants_header`.
+    pub fn start(&mut self, header: &mut Gguf) {
+        if self.wants_header() {
+            self.built = Some(spawn_build(take_vocabulary(header), self.known.take(), self.keep));
         }
     }
 
@@ -521,6 +529,19 @@ impl EarlyTokenizer {
             slot = done.wait(slot).unwrap_or_else(|e| e.into_inner());
         }
     }
+}
+
+/// A header holding what the tokenizer reads: the vocabulary and merges moved out of
+/// `header`, the other (small) metadata copied.
+fn take_vocabulary(header: &mut Gguf) -> Gguf {
+    let big = |k: &str| VOCABULARY_KEYS.contains(&k) || k == MERGES_KEY;
+    let mut metadata: std::collections::HashMap<String, Value> = header.metadata.iter().filter(|(k, _)| !big(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for key in VOCABULARY_KEYS.into_iter().chain([MERGES_KEY]) {
+        if let Some((k, v)) = header.metadata.remove_entry(key) {
+            metadata.insert(k, v);
+        }
+    }
+    Gguf { version: header.version, metadata, tensors: Vec::new(), data_offset: header.data_offset }
 }
 
 /// Builds the tokenizer on a pool thread (without threads, where `offer` never gets
