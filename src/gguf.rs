@@ -200,7 +200,7 @@ pub struct Gguf {
 }
 
 /// Parses a streaming file's header once it has all arrived: tries at 8 MiB, then each time
-/// twice as much has arrived, and gives it once. (A 262,144-token vocabulary makes a 6 MB
+/// twice as much has arrived, and gives it once. (A 262,144-token vocabulary makes a 6.5 MB
 /// header: tries before it would parse most of it for nothing.) A header that fails otherwise
 /// than by being cut short is left for the whole file's parse to report.
 pub struct HeaderWatch {
