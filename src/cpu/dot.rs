@@ -154,11 +154,13 @@ fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
 }
 
-/// Σ over blocks of d_x·d_y·(x·y) for four rows of weights against the same Q8_0
-/// activations: shared activation loads, and on x86 a prefetch of the rows ahead (what made
-/// the 178 MB output projection ~1.6× faster). Each row sums in its own accumulator, in
-/// block order, so a row's result does not depend on its three companions.
-pub fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
+/// Σ over blocks of d_x·d_y·(x·y) for four rows of weights against `T` rows of Q8_0
+/// activations (`ys[t]` with scales `yd[t]`): each weight block unpacked once for all `T`,
+/// each activation block loaded once for the four rows, and on x86 a prefetch of the rows
+/// ahead (what made the 178 MB output projection ~1.6× faster). Each (row, activation)
+/// pair sums in its own accumulator, in block order, so its result depends on neither its
+/// companions nor `T`.
+pub fn dot4<W: Unpack, const T: usize>(xs: [&[W]; 4], ys: [&[Q8_0]; T], yd: [&[f32]; T]) -> [[f32; 4]; T] {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the features were just detected.
@@ -167,7 +169,7 @@ pub fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return wasm::dot4(xs, ys, yd);
     #[allow(unreachable_code)]
-    xs.map(|x| scalar(x, ys, yd))
+    std::array::from_fn(|t| xs.map(|x| scalar(x, ys[t], yd[t])))
 }
 
 /// The reference: integer dot per block, scaled, summed in order.
@@ -264,18 +266,22 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
-        let mut acc = [_mm256_setzero_ps(); 4];
+    pub unsafe fn dot4<W: Unpack, const T: usize>(xs: [&[W]; 4], ys: [&[Q8_0]; T], yd: [&[f32]; T]) -> [[f32; 4]; T] {
+        let nb = ys.iter().map(|y| y.len()).chain(yd.iter().map(|d| d.len())).chain(xs.iter().map(|x| x.len())).min().unwrap_or(0);
+        let mut acc = [[_mm256_setzero_ps(); 4]; T];
         let pf = Prefetch::new(xs[3]);
-        for (b, (y, &dy)) in ys.iter().zip(yd).enumerate() {
+        for b in 0..nb {
             pf.at(b);
-            let qy = y.bytes();
+            let qy: [__m256i; T] = std::array::from_fn(|t| ys[t].get_unchecked(b).bytes());
             for r in 0..4 {
                 let x = xs[r].get_unchecked(b);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(x.scale().to_f32() * dy), dot_i8(x.bytes(), qy), acc[r]);
+                let (qx, dx) = (x.bytes(), x.scale().to_f32());
+                for t in 0..T {
+                    acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * *yd[t].get_unchecked(b)), dot_i8(qx, qy[t]), acc[t][r]);
+                }
             }
         }
-        acc.map(|a| hsum(a))
+        acc.map(|a| a.map(|a| hsum(a)))
     }
 }
 
@@ -351,17 +357,20 @@ mod wasm {
         f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc) + f32x4_extract_lane::<2>(acc) + f32x4_extract_lane::<3>(acc)
     }
 
-    pub fn dot4<W: Unpack>(xs: [&[W]; 4], ys: &[Q8_0], yd: &[f32]) -> [f32; 4] {
-        let mut acc = [f32x4_splat(0.0); 4];
-        for (b, (y, &dy)) in ys.iter().zip(yd).enumerate() {
-            let qy = y.bytes();
+    pub fn dot4<W: Unpack, const T: usize>(xs: [&[W]; 4], ys: [&[Q8_0]; T], yd: [&[f32]; T]) -> [[f32; 4]; T] {
+        let mut acc = [[f32x4_splat(0.0); 4]; T];
+        for b in 0..ys[0].len() {
+            let qy: [(v128, v128); T] = std::array::from_fn(|t| ys[t][b].bytes());
             for r in 0..4 {
                 let x = &xs[r][b];
-                let s = dot32(x.bytes(), qy);
-                acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(scale(x.scale()) * dy)));
+                let (qx, dx) = (x.bytes(), scale(x.scale()));
+                for t in 0..T {
+                    let s = dot32(qx, qy[t]);
+                    acc[t][r] = f32x4_add(acc[t][r], f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(dx * yd[t][b])));
+                }
             }
         }
-        acc.map(hsum)
+        acc.map(|a| a.map(hsum))
     }
 }
 
@@ -398,11 +407,20 @@ pub fn self_check() -> Result<(), String> {
     fn check<W: Unpack>(name: &str, w: &[W], c: &RandomCase, nb: usize) -> Result<(), String> {
         let ys: &[Q8_0] = view(&c.act.blocks);
         let rows: Vec<&[W]> = w.chunks_exact(nb).collect();
-        let four = dot4([rows[0], rows[1], rows[2], rows[3]], ys, &c.act.scales);
-        for (r, (&got, row)) in four.iter().zip(&rows).enumerate() {
+        let rows = [rows[0], rows[1], rows[2], rows[3]];
+        // The activations against themselves reversed, as a second row.
+        let reversed: Vec<BlockQ8_0> = c.act.blocks.iter().rev().cloned().collect();
+        let (yr, dr): (&[Q8_0], Vec<f32>) = (view(&reversed), c.act.scales.iter().rev().copied().collect());
+        let [one] = dot4(rows, [ys], [&c.act.scales]);
+        let two = dot4(rows, [ys, yr], [&c.act.scales, &dr]);
+        for (r, row) in rows.iter().enumerate() {
             let want = scalar(row, ys, &c.act.scales);
-            if (got - want).abs() > 1e-5 * c.magnitude {
-                return Err(format!("{name} dot, row {r} of {nb} blocks: SIMD {got} vs scalar {want}"));
+            if (one[r] - want).abs() > 1e-5 * c.magnitude {
+                return Err(format!("{name} dot, row {r} of {nb} blocks: SIMD {} vs scalar {want}", one[r]));
+            }
+            let [single] = dot4(rows, [yr], [&dr]);
+            if two[0][r].to_bits() != one[r].to_bits() || two[1][r].to_bits() != single[r].to_bits() {
+                return Err(format!("{name} dot, row {r} of {nb} blocks: two activation rows at once sum otherwise than one"));
             }
         }
         Ok(())

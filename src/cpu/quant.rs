@@ -96,21 +96,32 @@ pub fn blocks<T>(bytes: &[u8]) -> &[T] {
 }
 
 /// Weights whose activations are Q8_0, through our own dot products (`dot.rs`), four rows
-/// at a time; a last group of fewer than four repeats its final row.
+/// against two activation rows at a time (a last group of fewer than four repeats its final
+/// row; an odd last activation row goes alone).
 fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
     let w: &[W] = blocks(w);
     let (rows, nb) = (m.rows, m.cols / 32);
     let act = dot::quantize_q8_0(x);
     let ys: &[Q8_0] = dot::view(&act.blocks);
     let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
+    let (y, yd) = (|t: usize| &ys[t * nb..(t + 1) * nb], |t: usize| &act.scales[t * nb..(t + 1) * nb]);
     par::over_rows(rows, m.cols, n, 4, out, |range, part| {
         let width = range.len();
+        let mut put = |t: usize, r: usize, d: [f32; 4]| {
+            let (at, k) = (t * width + r - range.start, (range.end - r).min(4));
+            part[at..at + k].copy_from_slice(&d[..k]);
+        };
         for r in range.clone().step_by(4) {
-            let k = (range.end - r).min(4);
-            for t in 0..n {
-                let d = dot::dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], &ys[t * nb..(t + 1) * nb], &act.scales[t * nb..(t + 1) * nb]);
-                let at = t * width + r - range.start;
-                part[at..at + k].copy_from_slice(&d[..k]);
+            let xs = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+            for t in (0..n).step_by(2) {
+                if t + 1 < n {
+                    let [a, b] = dot::dot4(xs, [y(t), y(t + 1)], [yd(t), yd(t + 1)]);
+                    put(t, r, a);
+                    put(t + 1, r, b);
+                } else {
+                    let [a] = dot::dot4(xs, [y(t)], [yd(t)]);
+                    put(t, r, a);
+                }
             }
         }
     });
