@@ -105,8 +105,8 @@ pub struct Output {
 
 pub struct Engine {
     model: Box<dyn Model>,
-    /// The file the model came from and its header (less the vocabulary), to rebuild it on
-    /// another backend.
+    /// The file the model came from, and its header less the vocabulary: what rebuilding
+    /// the model on another backend reads.
     file: Arc<ModelBytes>,
     header: Gguf,
     pub tokenizer: Tokenizer,
