@@ -534,13 +534,9 @@ impl EarlyTokenizer {
 /// A header holding what the tokenizer reads: the vocabulary and merges moved out of
 /// `header`, the other (small) metadata copied.
 fn take_vocabulary(header: &mut Gguf) -> Gguf {
-    let big = |k: &str| VOCABULARY_KEYS.contains(&k) || k == MERGES_KEY;
-    let mut metadata: std::collections::HashMap<String, Value> = header.metadata.iter().filter(|(k, _)| !big(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    for key in VOCABULARY_KEYS.into_iter().chain([MERGES_KEY]) {
-        if let Some((k, v)) = header.metadata.remove_entry(key) {
-            metadata.insert(k, v);
-        }
-    }
+    let big: Vec<(String, Value)> = VOCABULARY_KEYS.into_iter().chain([MERGES_KEY]).filter_map(|k| header.metadata.remove_entry(k)).collect();
+    let mut metadata = header.metadata.clone();
+    metadata.extend(big);
     Gguf { version: header.version, metadata, tensors: Vec::new(), data_offset: header.data_offset }
 }
 
