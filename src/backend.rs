@@ -69,7 +69,12 @@ pub trait Backend {
     /// One layer's key/value cache, preallocated: position `p` lives in slot `p % slots`.
     type Kv;
 
-    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Self::Matrix>;
+    fn matrix(
+        &mut self,
+        file: &Arc<ModelBytes>,
+        t: &TensorInfo,
+        bias: Option<&[f32]>,
+    ) -> Result<Self::Matrix>;
     fn vector(&mut self, data: &[f32]) -> Result<Self::Vector>;
     /// The model has taken its weights: whatever was prepared for it and not taken can go.
     fn loaded(&mut self) {}
@@ -84,7 +89,16 @@ pub trait Backend {
     /// a post-norm (the end of the previous block). Then `x̂ = rms_norm(x) · norm` feeds the
     /// matrices `ws`, combined by `mix` into `outs`; `x̂` itself is not kept.
     #[allow(clippy::too_many_arguments)]
-    fn norm_matmul(&mut self, x: &mut Self::Act, residual: Option<(&Self::Act, Option<&Self::Vector>)>, norm: &Self::Vector, eps: f32, ws: &[&Self::Matrix], mix: Mix, outs: &mut [&mut Self::Act]);
+    fn norm_matmul(
+        &mut self,
+        x: &mut Self::Act,
+        residual: Option<(&Self::Act, Option<&Self::Vector>)>,
+        norm: &Self::Vector,
+        eps: f32,
+        ws: &[&Self::Matrix],
+        mix: Mix,
+        outs: &mut [&mut Self::Act],
+    );
     /// `out = x · wᵀ`: x is `[n × cols]`, out is `[n × rows]`.
     fn matmul(&mut self, w: &Self::Matrix, x: &Self::Act, out: &mut Self::Act);
     /// Per-head RMS norms of `q` and `k` (when given), rotary embedding in `shape.rope`'s
@@ -92,7 +106,19 @@ pub trait Backend {
     /// position), the append of `k` and `v` to the cache, then causal attention of `q` over
     /// it into `out`.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&mut self, q: &mut Self::Act, k: &Self::Act, v: &Self::Act, norms: Option<(&Self::Vector, &Self::Vector)>, eps: f32, rope: &Self::Vector, kv: &mut Self::Kv, pos0: usize, shape: AttnShape, out: &mut Self::Act);
+    fn attention(
+        &mut self,
+        q: &mut Self::Act,
+        k: &Self::Act,
+        v: &Self::Act,
+        norms: Option<(&Self::Vector, &Self::Vector)>,
+        eps: f32,
+        rope: &Self::Vector,
+        kv: &mut Self::Kv,
+        pos0: usize,
+        shape: AttnShape,
+        out: &mut Self::Act,
+    );
     /// The `k` largest values of the one-row `x` and `ln Σ exp(x / temp)`, into the
     /// `[1 × (2k + 1)]` `out` laid out as `TopLogits::to_row` says: so a decode step reads
     /// back a few hundred bytes instead of every logit.

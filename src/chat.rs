@@ -35,15 +35,26 @@ impl ChatTemplate {
         let token = |key: &str| -> String {
             let id = g.get(key).and_then(Value::as_u64);
             let tokens = g.get("tokenizer.ggml.tokens").and_then(Value::as_array);
-            id.zip(tokens).and_then(|(i, t)| t.get(i as usize)).and_then(Value::as_str).unwrap_or("").to_owned()
+            id.zip(tokens)
+                .and_then(|(i, t)| t.get(i as usize))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
         };
-        let arch = g.get("general.architecture").and_then(Value::as_str).unwrap_or("");
+        let arch = g
+            .get("general.architecture")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let source = match g.get("tokenizer.chat_template").and_then(Value::as_str) {
             Some(t) => t.to_owned(),
             None if arch.starts_with("gemma") => GEMMA_TEMPLATE.to_owned(),
             None => return None,
         };
-        Some(ChatTemplate { source, bos: token("tokenizer.ggml.bos_token_id"), eos: token("tokenizer.ggml.eos_token_id") })
+        Some(ChatTemplate {
+            source,
+            bos: token("tokenizer.ggml.bos_token_id"),
+            eos: token("tokenizer.ggml.eos_token_id"),
+        })
     }
 
     /// The prompt text for `messages`, ending with the opening of the assistant's turn.
@@ -57,12 +68,25 @@ impl ChatTemplate {
         env.set_lstrip_blocks(true);
         // The template comes from the file: bound its work, so a hostile one cannot hang the
         // engine (real templates use a few thousand instructions per message).
-        env.set_fuel(Some(TEMPLATE_FUEL_PER_MESSAGE * (messages.len() as u64 + 1)));
+        env.set_fuel(Some(
+            TEMPLATE_FUEL_PER_MESSAGE * (messages.len() as u64 + 1),
+        ));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        let fail = |e: minijinja::Error| Error::new("invalid_chat", format!("the chat template could not render these messages: {e}"));
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        let fail = |e: minijinja::Error| {
+            Error::new(
+                "invalid_chat",
+                format!("the chat template could not render these messages: {e}"),
+            )
+        };
         env.add_template("chat", &self.source).map_err(fail)?;
         let ctx = minijinja::context! {
             messages => messages,
@@ -70,7 +94,10 @@ impl ChatTemplate {
             bos_token => self.bos,
             eos_token => self.eos,
         };
-        env.get_template("chat").map_err(fail)?.render(ctx).map_err(fail)
+        env.get_template("chat")
+            .map_err(fail)?
+            .render(ctx)
+            .map_err(fail)
     }
 }
 
@@ -82,9 +109,23 @@ mod tests {
 
     #[test]
     fn gemma_template_folds_system_into_first_turn() {
-        let t = ChatTemplate { source: GEMMA_TEMPLATE.into(), bos: "<bos>".into(), eos: "<eos>".into() };
-        let m = |r: &str, c: &str| Message { role: r.into(), content: c.into() };
-        let out = t.render(&[m("system", "Be brief."), m("user", " Hi! "), m("assistant", "Hello."), m("user", "Bye")]).unwrap();
+        let t = ChatTemplate {
+            source: GEMMA_TEMPLATE.into(),
+            bos: "<bos>".into(),
+            eos: "<eos>".into(),
+        };
+        let m = |r: &str, c: &str| Message {
+            role: r.into(),
+            content: c.into(),
+        };
+        let out = t
+            .render(&[
+                m("system", "Be brief."),
+                m("user", " Hi! "),
+                m("assistant", "Hello."),
+                m("user", "Bye"),
+            ])
+            .unwrap();
         assert_eq!(
             out,
             "<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
@@ -98,7 +139,12 @@ mod tests {
             bos: String::new(),
             eos: String::new(),
         };
-        let err = t.render(&[Message { role: "user".into(), content: "hi".into() }]).unwrap_err();
+        let err = t
+            .render(&[Message {
+                role: "user".into(),
+                content: "hi".into(),
+            }])
+            .unwrap_err();
         assert_eq!(err.code, "invalid_chat");
     }
 }

@@ -14,7 +14,10 @@ impl<'a> Meta<'a> {
     pub fn new(gguf: &'a Gguf) -> Result<Self> {
         match gguf.get("general.architecture").and_then(|v| v.as_str()) {
             Some(arch) => Ok(Meta { gguf, arch }),
-            None => bail!("invalid_metadata", "the model file does not say its architecture (general.architecture)"),
+            None => bail!(
+                "invalid_metadata",
+                "the model file does not say its architecture (general.architecture)"
+            ),
         }
     }
 
@@ -29,7 +32,10 @@ impl<'a> Meta<'a> {
             None => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n <= 1 << 32 => Ok(Some(n as usize)),
-                _ => bail!("invalid_metadata", "metadata {full} should be a small unsigned integer, found {v:?}"),
+                _ => bail!(
+                    "invalid_metadata",
+                    "metadata {full} should be a small unsigned integer, found {v:?}"
+                ),
             },
         }
     }
@@ -44,13 +50,21 @@ impl<'a> Meta<'a> {
             None => Ok(None),
             Some(v) => match v.as_f64() {
                 Some(x) if x.is_finite() => Ok(Some(x as f32)),
-                _ => bail!("invalid_metadata", "metadata {full} should be a number, found {v:?}"),
+                _ => bail!(
+                    "invalid_metadata",
+                    "metadata {full} should be a number, found {v:?}"
+                ),
             },
         }
     }
 
     fn missing<T>(&self, key: &str) -> Result<T> {
-        bail!("invalid_metadata", "the model file lacks {}.{key}, which the {} architecture needs", self.arch, self.arch)
+        bail!(
+            "invalid_metadata",
+            "the model file lacks {}.{key}, which the {} architecture needs",
+            self.arch,
+            self.arch
+        )
     }
 }
 
@@ -81,7 +95,11 @@ impl ModelCard {
             Some(2) => "Q4_0".to_string(),
             Some(1) => "F16".to_string(),
             Some(0) => "F32".to_string(),
-            _ => by_type.iter().max_by_key(|e| e.1).map(|e| e.0.to_string()).unwrap_or_default(),
+            _ => by_type
+                .iter()
+                .max_by_key(|e| e.1)
+                .map(|e| e.0.to_string())
+                .unwrap_or_default(),
         };
         ModelCard {
             name: s("general.name").unwrap_or_else(|| arch.clone()),

@@ -1,9 +1,9 @@
 //! Loading a model and generating text: prefill, then decode one token at a time with the
 //! KV cache, streaming each piece, until EOS, a stop string, `max_tokens` or the context end.
 
+use crate::backend::{Backend, Readback};
 use crate::bail;
 use crate::chat::{ChatTemplate, Message};
-use crate::backend::{Backend, Readback};
 use crate::config::ModelCard;
 use crate::cpu::Cpu;
 use crate::error::Result;
@@ -37,7 +37,13 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampler: SamplerConfig::default(), stop: Vec::new(), truncate: false, stop_at_eos: true }
+        GenerateOptions {
+            max_tokens: 256,
+            sampler: SamplerConfig::default(),
+            stop: Vec::new(),
+            truncate: false,
+            stop_at_eos: true,
+        }
     }
 }
 
@@ -69,7 +75,10 @@ pub struct TopToken {
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Fed `done` of the prompt's `total` tokens (long prompts take several steps).
-    Prefill { done: usize, total: usize },
+    Prefill {
+        done: usize,
+        total: usize,
+    },
     Piece(Piece),
     Done(Output),
 }
@@ -149,13 +158,23 @@ impl Engine {
     }
 
     /// `load`, with the model's kernels on `backend` (the CPU or a GPU).
-    pub fn load_on<B: Backend + 'static>(backend: B, file: ModelBytes, context: usize) -> Result<Self> {
+    pub fn load_on<B: Backend + 'static>(
+        backend: B,
+        file: ModelBytes,
+        context: usize,
+    ) -> Result<Self> {
         Self::load_with(backend, file, None, context, EarlyTokenizer::off())
     }
 
     /// `load_on`, with the file's header when it was parsed as the file streamed in, and
     /// the tokenizer that may be building from it already (`EarlyTokenizer`).
-    pub fn load_with<B: Backend + 'static>(backend: B, file: ModelBytes, header: Option<Gguf>, context: usize, mut early: EarlyTokenizer) -> Result<Self> {
+    pub fn load_with<B: Backend + 'static>(
+        backend: B,
+        file: ModelBytes,
+        header: Option<Gguf>,
+        context: usize,
+        mut early: EarlyTokenizer,
+    ) -> Result<Self> {
         let mut gguf = match header {
             Some(g) => g,
             None => Gguf::parse(file.as_slice())?,
@@ -167,9 +186,12 @@ impl Engine {
         // memory. Built early on a pool thread, it finishes while the model loads. Either
         // way its error waits, so that a file's model errors are reported first.
         let built_here = early.build_unless_started(&mut gguf);
-        gguf.metadata.retain(|k, _| !VOCABULARY_KEYS.contains(&k.as_str()) && k != MERGES_KEY);
+        gguf.metadata
+            .retain(|k, _| !VOCABULARY_KEYS.contains(&k.as_str()) && k != MERGES_KEY);
         let model = models::load(backend, &gguf, &file, context)?;
-        let tokenizer = built_here.or_else(|| early.take()).expect("a started build gives a tokenizer")?;
+        let tokenizer = built_here
+            .or_else(|| early.take())
+            .expect("a started build gives a tokenizer")?;
         if tokenizer.vocab_size() != model.vocab() {
             bail!(
                 "invalid_metadata",
@@ -178,7 +200,16 @@ impl Engine {
                 model.vocab()
             );
         }
-        Ok(Engine { model, file, header: gguf, card, chat, tokenizer, cached: Vec::new(), epoch: 0 })
+        Ok(Engine {
+            model,
+            file,
+            header: gguf,
+            card,
+            chat,
+            tokenizer,
+            cached: Vec::new(),
+            epoch: 0,
+        })
     }
 
     /// Rebuilds the model on `backend` (after a lost GPU, or to try one); the tokenizer
@@ -202,7 +233,10 @@ impl Engine {
     /// Prompt ids for a conversation, through the model's chat template.
     pub fn encode_chat(&mut self, messages: &[Message]) -> Result<Vec<u32>> {
         let Some(t) = &self.chat else {
-            bail!("invalid_chat", "this model has no chat template; use plain completion instead");
+            bail!(
+                "invalid_chat",
+                "this model has no chat template; use plain completion instead"
+            );
         };
         let text = t.render(messages)?;
         let mut ids = self.tokenizer.encode(&text, false, true)?;
@@ -232,7 +266,12 @@ impl Engine {
 
     /// Generates from prompt ids. `on_piece` sees every token as it comes and returns
     /// `false` to stop, which ends the call with an `aborted` error; the engine stays usable.
-    pub fn generate(&mut self, prompt: &[u32], opts: &GenerateOptions, on_piece: &mut dyn FnMut(&Piece) -> bool) -> Result<Output> {
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_piece: &mut dyn FnMut(&Piece) -> bool,
+    ) -> Result<Output> {
         let mut g = self.start(prompt, opts.clone())?;
         loop {
             match self.step(&mut g)? {
@@ -262,7 +301,9 @@ impl Engine {
                     ctx
                 );
             }
-            let keep_bos = usize::from(self.tokenizer.bos.is_some() && prompt.first() == self.tokenizer.bos.as_ref());
+            let keep_bos = usize::from(
+                self.tokenizer.bos.is_some() && prompt.first() == self.tokenizer.bos.as_ref(),
+            );
             let drop = prompt.len() + opts.max_tokens - ctx;
             prompt.drain(keep_bos..keep_bos + drop);
         }
@@ -294,7 +335,10 @@ impl Engine {
     /// `step`, for a backend that needs the event loop to read results (WebGPU in a page).
     pub async fn step_async(&mut self, g: &mut Generation) -> Result<Event> {
         if g.epoch != self.epoch {
-            bail!("superseded", "another request used this engine since this generation started; start it again");
+            bail!(
+                "superseded",
+                "another request used this engine since this generation started; start it again"
+            );
         }
         if g.scores.is_none() {
             let want = g.sampler.want();
@@ -306,7 +350,10 @@ impl Engine {
                     g.finish = Some(FinishReason::Length);
                 }
             }
-            return Ok(Event::Prefill { done: self.cached.len(), total: g.prompt.len() });
+            return Ok(Event::Prefill {
+                done: self.cached.len(),
+                total: g.prompt.len(),
+            });
         }
         if let Some(reason) = g.finish {
             return Ok(Event::Done(self.finish(g, reason)));
@@ -320,9 +367,17 @@ impl Engine {
         let scores = g.scores.as_mut().expect("the prompt was fed");
         let pick = g.sampler.sample_scores(scores, &g.history);
         let tok = pick.token;
-        let weighed = |token, logprob| TopToken { token, text: self.tokenizer.decode(&[token]), logprob };
+        let weighed = |token, logprob| TopToken {
+            token,
+            text: self.tokenizer.decode(&[token]),
+            logprob,
+        };
         let chosen = pick.logprob.map(|l| weighed(tok, l));
-        let top = pick.top.into_iter().map(|c| weighed(c.token, c.logprob)).collect();
+        let top = pick
+            .top
+            .into_iter()
+            .map(|c| weighed(c.token, c.logprob))
+            .collect();
         g.tokens.push(tok);
         g.history.push(tok);
         if g.opts.stop_at_eos && self.tokenizer.stop_ids.contains(&tok) {
@@ -333,7 +388,12 @@ impl Engine {
                 return Ok(Event::Done(self.finish(g, FinishReason::Stop)));
             }
             g.text.push_str(&rest);
-            return Ok(Event::Piece(Piece { token: tok, text: rest, chosen, top }));
+            return Ok(Event::Piece(Piece {
+                token: tok,
+                text: rest,
+                chosen,
+                top,
+            }));
         }
         g.held.push_str(&g.decoder.push(&self.tokenizer, tok));
         let (mut emit, stopped) = split_at_stop(&mut g.held, &g.opts.stop);
@@ -347,7 +407,12 @@ impl Engine {
             g.unfed = Some(tok);
         }
         g.text.push_str(&emit);
-        Ok(Event::Piece(Piece { token: tok, text: emit, chosen, top }))
+        Ok(Event::Piece(Piece {
+            token: tok,
+            text: emit,
+            chosen,
+            top,
+        }))
     }
 
     fn finish(&mut self, g: &mut Generation, reason: FinishReason) -> Output {
@@ -377,7 +442,11 @@ impl Engine {
             bail!("context_overflow", "the prompt has {} tokens but the context holds {}; shorten it or load the model with a larger contextLength", ids.len(), self.context());
         }
         if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.model.vocab()) {
-            bail!("invalid_argument", "token id {bad} is outside the vocabulary ({} tokens)", self.model.vocab());
+            bail!(
+                "invalid_argument",
+                "token id {bad} is outside the vocabulary ({} tokens)",
+                self.model.vocab()
+            );
         }
         Ok(())
     }
@@ -385,7 +454,13 @@ impl Engine {
     /// Keeps the cached prefix shared with `ids`, but always recomputes the last token to
     /// get its logits.
     fn reuse_prefix(&mut self, ids: &[u32]) {
-        let keep = self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+        let keep = self
+            .cached
+            .iter()
+            .zip(ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - 1);
         self.cached.truncate(keep);
         self.epoch += 1;
     }
@@ -395,13 +470,19 @@ impl Engine {
     async fn feed_chunk(&mut self, ids: &[u32], want: Want) -> Result<Vec<f32>> {
         let from = self.cached.len();
         let to = ids.len().min(from + PREFILL_CHUNK);
-        let pending = self.model.forward(&ids[from..to], from, if to == ids.len() { want } else { Want::Nothing });
+        let pending = self.model.forward(
+            &ids[from..to],
+            from,
+            if to == ids.len() { want } else { Want::Nothing },
+        );
         self.settle(pending, &ids[from..to]).await
     }
 
     fn scores(&self, out: Vec<f32>, want: Want) -> Scores {
         match want {
-            Want::Top { temp, .. } => Scores::Top(TopLogits::from_row(&out, self.model.vocab(), temp)),
+            Want::Top { temp, .. } => {
+                Scores::Top(TopLogits::from_row(&out, self.model.vocab(), temp))
+            }
             _ => Scores::Logits(out),
         }
     }
@@ -418,7 +499,11 @@ impl Engine {
 /// Moves out of `held` the text that can be shown: everything before a stop string (then
 /// `true`), or everything but a tail that could still grow into one.
 fn split_at_stop(held: &mut String, stops: &[String]) -> (String, bool) {
-    let hit = stops.iter().filter(|s| !s.is_empty()).filter_map(|s| held.find(s.as_str())).min();
+    let hit = stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| held.find(s.as_str()))
+        .min();
     if let Some(at) = hit {
         let out = held[..at].to_owned();
         held.clear();
@@ -426,7 +511,12 @@ fn split_at_stop(held: &mut String, stops: &[String]) -> (String, bool) {
     }
     let keep = stops
         .iter()
-        .flat_map(|s| (1..s.len()).rev().filter(|&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
+        .flat_map(|s| {
+            (1..s.len())
+                .rev()
+                .filter(|&n| s.is_char_boundary(n))
+                .map(move |n| &s[..n])
+        })
         .filter(|p| held.ends_with(p))
         .map(str::len)
         .max()
@@ -461,7 +551,11 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 fn now_ms() -> f64 {
     use std::sync::OnceLock;
     static START: OnceLock<std::time::Instant> = OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1000.0
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -477,11 +571,17 @@ mod tests {
     fn stop_strings_cut_and_hold_back() {
         let stops = vec!["\n\nUser:".to_string()];
         let mut held = "Hello\n\nUs".to_string();
-        assert_eq!(split_at_stop(&mut held, &stops), ("Hello".to_string(), false));
+        assert_eq!(
+            split_at_stop(&mut held, &stops),
+            ("Hello".to_string(), false)
+        );
         assert_eq!(held, "\n\nUs");
         held.push_str("er: hi");
         assert_eq!(split_at_stop(&mut held, &stops), (String::new(), true));
         let mut held = "no stop here".to_string();
-        assert_eq!(split_at_stop(&mut held, &stops), ("no stop here".to_string(), false));
+        assert_eq!(
+            split_at_stop(&mut held, &stops),
+            ("no stop here".to_string(), false)
+        );
     }
 }

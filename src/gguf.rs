@@ -211,12 +211,18 @@ pub struct HeaderWatch {
 
 impl HeaderWatch {
     pub fn new(file_len: usize) -> Self {
-        HeaderWatch { file_len, next_try: 8 << 20 }
+        HeaderWatch {
+            file_len,
+            next_try: 8 << 20,
+        }
     }
 
     /// One that never gives a header.
     pub fn off() -> Self {
-        HeaderWatch { file_len: 0, next_try: usize::MAX }
+        HeaderWatch {
+            file_len: 0,
+            next_try: usize::MAX,
+        }
     }
 
     /// Called with all of the file so far; the header, the first time it parses.
@@ -245,7 +251,10 @@ impl Gguf {
     /// Parses the header from a prefix of a file whose full length is `file_len`; fails with
     /// `truncated_file` when the prefix is too short to hold the header.
     pub fn parse_header(prefix: &[u8], file_len: usize) -> Result<Self> {
-        let mut r = Reader { buf: prefix, pos: 0 };
+        let mut r = Reader {
+            buf: prefix,
+            pos: 0,
+        };
         if prefix.len() < 4 || &prefix[..4] != MAGIC {
             bail!("bad_magic", "this is not a GGUF model file (it does not start with \"GGUF\"); check the URL and that the server returns the file itself, not an HTML page");
         }
@@ -273,7 +282,10 @@ impl Gguf {
             None => DEFAULT_ALIGNMENT,
             Some(v) => match v.as_u64() {
                 Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
-                _ => bail!("invalid_metadata", "general.alignment must be a power of two, found {v:?}"),
+                _ => bail!(
+                    "invalid_metadata",
+                    "general.alignment must be a power of two, found {v:?}"
+                ),
             },
         };
 
@@ -282,7 +294,10 @@ impl Gguf {
             let name = r.string()?;
             let n_dims = r.u32()?;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                bail!("invalid_tensor", "tensor {name:?} has {n_dims} dimensions (1 to {MAX_DIMS} are allowed)");
+                bail!(
+                    "invalid_tensor",
+                    "tensor {name:?} has {n_dims} dimensions (1 to {MAX_DIMS} are allowed)"
+                );
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
@@ -296,16 +311,32 @@ impl Gguf {
 
         let mut tensors = Vec::with_capacity(raw.len());
         for (name, dims, ty, rel) in raw {
-            let dtype = DType::from_ggml(ty).map_err(|e| Error::new(e.code, format!("tensor {name:?}: {}", e.message)))?;
-            let elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n > 0 && n <= 1 << 40);
+            let dtype = DType::from_ggml(ty)
+                .map_err(|e| Error::new(e.code, format!("tensor {name:?}: {}", e.message)))?;
+            let elements = dims
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n > 0 && n <= 1 << 40);
             let Some(elements) = elements else {
-                bail!("invalid_tensor", "tensor {name:?} has impossible dimensions {dims:?}");
+                bail!(
+                    "invalid_tensor",
+                    "tensor {name:?} has impossible dimensions {dims:?}"
+                );
             };
             if dims[0] % dtype.block() as u64 != 0 {
-                bail!("invalid_tensor", "tensor {name:?}: row length {} is not a multiple of the {} block size {}", dims[0], dtype.name(), dtype.block());
+                bail!(
+                    "invalid_tensor",
+                    "tensor {name:?}: row length {} is not a multiple of the {} block size {}",
+                    dims[0],
+                    dtype.name(),
+                    dtype.block()
+                );
             }
             if rel % alignment != 0 {
-                bail!("invalid_tensor", "tensor {name:?} starts at offset {rel}, which is not aligned to {alignment}");
+                bail!(
+                    "invalid_tensor",
+                    "tensor {name:?} starts at offset {rel}, which is not aligned to {alignment}"
+                );
             }
             let bytes = elements / dtype.block() as u64 * dtype.block_bytes() as u64;
             let start = data_offset.checked_add(rel);
@@ -331,7 +362,12 @@ impl Gguf {
         by_offset.sort_by_key(|t| t.offset);
         for w in by_offset.windows(2) {
             if w[0].offset + w[0].bytes > w[1].offset {
-                bail!("invalid_tensor", "tensors {:?} and {:?} overlap in the file", w[0].name, w[1].name);
+                bail!(
+                    "invalid_tensor",
+                    "tensors {:?} and {:?} overlap in the file",
+                    w[0].name,
+                    w[1].name
+                );
             }
         }
         let mut names = std::collections::HashSet::with_capacity(tensors.len());
@@ -341,7 +377,12 @@ impl Gguf {
             }
         }
 
-        Ok(Gguf { version, metadata, tensors, data_offset: data_offset as usize })
+        Ok(Gguf {
+            version,
+            metadata,
+            tensors,
+            data_offset: data_offset as usize,
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -417,12 +458,18 @@ impl<'a> Reader<'a> {
             7 => match self.array::<1>()?[0] {
                 0 => Value::Bool(false),
                 1 => Value::Bool(true),
-                b => bail!("invalid_metadata", "a boolean metadata value is {b}, not 0 or 1"),
+                b => bail!(
+                    "invalid_metadata",
+                    "a boolean metadata value is {b}, not 0 or 1"
+                ),
             },
             8 => Value::Str(self.string()?),
             9 => {
                 if depth > 0 {
-                    bail!("invalid_metadata", "nested metadata arrays are not supported");
+                    bail!(
+                        "invalid_metadata",
+                        "nested metadata arrays are not supported"
+                    );
                 }
                 let elem = self.u32()?;
                 let count = self.u64()?;

@@ -25,13 +25,25 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0, repeat_last_n: 64, seed: 0, top_logprobs: 0 }
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+            top_logprobs: 0,
+        }
     }
 }
 
 impl SamplerConfig {
     pub fn greedy() -> Self {
-        SamplerConfig { temperature: 0.0, ..Default::default() }
+        SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        }
     }
 }
 
@@ -73,7 +85,10 @@ impl Sampler {
         if self.penalized() || (!self.greedy() && c.top_k == 0) || k > MAX_TOP_K {
             return Want::Logits;
         }
-        Want::Top { k, temp: self.temp() }
+        Want::Top {
+            k,
+            temp: self.temp(),
+        }
     }
 
     /// Picks the next token from what the model gave (as `want` asked), given the tokens so
@@ -95,7 +110,11 @@ impl Sampler {
             for &t in recent {
                 if seen.insert(t) {
                     if let Some(l) = logits.get_mut(t as usize) {
-                        *l = if *l > 0.0 { *l / c.repeat_penalty } else { *l * c.repeat_penalty };
+                        *l = if *l > 0.0 {
+                            *l / c.repeat_penalty
+                        } else {
+                            *l * c.repeat_penalty
+                        };
                     }
                 }
             }
@@ -103,16 +122,28 @@ impl Sampler {
         let token = if self.greedy() {
             argmax(logits)
         } else {
-            let k = if self.cfg.top_k == 0 { logits.len() } else { self.cfg.top_k.min(logits.len()) };
+            let k = if self.cfg.top_k == 0 {
+                logits.len()
+            } else {
+                self.cfg.top_k.min(logits.len())
+            };
             let idx = best_first(logits, k);
             let values: Vec<f32> = idx.iter().map(|&i| logits[i as usize]).collect();
             self.draw(&idx, &values)
         };
         match self.cfg.top_logprobs {
-            0 => Pick { token, logprob: None, top: Vec::new() },
+            0 => Pick {
+                token,
+                logprob: None,
+                top: Vec::new(),
+            },
             n => {
                 let dist = TopLogits::of(logits, n, self.temp());
-                Pick { token, logprob: Some(dist.logprob(logits[token as usize])), top: dist.candidates(n) }
+                Pick {
+                    token,
+                    logprob: Some(dist.logprob(logits[token as usize])),
+                    top: dist.candidates(n),
+                }
             }
         }
     }
@@ -126,8 +157,20 @@ impl Sampler {
             self.draw(&t.ids[..k], &t.values[..k])
         };
         let n = self.cfg.top_logprobs;
-        let logprob = (n > 0).then(|| t.logprob(t.values[t.ids.iter().position(|&i| i == token).expect("drawn from the ids")]));
-        Pick { token, logprob, top: t.candidates(n) }
+        let logprob = (n > 0).then(|| {
+            t.logprob(
+                t.values[t
+                    .ids
+                    .iter()
+                    .position(|&i| i == token)
+                    .expect("drawn from the ids")],
+            )
+        });
+        Pick {
+            token,
+            logprob,
+            top: t.candidates(n),
+        }
     }
 
     /// The most likely token, whatever the other settings.
@@ -140,7 +183,11 @@ impl Sampler {
     }
 
     fn temp(&self) -> f32 {
-        if self.cfg.temperature > 0.0 { self.cfg.temperature } else { 1.0 }
+        if self.cfg.temperature > 0.0 {
+            self.cfg.temperature
+        } else {
+            1.0
+        }
     }
 
     /// Draws from candidates sorted best first: softmax at the temperature, then the top-p
@@ -148,7 +195,10 @@ impl Sampler {
     fn draw(&mut self, idx: &[u32], values: &[f32]) -> u32 {
         let c = &self.cfg;
         let temp = self.temp();
-        let mut probs: Vec<f32> = values.iter().map(|&l| ((l - values[0]) / temp).exp()).collect();
+        let mut probs: Vec<f32> = values
+            .iter()
+            .map(|&l| ((l - values[0]) / temp).exp())
+            .collect();
         let sum: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
 
@@ -201,7 +251,11 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// The ids of the `k` largest logits, largest first (ties to the lower id).
 fn best_first(logits: &[f32], k: usize) -> Vec<u32> {
-    let order = |&a: &u32, &b: &u32| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b));
+    let order = |&a: &u32, &b: &u32| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    };
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     let k = k.min(idx.len());
     if k < idx.len() {
@@ -249,14 +303,27 @@ impl TopLogits {
         let ids = best_first(logits, k);
         let values: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
         let max = values.first().copied().unwrap_or(0.0);
-        let sum: f64 = logits.iter().map(|&l| ((l - max) / temp).exp() as f64).sum();
-        TopLogits { ids, values, log_norm: max / temp + sum.ln() as f32, temp }
+        let sum: f64 = logits
+            .iter()
+            .map(|&l| ((l - max) / temp).exp() as f64)
+            .sum();
+        TopLogits {
+            ids,
+            values,
+            log_norm: max / temp + sum.ln() as f32,
+            temp,
+        }
     }
 
     /// Backends return `[value, id]` pairs then the normalizer, as f32 (ids below 2²⁴ are
     /// exact); pairs with an id ≥ `vocab` pad a row shorter than k.
     pub fn to_row(&self, k: usize, vocab: usize) -> Vec<f32> {
-        let mut row: Vec<f32> = self.values.iter().zip(&self.ids).flat_map(|(&v, &i)| [v, i as f32]).collect();
+        let mut row: Vec<f32> = self
+            .values
+            .iter()
+            .zip(&self.ids)
+            .flat_map(|(&v, &i)| [v, i as f32])
+            .collect();
         row.resize(2 * k, vocab as f32);
         row.push(self.log_norm);
         row
@@ -264,12 +331,29 @@ impl TopLogits {
 
     pub fn from_row(row: &[f32], vocab: usize, temp: f32) -> TopLogits {
         let (pairs, norm) = row.split_at(row.len() - 1);
-        let (ids, values) = pairs.chunks_exact(2).filter(|p| (p[1] as usize) < vocab).map(|p| (p[1] as u32, p[0])).unzip();
-        TopLogits { ids, values, log_norm: norm[0], temp }
+        let (ids, values) = pairs
+            .chunks_exact(2)
+            .filter(|p| (p[1] as usize) < vocab)
+            .map(|p| (p[1] as u32, p[0]))
+            .unzip();
+        TopLogits {
+            ids,
+            values,
+            log_norm: norm[0],
+            temp,
+        }
     }
 
     fn candidates(&self, n: usize) -> Vec<Candidate> {
-        self.ids.iter().zip(&self.values).take(n).map(|(&token, &v)| Candidate { token, logprob: self.logprob(v) }).collect()
+        self.ids
+            .iter()
+            .zip(&self.values)
+            .take(n)
+            .map(|(&token, &v)| Candidate {
+                token,
+                logprob: self.logprob(v),
+            })
+            .collect()
     }
 
     /// The log-probability of a token whose logit is `value`.
@@ -283,7 +367,9 @@ mod tests {
     use super::*;
 
     fn logits() -> Vec<f32> {
-        (0..1000).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect()
+        (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+            .collect()
     }
 
     #[test]
@@ -295,10 +381,19 @@ mod tests {
 
     #[test]
     fn same_seed_same_draws_other_seed_other_draws() {
-        let cfg = SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 7, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 7,
+            ..Default::default()
+        };
         let run = |cfg: SamplerConfig| {
             let mut s = Sampler::new(cfg);
-            (0..50).map(|_| s.sample(&mut logits(), &[]).token).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| s.sample(&mut logits(), &[]).token)
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(cfg.clone()), run(cfg.clone()));
         assert_ne!(run(cfg.clone()), run(SamplerConfig { seed: 8, ..cfg }));
@@ -309,16 +404,35 @@ mod tests {
         let l = logits();
         let mut order: Vec<u32> = (0..1000).collect();
         order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]));
-        let cfg = SamplerConfig { temperature: 5.0, top_k: 3, top_p: 1.0, min_p: 0.0, seed: 1, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 5.0,
+            top_k: 3,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 1,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg);
         for _ in 0..200 {
             assert!(order[..3].contains(&s.sample(&mut l.clone(), &[]).token));
         }
         // min_p = 1 keeps only the top token.
-        let mut s = Sampler::new(SamplerConfig { temperature: 5.0, top_k: 0, top_p: 1.0, min_p: 1.0, ..Default::default() });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 5.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 1.0,
+            ..Default::default()
+        });
         assert_eq!(s.sample(&mut l.clone(), &[]).token, order[0]);
         // A tiny top_p keeps only the top token as well.
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1e-6, min_p: 0.0, ..Default::default() });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1e-6,
+            min_p: 0.0,
+            ..Default::default()
+        });
         assert_eq!(s.sample(&mut l.clone(), &[]).token, order[0]);
     }
 
@@ -328,21 +442,54 @@ mod tests {
     fn the_best_logits_sample_like_all_of_them() {
         let configs = [
             SamplerConfig::greedy(),
-            SamplerConfig { top_logprobs: 5, ..SamplerConfig::greedy() },
-            SamplerConfig { seed: 3, top_logprobs: 3, ..Default::default() },
-            SamplerConfig { temperature: 1.3, top_k: 64, top_p: 0.8, min_p: 0.0, seed: 4, ..Default::default() },
-            SamplerConfig { temperature: 0.5, top_k: 10, top_p: 1.0, min_p: 0.2, seed: 5, top_logprobs: 20, ..Default::default() },
+            SamplerConfig {
+                top_logprobs: 5,
+                ..SamplerConfig::greedy()
+            },
+            SamplerConfig {
+                seed: 3,
+                top_logprobs: 3,
+                ..Default::default()
+            },
+            SamplerConfig {
+                temperature: 1.3,
+                top_k: 64,
+                top_p: 0.8,
+                min_p: 0.0,
+                seed: 4,
+                ..Default::default()
+            },
+            SamplerConfig {
+                temperature: 0.5,
+                top_k: 10,
+                top_p: 1.0,
+                min_p: 0.2,
+                seed: 5,
+                top_logprobs: 20,
+                ..Default::default()
+            },
         ];
         for cfg in configs {
             let (mut full, mut part) = (Sampler::new(cfg.clone()), Sampler::new(cfg.clone()));
-            let Want::Top { k, temp } = part.want() else { panic!("{cfg:?} needs all logits") };
+            let Want::Top { k, temp } = part.want() else {
+                panic!("{cfg:?} needs all logits")
+            };
             for step in 0..100 {
-                let l: Vec<f32> = logits().iter().enumerate().map(|(i, v)| v * ((i + step) % 7) as f32).collect();
+                let l: Vec<f32> = logits()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v * ((i + step) % 7) as f32)
+                    .collect();
                 let a = full.sample(&mut l.clone(), &[]);
                 let b = part.sample_top(&TopLogits::of(&l, k, temp));
                 assert_eq!(a.token, b.token, "{cfg:?}, step {step}");
                 assert_eq!(a.logprob.is_some(), cfg.top_logprobs > 0);
-                assert!(a.logprob.zip(b.logprob).is_none_or(|(x, y)| (x - y).abs() < 1e-4), "{a:?} vs {b:?}");
+                assert!(
+                    a.logprob
+                        .zip(b.logprob)
+                        .is_none_or(|(x, y)| (x - y).abs() < 1e-4),
+                    "{a:?} vs {b:?}"
+                );
                 assert_eq!(a.top.len(), b.top.len());
                 for (x, y) in a.top.iter().zip(&b.top) {
                     assert_eq!(x.token, y.token);
@@ -351,25 +498,61 @@ mod tests {
             }
         }
         // A penalty reorders logits, an unbounded top-k needs them all.
-        assert_eq!(Sampler::new(SamplerConfig { repeat_penalty: 1.1, ..Default::default() }).want(), Want::Logits);
-        assert_eq!(Sampler::new(SamplerConfig { top_k: 0, ..Default::default() }).want(), Want::Logits);
-        assert_eq!(Sampler::new(SamplerConfig { top_k: 0, ..SamplerConfig::greedy() }).want(), Want::Top { k: 1, temp: 1.0 });
+        assert_eq!(
+            Sampler::new(SamplerConfig {
+                repeat_penalty: 1.1,
+                ..Default::default()
+            })
+            .want(),
+            Want::Logits
+        );
+        assert_eq!(
+            Sampler::new(SamplerConfig {
+                top_k: 0,
+                ..Default::default()
+            })
+            .want(),
+            Want::Logits
+        );
+        assert_eq!(
+            Sampler::new(SamplerConfig {
+                top_k: 0,
+                ..SamplerConfig::greedy()
+            })
+            .want(),
+            Want::Top { k: 1, temp: 1.0 }
+        );
     }
 
     #[test]
     fn repetition_penalty_demotes_recent_tokens() {
-        let mut s = Sampler::new(SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, ..Default::default() });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 2.0,
+            ..Default::default()
+        });
         let mut l = vec![0.0, 4.0, 3.0];
         assert_eq!(s.sample(&mut l, &[1]).token, 2);
     }
 
     #[test]
     fn top_logprobs_are_normalised_and_sorted() {
-        let mut s = Sampler::new(SamplerConfig { temperature: 0.0, top_logprobs: 5, ..Default::default() });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 0.0,
+            top_logprobs: 5,
+            ..Default::default()
+        });
         let mut l = vec![0.0f32, 1.0, 2.0];
         let pick = s.sample(&mut l, &[]);
-        assert_eq!(pick.top.iter().map(|c| c.token).collect::<Vec<_>>(), vec![2, 1, 0]);
-        assert_eq!(pick.logprob, Some(pick.top[0].logprob), "the chosen token's own log-probability");
+        assert_eq!(
+            pick.top.iter().map(|c| c.token).collect::<Vec<_>>(),
+            vec![2, 1, 0]
+        );
+        assert_eq!(
+            pick.logprob,
+            Some(pick.top[0].logprob),
+            "the chosen token's own log-probability"
+        );
         let total: f32 = pick.top.iter().map(|c| c.logprob.exp()).sum();
         assert!((total - 1.0).abs() < 1e-5);
     }

@@ -6,12 +6,12 @@
 //! file exists once in memory.
 
 use crate::chat::Message;
-use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::cpu::Cpu;
+use crate::engine::{Engine, Event, GenerateOptions, Generation};
+use crate::error::Error;
 use crate::gguf::{Gguf, HeaderWatch};
 use crate::gpu::{Gpu, StreamingUpload};
 use crate::tokenizer::{EarlyTokenizer, MergeOrder};
-use crate::error::Error;
 use crate::weights::Filling;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -25,7 +25,8 @@ fn js_error(e: Error) -> JsValue {
 }
 
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error(Error::new("internal", e.to_string())))
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error(Error::new("internal", e.to_string())))
 }
 
 /// Runs this build's SIMD kernels against scalar code on random data; throws if they differ.
@@ -55,7 +56,9 @@ pub struct GpuDevice {
 /// is none.
 #[wasm_bindgen(js_name = openGpu)]
 pub async fn open_gpu() -> Result<GpuDevice, JsValue> {
-    Ok(GpuDevice { gpu: Gpu::new().await.map_err(js_error)? })
+    Ok(GpuDevice {
+        gpu: Gpu::new().await.map_err(js_error)?,
+    })
 }
 
 #[wasm_bindgen]
@@ -79,11 +82,21 @@ impl ModelLoader {
     #[wasm_bindgen(constructor)]
     pub fn new(size: f64, hash: bool) -> Result<ModelLoader, JsValue> {
         if !(size >= 0.0 && size <= u32::MAX as f64) {
-            return Err(js_error(Error::new("model_too_large", format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"))));
+            return Err(js_error(Error::new(
+                "model_too_large",
+                format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"),
+            )));
         }
         let file = Filling::new(size as usize).map_err(js_error)?;
         let watch = HeaderWatch::new(size as usize);
-        Ok(ModelLoader { file, watch, header: None, gpu: None, hasher: hash.then(Sha256::new), tokenizer: EarlyTokenizer::if_threaded() })
+        Ok(ModelLoader {
+            file,
+            watch,
+            header: None,
+            gpu: None,
+            hasher: hash.then(Sha256::new),
+            tokenizer: EarlyTokenizer::if_threaded(),
+        })
     }
 
     /// Uploads the weights to `device` as they arrive (and those already in now); `load`
@@ -120,7 +133,9 @@ impl ModelLoader {
     /// bytes that are not an intact order.
     #[wasm_bindgen(js_name = useMergeOrder)]
     pub fn use_merge_order(&mut self, bytes: &[u8]) -> bool {
-        MergeOrder::from_bytes(bytes).map(|o| self.tokenizer.use_merge_order(o)).is_some()
+        MergeOrder::from_bytes(bytes)
+            .map(|o| self.tokenizer.use_merge_order(o))
+            .is_some()
     }
 
     /// Keeps the merge order the tokenizer's build derives, for `WasmEngine.takeMergeOrder`.
@@ -153,7 +168,17 @@ impl ModelLoader {
     /// would not see those bytes.
     pub fn advance(&mut self, n: f64) -> Result<(), JsValue> {
         if self.hasher.is_some() || n.is_nan() || n < 0.0 {
-            return Err(js_error(Error::new("invalid_argument", format!("cannot advance {n} bytes{}", if self.hasher.is_some() { " while hashing" } else { "" }))));
+            return Err(js_error(Error::new(
+                "invalid_argument",
+                format!(
+                    "cannot advance {n} bytes{}",
+                    if self.hasher.is_some() {
+                        " while hashing"
+                    } else {
+                        ""
+                    }
+                ),
+            )));
         }
         // SAFETY: the reader wrote these bytes through `remaining()` (and wasm memory is
         // always initialised: a lying reader leaves zeros or old bytes, which the engine
@@ -165,8 +190,17 @@ impl ModelLoader {
 
     /// The file's SHA-256 in hex, once every byte has arrived (when asked for at creation).
     pub fn sha256(&self) -> Option<String> {
-        let h = self.hasher.as_ref().filter(|_| self.file.written().len() == self.file.len())?;
-        Some(h.clone().finalize().iter().map(|b| format!("{b:02x}")).collect())
+        let h = self
+            .hasher
+            .as_ref()
+            .filter(|_| self.file.written().len() == self.file.len())?;
+        Some(
+            h.clone()
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
     }
 
     #[wasm_bindgen(getter)]
@@ -201,7 +235,10 @@ pub struct WasmEngine {
 }
 
 fn busy() -> JsValue {
-    js_error(Error::new("busy", "the engine is in the middle of another call; wait for it to finish"))
+    js_error(Error::new(
+        "busy",
+        "the engine is in the middle of another call; wait for it to finish",
+    ))
 }
 
 #[wasm_bindgen]
@@ -210,12 +247,20 @@ impl WasmEngine {
     /// `backend`: `"wasm"`, `"webgpu"` (fails with `webgpu_unavailable` when there is no
     /// adapter), or `"auto"` (WebGPU when an adapter passes a check against the CPU, else
     /// wasm; `info().fallback` says why).
-    pub async fn load(loader: ModelLoader, context: usize, backend: String) -> Result<WasmEngine, JsValue> {
+    pub async fn load(
+        loader: ModelLoader,
+        context: usize,
+        backend: String,
+    ) -> Result<WasmEngine, JsValue> {
         let file = loader.file.finish().map_err(js_error)?;
         if !matches!(backend.as_str(), "auto" | "webgpu" | "wasm") {
-            return Err(js_error(Error::new("invalid_argument", format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""))));
+            return Err(js_error(Error::new(
+                "invalid_argument",
+                format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""),
+            )));
         }
-        let mut engine = Engine::load_with(Cpu, file, loader.header, context, loader.tokenizer).map_err(js_error)?;
+        let mut engine = Engine::load_with(Cpu, file, loader.header, context, loader.tokenizer)
+            .map_err(js_error)?;
         let (mut gpu, mut fallback) = (None, None);
         if backend != "wasm" {
             match to_gpu(&mut engine, loader.gpu.map(StreamingUpload::finish)).await {
@@ -224,13 +269,27 @@ impl WasmEngine {
                 Err(e) => return Err(js_error(e)),
             }
         }
-        let backend = if gpu.is_some() { Where::WebGpu } else { Where::Wasm };
+        let backend = if gpu.is_some() {
+            Where::WebGpu
+        } else {
+            Where::Wasm
+        };
         let (adapter, lose_device, streamed) = match gpu {
             Some((a, l, s)) => (Some(a), Some(l), s),
             None => (None, None, 0),
         };
-        let inner = Inner { engine, generation: None, backend, adapter, fallback, lose_device, streamed };
-        Ok(WasmEngine { inner: Rc::new(RefCell::new(inner)) })
+        let inner = Inner {
+            engine,
+            generation: None,
+            backend,
+            adapter,
+            fallback,
+            lose_device,
+            streamed,
+        };
+        Ok(WasmEngine {
+            inner: Rc::new(RefCell::new(inner)),
+        })
     }
 
     /// The model card, context and vocabulary sizes, and where the model runs.
@@ -239,7 +298,12 @@ impl WasmEngine {
         let mut v = serde_json::to_value(&i.engine.card).unwrap_or_default();
         v["contextLength"] = i.engine.context().into();
         v["vocabSize"] = i.engine.tokenizer.vocab_size().into();
-        v["backend"] = if i.backend == Where::WebGpu { "webgpu" } else { "wasm" }.into();
+        v["backend"] = if i.backend == Where::WebGpu {
+            "webgpu"
+        } else {
+            "wasm"
+        }
+        .into();
         v["threads"] = crate::cpu::par::threads().into();
         if let Some(a) = &i.adapter {
             v["adapter"] = a.as_str().into();
@@ -256,16 +320,32 @@ impl WasmEngine {
     /// used, or the vocabulary has its own merges).
     #[wasm_bindgen(js_name = takeMergeOrder)]
     pub fn take_merge_order(&self) -> Result<Option<Vec<u8>>, JsValue> {
-        Ok(self.inner.try_borrow_mut().map_err(|_| busy())?.engine.tokenizer.take_merge_order().map(|o| o.to_bytes()))
+        Ok(self
+            .inner
+            .try_borrow_mut()
+            .map_err(|_| busy())?
+            .engine
+            .tokenizer
+            .take_merge_order()
+            .map(|o| o.to_bytes()))
     }
 
     pub fn tokenize(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, JsValue> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        i.engine.tokenizer.encode(text, true, parse_special).map_err(js_error)
+        i.engine
+            .tokenizer
+            .encode(text, true, parse_special)
+            .map_err(js_error)
     }
 
     pub fn detokenize(&self, ids: &[u32]) -> Result<String, JsValue> {
-        Ok(self.inner.try_borrow().map_err(|_| busy())?.engine.tokenizer.decode(ids))
+        Ok(self
+            .inner
+            .try_borrow()
+            .map_err(|_| busy())?
+            .engine
+            .tokenizer
+            .decode(ids))
     }
 
     /// The vocabulary entries of `ids` as the model sees them (`▁the`, `<0x0A>`), for
@@ -273,14 +353,21 @@ impl WasmEngine {
     #[wasm_bindgen(js_name = tokenStrings)]
     pub fn token_strings(&self, ids: &[u32]) -> Result<Vec<String>, JsValue> {
         let i = self.inner.try_borrow().map_err(|_| busy())?;
-        Ok(ids.iter().map(|&id| i.engine.tokenizer.token(id).unwrap_or("").to_owned()).collect())
+        Ok(ids
+            .iter()
+            .map(|&id| i.engine.tokenizer.token(id).unwrap_or("").to_owned())
+            .collect())
     }
 
     /// Prompt ids of a conversation (`[{role, content}]`) through the model's chat template.
     #[wasm_bindgen(js_name = encodeChat)]
     pub fn encode_chat(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
-        let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
-            .map_err(|e| js_error(Error::new("invalid_argument", format!("messages must be [{{role, content}}] with string fields: {e}"))))?;
+        let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages).map_err(|e| {
+            js_error(Error::new(
+                "invalid_argument",
+                format!("messages must be [{{role, content}}] with string fields: {e}"),
+            ))
+        })?;
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
         i.engine.encode_chat(&messages).map_err(js_error)
     }
@@ -304,15 +391,22 @@ impl WasmEngine {
         wasm_bindgen_futures::future_to_promise(async move {
             let mut i = inner.try_borrow_mut().map_err(|_| busy())?;
             let Some(mut g) = i.generation.take() else {
-                return Err(js_error(Error::new("invalid_argument", "no generation in progress; call start first")));
+                return Err(js_error(Error::new(
+                    "invalid_argument",
+                    "no generation in progress; call start first",
+                )));
             };
             let event = match i.engine.step_async(&mut g).await {
                 Ok(e) => e,
                 Err(e) => return Err(js_error(i.recover(e))),
             };
             let v = match event {
-                Event::Prefill { done, total } => serde_json::json!({ "type": "prefill", "done": done, "total": total }),
-                Event::Piece(p) => serde_json::json!({ "type": "piece", "token": p.token, "text": p.text, "chosen": p.chosen, "top": p.top }),
+                Event::Prefill { done, total } => {
+                    serde_json::json!({ "type": "prefill", "done": done, "total": total })
+                }
+                Event::Piece(p) => {
+                    serde_json::json!({ "type": "piece", "token": p.token, "text": p.text, "chosen": p.chosen, "top": p.top })
+                }
                 Event::Done(out) => serde_json::json!({ "type": "done", "output": out }),
             };
             if v["type"] != "done" {
@@ -368,12 +462,23 @@ impl Inner {
 /// description); wgpu leaves the name empty on the web.
 async fn browser_adapter_name() -> Option<String> {
     use js_sys::Reflect;
-    let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let get = |o: &JsValue, k: &str| {
+        Reflect::get(o, &JsValue::from_str(k))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
     let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
     let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
     let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
-    let info = get(&wasm_bindgen_futures::JsFuture::from(promise).await.ok()?, "info")?;
-    let parts: Vec<String> = ["vendor", "architecture", "description"].iter().filter_map(|k| get(&info, k)?.as_string()).filter(|s| !s.is_empty()).collect();
+    let info = get(
+        &wasm_bindgen_futures::JsFuture::from(promise).await.ok()?,
+        "info",
+    )?;
+    let parts: Vec<String> = ["vendor", "architecture", "description"]
+        .iter()
+        .filter_map(|k| get(&info, k)?.as_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     (!parts.is_empty()).then(|| parts.join(" ") + " (WebGPU)")
 }
 
@@ -381,20 +486,29 @@ async fn browser_adapter_name() -> Option<String> {
 /// it uploaded, or opened now), after checking that it computes what the CPU does: one
 /// token's logits, where a broken kernel would be off by far more than rounding. Gives the
 /// adapter, a way to lose the device for tests, and the bytes uploaded while streaming.
-async fn to_gpu(engine: &mut Engine, opened: Option<Gpu>) -> Result<(String, Box<dyn Fn()>, usize), Error> {
+async fn to_gpu(
+    engine: &mut Engine,
+    opened: Option<Gpu>,
+) -> Result<(String, Box<dyn Fn()>, usize), Error> {
     let gpu = match opened {
         Some(g) => g,
         None => Gpu::new().await?,
     };
     let streamed = gpu.early_bytes;
-    let adapter = browser_adapter_name().await.unwrap_or_else(|| gpu.adapter.clone());
+    let adapter = browser_adapter_name()
+        .await
+        .unwrap_or_else(|| gpu.adapter.clone());
     let lose = gpu.destroyer();
     let probe = [engine.tokenizer.bos.unwrap_or(0)];
     let want = engine.logits_async(&probe).await?;
     engine.use_backend(gpu)?;
     let got = engine.logits_async(&probe).await;
     let ok = got.as_ref().is_ok_and(|got| {
-        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         crate::sampler::argmax(got) == crate::sampler::argmax(&want) && worst < SELF_CHECK_TOLERANCE
     });
     if !ok {
@@ -417,5 +531,10 @@ fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
     if options.is_undefined() || options.is_null() {
         return Ok(GenerateOptions::default());
     }
-    serde_wasm_bindgen::from_value(options).map_err(|e| js_error(Error::new("invalid_argument", format!("bad generation options: {e}"))))
+    serde_wasm_bindgen::from_value(options).map_err(|e| {
+        js_error(Error::new(
+            "invalid_argument",
+            format!("bad generation options: {e}"),
+        ))
+    })
 }

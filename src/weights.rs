@@ -37,9 +37,18 @@ impl ModelBytes {
     /// An f32 tensor's values (norm weights are stored as F32 in GGUF).
     pub fn f32_values(&self, t: &TensorInfo) -> Result<Vec<f32>> {
         if t.dtype != DType::F32 {
-            bail!("unsupported_quantization", "tensor {:?} should be F32 but is {}", t.name, t.dtype.name());
+            bail!(
+                "unsupported_quantization",
+                "tensor {:?} should be F32 but is {}",
+                t.name,
+                t.dtype.name()
+            );
         }
-        Ok(self.tensor_bytes(t).chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+        Ok(self
+            .tensor_bytes(t)
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
     }
 }
 
@@ -62,7 +71,11 @@ impl Filling {
         if words.try_reserve_exact(len.div_ceil(8)).is_err() {
             bail!("model_too_large", "could not reserve {} MB for the model file; close other tabs or pick a smaller model", len >> 20);
         }
-        Ok(Filling { words, len, written: 0 })
+        Ok(Filling {
+            words,
+            len,
+            written: 0,
+        })
     }
 
     /// The file's size, as announced.
@@ -83,11 +96,22 @@ impl Filling {
     /// Appends the next chunk of the file.
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         if chunk.len() > self.len - self.written {
-            bail!("invalid_argument", "received {} bytes, more than the announced {}", self.written + chunk.len(), self.len);
+            bail!(
+                "invalid_argument",
+                "received {} bytes, more than the announced {}",
+                self.written + chunk.len(),
+                self.len
+            );
         }
         // SAFETY: in bounds of the allocation, checked above; `chunk` cannot overlap it (we
         // hold it mutably).
-        unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), (self.words.as_mut_ptr() as *mut u8).add(self.written), chunk.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                chunk.as_ptr(),
+                (self.words.as_mut_ptr() as *mut u8).add(self.written),
+                chunk.len(),
+            )
+        };
         self.written += chunk.len();
         Ok(())
     }
@@ -96,7 +120,10 @@ impl Filling {
     /// handed to an OPFS synchronous read); then `advance`.
     pub fn rest(&mut self) -> (*mut u8, usize) {
         // SAFETY: `written <= len`, within the allocation.
-        (unsafe { (self.words.as_mut_ptr() as *mut u8).add(self.written) }, self.len - self.written)
+        (
+            unsafe { (self.words.as_mut_ptr() as *mut u8).add(self.written) },
+            self.len - self.written,
+        )
     }
 
     /// Marks `n` more bytes, written through `rest()`, as arrived.
@@ -105,7 +132,12 @@ impl Filling {
     /// The `n` bytes after those already written must have been written.
     pub unsafe fn advance(&mut self, n: usize) -> Result<()> {
         if n > self.len - self.written {
-            bail!("invalid_argument", "cannot advance {n} bytes past {} of {}", self.written, self.len);
+            bail!(
+                "invalid_argument",
+                "cannot advance {n} bytes past {} of {}",
+                self.written,
+                self.len
+            );
         }
         self.written += n;
         Ok(())
@@ -114,7 +146,12 @@ impl Filling {
     /// The whole file, once every byte has arrived.
     pub fn finish(mut self) -> Result<ModelBytes> {
         if self.written < self.len {
-            bail!("truncated_file", "only {} of {} bytes of the model arrived; fetch it again", self.written, self.len);
+            bail!(
+                "truncated_file",
+                "only {} of {} bytes of the model arrived; fetch it again",
+                self.written,
+                self.len
+            );
         }
         let n = self.len.div_ceil(8);
         // The last word's bytes past the end of the file, so that every word is written.
@@ -124,7 +161,10 @@ impl Filling {
             std::ptr::write_bytes((self.words.as_mut_ptr() as *mut u8).add(self.len), 0, tail);
             self.words.set_len(n);
         }
-        Ok(ModelBytes { words: self.words, len: self.len })
+        Ok(ModelBytes {
+            words: self.words,
+            len: self.len,
+        })
     }
 }
 
@@ -134,7 +174,12 @@ pub fn expect_tensor<'a>(g: &'a Gguf, name: &str, dims: &[usize]) -> Result<&'a 
         bail!("missing_tensor", "the model file has no tensor {name:?}; it may be incomplete or for another architecture");
     };
     if t.dims != dims {
-        bail!("invalid_tensor", "tensor {name:?} has shape {:?} but the model's metadata implies {:?}", t.dims, dims);
+        bail!(
+            "invalid_tensor",
+            "tensor {name:?} has shape {:?} but the model's metadata implies {:?}",
+            t.dims,
+            dims
+        );
     }
     Ok(t)
 }

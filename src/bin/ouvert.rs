@@ -15,7 +15,10 @@ fn main() {
     match run(&args) {
         Ok(v) => println!("{v}"),
         Err(e) => {
-            println!("{}", json!({ "error": { "code": e.code, "message": e.message } }));
+            println!(
+                "{}",
+                json!({ "error": { "code": e.code, "message": e.message } })
+            );
             std::process::exit(1);
         }
     }
@@ -25,13 +28,18 @@ struct Args<'a>(&'a [String]);
 
 impl Args<'_> {
     fn all(&self, flag: &str) -> Vec<&str> {
-        self.0.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+        self.0
+            .windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
     }
     fn get(&self, flag: &str) -> Option<&str> {
         self.all(flag).pop()
     }
     fn need(&self, flag: &str) -> Result<&str> {
-        self.get(flag).ok_or_else(|| Error::new("invalid_argument", format!("missing {flag}")))
+        self.get(flag)
+            .ok_or_else(|| Error::new("invalid_argument", format!("missing {flag}")))
     }
     fn has(&self, flag: &str) -> bool {
         self.0.iter().any(|a| a == flag)
@@ -39,19 +47,35 @@ impl Args<'_> {
     fn num<T: std::str::FromStr>(&self, flag: &str, default: T) -> Result<T> {
         match self.get(flag) {
             None => Ok(default),
-            Some(s) => s.parse().map_err(|_| Error::new("invalid_argument", format!("{flag} needs a number, got {s:?}"))),
+            Some(s) => s.parse().map_err(|_| {
+                Error::new(
+                    "invalid_argument",
+                    format!("{flag} needs a number, got {s:?}"),
+                )
+            }),
         }
     }
 }
 
 fn load(a: &Args) -> Result<Engine> {
     let path = a.need("--model")?;
-    let bytes = std::fs::read(path).map_err(|e| Error::new("network", format!("cannot read {path}: {e}")))?;
-    let (file, context) = (ModelBytes::from_slice(&bytes)?, a.num("--context", DEFAULT_CONTEXT)?);
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::new("network", format!("cannot read {path}: {e}")))?;
+    let (file, context) = (
+        ModelBytes::from_slice(&bytes)?,
+        a.num("--context", DEFAULT_CONTEXT)?,
+    );
     match a.get("--backend").unwrap_or("cpu") {
         "cpu" => Engine::load(file, context),
-        "gpu" => Engine::load_on(ouvert::engine::block_on(ouvert::gpu::Gpu::new())?, file, context),
-        other => Err(Error::new("invalid_argument", format!("--backend is cpu or gpu, not {other:?}"))),
+        "gpu" => Engine::load_on(
+            ouvert::engine::block_on(ouvert::gpu::Gpu::new())?,
+            file,
+            context,
+        ),
+        other => Err(Error::new(
+            "invalid_argument",
+            format!("--backend is cpu or gpu, not {other:?}"),
+        )),
     }
 }
 
@@ -59,7 +83,8 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
     let a = Args(args.get(1..).unwrap_or_default());
     match args.first().map(String::as_str) {
         Some("tokenize") => {
-            let bytes = std::fs::read(a.need("--model")?).map_err(|e| Error::new("network", e.to_string()))?;
+            let bytes = std::fs::read(a.need("--model")?)
+                .map_err(|e| Error::new("network", e.to_string()))?;
             let g = ouvert::gguf::Gguf::parse(&bytes)?;
             let mut tok = ouvert::tokenizer::Tokenizer::from_gguf(&g)?;
             let ids = tok.encode(a.need("--text")?, true, a.has("--parse-special"))?;
@@ -85,7 +110,10 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             s.top_logprobs = a.num("--top-logprobs", 0)?;
             let prompt = a.need("--prompt")?;
             let ids = if a.has("--chat") {
-                engine.encode_chat(&[ouvert::chat::Message { role: "user".into(), content: prompt.into() }])?
+                engine.encode_chat(&[ouvert::chat::Message {
+                    role: "user".into(),
+                    content: prompt.into(),
+                }])?
             } else {
                 engine.encode(prompt)?
             };
@@ -103,6 +131,9 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             }
             Ok(v)
         }
-        _ => Err(Error::new("invalid_argument", "usage: ouvert tokenize|generate --model PATH …")),
+        _ => Err(Error::new(
+            "invalid_argument",
+            "usage: ouvert tokenize|generate --model PATH …",
+        )),
     }
 }

@@ -10,7 +10,7 @@
 //! `d`, the 32 fifth bits in `qh` and 16 bytes of nibbles (low nibbles are weights 0..16,
 //! high nibbles 16..32), weight = d·(q − 16).
 
-use candle_core::quantized::k_quants::{BlockQ5_0, BlockQ8_0, BlockQ8K};
+use candle_core::quantized::k_quants::{BlockQ5_0, BlockQ8K, BlockQ8_0};
 use half::f16;
 
 #[repr(C)]
@@ -58,7 +58,11 @@ impl Block for Q5_0 {
     }
     fn weight(&self, j: usize) -> i32 {
         let qh = u32::from_le_bytes(self.qh);
-        let nibble = if j < 16 { self.qs[j] & 0x0f } else { self.qs[j - 16] >> 4 };
+        let nibble = if j < 16 {
+            self.qs[j] & 0x0f
+        } else {
+            self.qs[j - 16] >> 4
+        };
         (nibble as i32 | (((qh >> j) & 1) << 4) as i32) - 16
     }
 }
@@ -108,7 +112,9 @@ pub struct Q8Act {
 /// even), which differs from candle's in the last bit often enough to matter.
 pub fn quantize_q8_0(xs: &[f32]) -> Q8Act {
     let n = xs.len() / 32;
-    let mut blocks: Vec<BlockQ8_0> = (0..n).map(|_| <BlockQ8_0 as candle_core::quantized::k_quants::GgmlType>::zeros()).collect();
+    let mut blocks: Vec<BlockQ8_0> = (0..n)
+        .map(|_| <BlockQ8_0 as candle_core::quantized::k_quants::GgmlType>::zeros())
+        .collect();
     let mut scales = Vec::with_capacity(n);
     for (x, y) in xs.chunks_exact(32).zip(view_mut::<_, Q8_0>(&mut blocks)) {
         let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -151,7 +157,9 @@ pub fn quantize_q8_k(xs: &[f32], ys: &mut [BlockQ8K]) {
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
 }
 
 /// Σ over blocks of d_x·d_y·(x·y) for four rows of weights against `T` rows of Q8_0
@@ -160,7 +168,11 @@ fn has_avx2() -> bool {
 /// ahead (what made the 178 MB output projection ~1.6× faster). Each (row, activation)
 /// pair sums in its own accumulator, in block order, so its result depends on neither its
 /// companions nor `T`.
-pub fn dot4<W: Unpack, const T: usize>(xs: [&[W]; 4], ys: [&[Q8_0]; T], yd: [&[f32]; T]) -> [[f32; 4]; T] {
+pub fn dot4<W: Unpack, const T: usize>(
+    xs: [&[W]; 4],
+    ys: [&[Q8_0]; T],
+    yd: [&[f32]; T],
+) -> [[f32; 4]; T] {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the features were just detected.
@@ -184,11 +196,14 @@ pub fn scalar<W: Block>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
 
 // The SIMD flavour of this build: each says how a block unpacks to 32 signed bytes.
 pub use simd::Unpack;
-#[cfg(target_arch = "x86_64")]
-use x86 as simd;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use wasm as simd;
-#[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
+#[cfg(target_arch = "x86_64")]
+use x86 as simd;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
 mod simd {
     pub trait Unpack: super::Block {}
     impl<T: super::Block> Unpack for T {}
@@ -219,12 +234,26 @@ mod x86 {
         unsafe fn bytes(&self) -> __m256i {
             // 32 nibbles → 32 bytes: low nibbles in the first lane, high nibbles in the second.
             let raw = _mm_loadu_si128(self.qs.as_ptr() as *const __m128i);
-            let nib = _mm256_and_si256(_mm256_set1_epi8(0x0f), _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw));
+            let nib = _mm256_and_si256(
+                _mm256_set1_epi8(0x0f),
+                _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw),
+            );
             // Byte j is 0xFF when bit j of qh is set; where it is clear, OR in 0xF0 (that is, −16).
-            let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+            let shuf = _mm256_set_epi64x(
+                0x0303030303030303,
+                0x0202020202020202,
+                0x0101010101010101,
+                0,
+            );
             let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(i32::from_le_bytes(self.qh)), shuf);
-            let set = _mm256_cmpeq_epi8(_mm256_or_si256(bits, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
-            _mm256_or_si256(nib, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)))
+            let set = _mm256_cmpeq_epi8(
+                _mm256_or_si256(bits, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                _mm256_set1_epi64x(-1),
+            );
+            _mm256_or_si256(
+                nib,
+                _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)),
+            )
         }
     }
 
@@ -255,7 +284,10 @@ mod x86 {
         #[inline(always)]
         fn new<T>(last_row: &[T]) -> Self {
             let quad = 4 * std::mem::size_of_val(last_row);
-            Prefetch { start: (last_row.as_ptr_range().end as *const i8).wrapping_add(quad), step: quad / last_row.len().max(1) }
+            Prefetch {
+                start: (last_row.as_ptr_range().end as *const i8).wrapping_add(quad),
+                step: quad / last_row.len().max(1),
+            }
         }
 
         #[inline(always)]
@@ -266,8 +298,18 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4<W: Unpack, const T: usize>(xs: [&[W]; 4], ys: [&[Q8_0]; T], yd: [&[f32]; T]) -> [[f32; 4]; T] {
-        let nb = ys.iter().map(|y| y.len()).chain(yd.iter().map(|d| d.len())).chain(xs.iter().map(|x| x.len())).min().unwrap_or(0);
+    pub unsafe fn dot4<W: Unpack, const T: usize>(
+        xs: [&[W]; 4],
+        ys: [&[Q8_0]; T],
+        yd: [&[f32]; T],
+    ) -> [[f32; 4]; T] {
+        let nb = ys
+            .iter()
+            .map(|y| y.len())
+            .chain(yd.iter().map(|d| d.len()))
+            .chain(xs.iter().map(|x| x.len()))
+            .min()
+            .unwrap_or(0);
         let mut acc = [[_mm256_setzero_ps(); 4]; T];
         let pf = Prefetch::new(xs[3]);
         for b in 0..nb {
@@ -277,7 +319,11 @@ mod x86 {
                 let x = xs[r].get_unchecked(b);
                 let (qx, dx) = (x.bytes(), x.scale().to_f32());
                 for t in 0..T {
-                    acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * *yd[t].get_unchecked(b)), dot_i8(qx, qy[t]), acc[t][r]);
+                    acc[t][r] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(dx * *yd[t].get_unchecked(b)),
+                        dot_i8(qx, qy[t]),
+                        acc[t][r],
+                    );
                 }
             }
         }
@@ -335,7 +381,10 @@ mod wasm {
             let hl = u64x2(CLEAR_BITS[qh & 0xff], CLEAR_BITS[(qh >> 8) & 0xff]);
             let hh = u64x2(CLEAR_BITS[(qh >> 16) & 0xff], CLEAR_BITS[qh >> 24]);
             let v = load(self.qs.as_ptr());
-            (i8x16_sub(v128_and(v, u8x16_splat(0x0f)), hl), i8x16_sub(u8x16_shr(v, 4), hh))
+            (
+                i8x16_sub(v128_and(v, u8x16_splat(0x0f)), hl),
+                i8x16_sub(u8x16_shr(v, 4), hh),
+            )
         }
     }
 
@@ -354,10 +403,17 @@ mod wasm {
 
     #[inline(always)]
     fn hsum(acc: v128) -> f32 {
-        f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc) + f32x4_extract_lane::<2>(acc) + f32x4_extract_lane::<3>(acc)
+        f32x4_extract_lane::<0>(acc)
+            + f32x4_extract_lane::<1>(acc)
+            + f32x4_extract_lane::<2>(acc)
+            + f32x4_extract_lane::<3>(acc)
     }
 
-    pub fn dot4<W: Unpack, const T: usize>(xs: [&[W]; 4], ys: [&[Q8_0]; T], yd: [&[f32]; T]) -> [[f32; 4]; T] {
+    pub fn dot4<W: Unpack, const T: usize>(
+        xs: [&[W]; 4],
+        ys: [&[Q8_0]; T],
+        yd: [&[f32]; T],
+    ) -> [[f32; 4]; T] {
         let mut acc = [[f32x4_splat(0.0); 4]; T];
         for b in 0..ys[0].len() {
             let qy: [(v128, v128); T] = std::array::from_fn(|t| ys[t][b].bytes());
@@ -366,7 +422,10 @@ mod wasm {
                 let (qx, dx) = (x.bytes(), scale(x.scale()));
                 for t in 0..T {
                     let s = dot32(qx, qy[t]);
-                    acc[t][r] = f32x4_add(acc[t][r], f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(dx * yd[t][b])));
+                    acc[t][r] = f32x4_add(
+                        acc[t][r],
+                        f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(dx * yd[t][b])),
+                    );
                 }
             }
         }
@@ -397,8 +456,16 @@ fn random_case(seed: &mut u64, rows: usize, nb: usize) -> RandomCase {
     BlockQ5_0::from_float(&w, &mut q5);
     let mut q8 = vec![BlockQ8_0::zeros(); rows * nb];
     BlockQ8_0::from_float(&w, &mut q8);
-    let magnitude = w.chunks_exact(nb * 32).map(|r| r.iter().zip(&a).map(|(x, y)| (x * y).abs()).sum::<f32>()).fold(1.0, f32::max);
-    RandomCase { q5, q8, act: quantize_q8_0(&a), magnitude }
+    let magnitude = w
+        .chunks_exact(nb * 32)
+        .map(|r| r.iter().zip(&a).map(|(x, y)| (x * y).abs()).sum::<f32>())
+        .fold(1.0, f32::max);
+    RandomCase {
+        q5,
+        q8,
+        act: quantize_q8_0(&a),
+        magnitude,
+    }
 }
 
 /// Checks this build's SIMD dots against the scalar reference on random blocks (run in
@@ -410,16 +477,23 @@ pub fn self_check() -> Result<(), String> {
         let rows = [rows[0], rows[1], rows[2], rows[3]];
         // The activations against themselves reversed, as a second row.
         let reversed: Vec<BlockQ8_0> = c.act.blocks.iter().rev().cloned().collect();
-        let (yr, dr): (&[Q8_0], Vec<f32>) = (view(&reversed), c.act.scales.iter().rev().copied().collect());
+        let (yr, dr): (&[Q8_0], Vec<f32>) = (
+            view(&reversed),
+            c.act.scales.iter().rev().copied().collect(),
+        );
         let [one] = dot4(rows, [ys], [&c.act.scales]);
         let two = dot4(rows, [ys, yr], [&c.act.scales, &dr]);
         for (r, row) in rows.iter().enumerate() {
             let want = scalar(row, ys, &c.act.scales);
             if (one[r] - want).abs() > 1e-5 * c.magnitude {
-                return Err(format!("{name} dot, row {r} of {nb} blocks: SIMD {} vs scalar {want}", one[r]));
+                return Err(format!(
+                    "{name} dot, row {r} of {nb} blocks: SIMD {} vs scalar {want}",
+                    one[r]
+                ));
             }
             let [single] = dot4(rows, [yr], [&dr]);
-            if two[0][r].to_bits() != one[r].to_bits() || two[1][r].to_bits() != single[r].to_bits() {
+            if two[0][r].to_bits() != one[r].to_bits() || two[1][r].to_bits() != single[r].to_bits()
+            {
                 return Err(format!("{name} dot, row {r} of {nb} blocks: two activation rows at once sum otherwise than one"));
             }
         }
@@ -449,10 +523,19 @@ mod tests {
             let nb = 1 + (trial % 17);
             let c = random_case(&mut seed, 1, nb);
             let ys: &[Q8_0] = view(&c.act.blocks);
-            let ours = [scalar::<Q5_0>(view(&c.q5), ys, &c.act.scales), scalar::<Q8_0>(view(&c.q8), ys, &c.act.scales)];
-            let candle = [BlockQ5_0::vec_dot_unopt(nb * 32, &c.q5, &c.act.blocks), BlockQ8_0::vec_dot_unopt(nb * 32, &c.q8, &c.act.blocks)];
+            let ours = [
+                scalar::<Q5_0>(view(&c.q5), ys, &c.act.scales),
+                scalar::<Q8_0>(view(&c.q8), ys, &c.act.scales),
+            ];
+            let candle = [
+                BlockQ5_0::vec_dot_unopt(nb * 32, &c.q5, &c.act.blocks),
+                BlockQ8_0::vec_dot_unopt(nb * 32, &c.q8, &c.act.blocks),
+            ];
             for (o, k) in ours.iter().zip(candle) {
-                assert!((o - k).abs() <= 1e-5 * c.magnitude, "trial {trial}: ours {o} vs candle {k}");
+                assert!(
+                    (o - k).abs() <= 1e-5 * c.magnitude,
+                    "trial {trial}: ours {o} vs candle {k}"
+                );
             }
         }
     }
@@ -466,7 +549,11 @@ mod tests {
     fn wasm_scale_conversion_is_exact() {
         for bits in (0u16..0x7c00).chain(0x8000..0xfc00) {
             let h = f16::from_bits(bits);
-            assert_eq!(f16_to_f32_finite(h).to_bits(), h.to_f32().to_bits(), "f16 bits {bits:#x}");
+            assert_eq!(
+                f16_to_f32_finite(h).to_bits(),
+                h.to_f32().to_bits(),
+                "f16 bits {bits:#x}"
+            );
         }
     }
 }

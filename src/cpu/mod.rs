@@ -10,8 +10,8 @@ pub mod quant;
 
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::error::Result;
-use crate::sampler::TopLogits;
 use crate::gguf::TensorInfo;
+use crate::sampler::TopLogits;
 use crate::weights::ModelBytes;
 use half::f16;
 use quant::QMatrix;
@@ -38,9 +38,21 @@ impl Backend for Cpu {
     type Act = Act;
     type Kv = Kv;
 
-    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<QMatrix> {
+    fn matrix(
+        &mut self,
+        file: &Arc<ModelBytes>,
+        t: &TensorInfo,
+        bias: Option<&[f32]>,
+    ) -> Result<QMatrix> {
         let bias = bias.map(<[f32]>::to_vec);
-        Ok(QMatrix { dtype: t.dtype, rows: t.dims[1..].iter().product(), cols: t.dims[0], file: file.clone(), offset: t.offset, bias })
+        Ok(QMatrix {
+            dtype: t.dtype,
+            rows: t.dims[1..].iter().product(),
+            cols: t.dims[0],
+            file: file.clone(),
+            offset: t.offset,
+            bias,
+        })
     }
 
     fn vector(&mut self, data: &[f32]) -> Result<Vec<f32>> {
@@ -48,11 +60,19 @@ impl Backend for Cpu {
     }
 
     fn act(&mut self, rows: usize, width: usize) -> Act {
-        Act { data: vec![0.0; rows * width], rows, width }
+        Act {
+            data: vec![0.0; rows * width],
+            rows,
+            width,
+        }
     }
 
     fn kv_cache(&mut self, slots: usize, width: usize) -> Result<Kv> {
-        Ok(Kv { k: vec![f16::ZERO; slots * width], v: vec![f16::ZERO; slots * width], width })
+        Ok(Kv {
+            k: vec![f16::ZERO; slots * width],
+            v: vec![f16::ZERO; slots * width],
+            width,
+        })
     }
 
     fn embed(&mut self, table: &QMatrix, ids: &[u32], scale: f32, out: &mut Act) {
@@ -62,7 +82,16 @@ impl Backend for Cpu {
         }
     }
 
-    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, Option<&Vec<f32>>)>, norm: &Vec<f32>, eps: f32, ws: &[&QMatrix], mix: Mix, outs: &mut [&mut Act]) {
+    fn norm_matmul(
+        &mut self,
+        x: &mut Act,
+        residual: Option<(&Act, Option<&Vec<f32>>)>,
+        norm: &Vec<f32>,
+        eps: f32,
+        ws: &[&QMatrix],
+        mix: Mix,
+        outs: &mut [&mut Act],
+    ) {
         let mut xn = self.act(x.rows, x.width);
         match residual {
             Some((h, Some(post))) => {
@@ -74,13 +103,23 @@ impl Backend for Cpu {
         }
         rms_norm_to(&x.data, norm, eps, &mut xn.data);
         match mix {
-            Mix::Each => ws.iter().zip(outs.iter_mut()).for_each(|(w, out)| w.matmul(&xn.data, xn.rows, &mut out.data)),
+            Mix::Each => ws
+                .iter()
+                .zip(outs.iter_mut())
+                .for_each(|(w, out)| w.matmul(&xn.data, xn.rows, &mut out.data)),
             Mix::GeluGate | Mix::SiluGate => {
                 let (gate, up) = (&mut *outs[0], &mut self.act(x.rows, ws[1].rows));
                 ws[0].matmul(&xn.data, xn.rows, &mut gate.data);
                 ws[1].matmul(&xn.data, xn.rows, &mut up.data);
-                let act = if mix == Mix::GeluGate { gelu_f16_table } else { silu };
-                gate.data.iter_mut().zip(&up.data).for_each(|(g, &u)| *g = act(*g) * u);
+                let act = if mix == Mix::GeluGate {
+                    gelu_f16_table
+                } else {
+                    silu
+                };
+                gate.data
+                    .iter_mut()
+                    .zip(&up.data)
+                    .for_each(|(g, &u)| *g = act(*g) * u);
             }
         }
     }
@@ -89,9 +128,25 @@ impl Backend for Cpu {
         w.matmul(&x.data, x.rows, &mut out.data);
     }
 
-    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, norms: Option<(&Vec<f32>, &Vec<f32>)>, eps: f32, rope_table: &Vec<f32>, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+    fn attention(
+        &mut self,
+        q: &mut Act,
+        k: &Act,
+        v: &Act,
+        norms: Option<(&Vec<f32>, &Vec<f32>)>,
+        eps: f32,
+        rope_table: &Vec<f32>,
+        kv: &mut Kv,
+        pos0: usize,
+        s: AttnShape,
+        out: &mut Act,
+    ) {
         let hd = s.head_dim;
-        let mut k = Act { data: k.data.clone(), rows: k.rows, width: k.width };
+        let mut k = Act {
+            data: k.data.clone(),
+            rows: k.rows,
+            width: k.width,
+        };
         if let Some((q_norm, k_norm)) = norms {
             rms_norm_in_place(&mut q.data, q_norm, eps);
             rms_norm_in_place(&mut k.data, k_norm, eps);
@@ -102,10 +157,21 @@ impl Backend for Cpu {
         let w = kv.width;
         let n = q.rows;
         let slots = kv.k.len() / w;
-        for (i, (kr, vr)) in k.data.chunks_exact(w).zip(v.data.chunks_exact(w)).enumerate() {
+        for (i, (kr, vr)) in k
+            .data
+            .chunks_exact(w)
+            .zip(v.data.chunks_exact(w))
+            .enumerate()
+        {
             let at = (pos0 + i) % slots * w;
-            kv.k[at..at + w].iter_mut().zip(kr).for_each(|(d, &x)| *d = f16::from_f32(x));
-            kv.v[at..at + w].iter_mut().zip(vr).for_each(|(d, &x)| *d = f16::from_f32(x));
+            kv.k[at..at + w]
+                .iter_mut()
+                .zip(kr)
+                .for_each(|(d, &x)| *d = f16::from_f32(x));
+            kv.v[at..at + w]
+                .iter_mut()
+                .zip(vr)
+                .for_each(|(d, &x)| *d = f16::from_f32(x));
         }
 
         // Each query row reads the cache and writes its own output row: rows go to threads.
@@ -126,12 +192,18 @@ impl Backend for Cpu {
             for kvh in 0..s.n_kv_heads {
                 // The query heads sharing this key/value head, rounded to f16 as ggml does.
                 let qsrc = &q.data[i * q.width + kvh * group * hd..][..group * hd];
-                qh.iter_mut().zip(qsrc).for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
+                qh.iter_mut()
+                    .zip(qsrc)
+                    .for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
                 // Each cached row is widened once and used by every head of the group.
                 for j in 0..keys {
                     widen(&kv.k[(first + j) % slots * w + kvh * hd..][..hd], &mut row);
                     for g in 0..group {
-                        let dot: f32 = qh[g * hd..(g + 1) * hd].iter().zip(&row).map(|(a, b)| a * b).sum();
+                        let dot: f32 = qh[g * hd..(g + 1) * hd]
+                            .iter()
+                            .zip(&row)
+                            .map(|(a, b)| a * b)
+                            .sum();
                         scores[g * keys + j] = capped(dot * s.scale, s.softcap);
                     }
                 }
@@ -144,7 +216,10 @@ impl Backend for Cpu {
                     widen(&kv.v[(first + j) % slots * w + kvh * hd..][..hd], &mut row);
                     for g in 0..group {
                         let pr = scores[g * keys + j];
-                        o[g * hd..(g + 1) * hd].iter_mut().zip(&row).for_each(|(o, &v)| *o += pr * v);
+                        o[g * hd..(g + 1) * hd]
+                            .iter_mut()
+                            .zip(&row)
+                            .for_each(|(o, &v)| *o += pr * v);
                     }
                 }
             }
@@ -160,7 +235,11 @@ impl Backend for Cpu {
     }
 
     fn last_row(&mut self, x: &Act) -> Act {
-        Act { data: x.data[(x.rows - 1) * x.width..].to_vec(), rows: 1, width: x.width }
+        Act {
+            data: x.data[(x.rows - 1) * x.width..].to_vec(),
+            rows: 1,
+            width: x.width,
+        }
     }
 
     fn read(&mut self, x: &Act) -> Readback {
@@ -180,7 +259,9 @@ fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
 fn rms_norm_to(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     for (g, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
         let scale = rms_scale(g, eps);
-        o.iter_mut().zip(g.iter().zip(w)).for_each(|(o, (&v, &s))| *o = v * scale * s);
+        o.iter_mut()
+            .zip(g.iter().zip(w))
+            .for_each(|(o, (&v, &s))| *o = v * scale * s);
     }
 }
 
@@ -223,12 +304,15 @@ fn softmax_f16(x: &mut [f32]) {
         sum += *v as f64;
     }
     let inv = (1.0 / sum) as f32;
-    x.iter_mut().for_each(|v| *v = f16::from_f32(*v * inv).to_f32());
+    x.iter_mut()
+        .for_each(|v| *v = f16::from_f32(*v * inv).to_f32());
 }
 
 /// f16 cache row → f32 (with the branch-free conversion in wasm, where there is no F16C).
 fn widen(src: &[f16], dst: &mut [f32]) {
-    dst.iter_mut().zip(src).for_each(|(d, &h)| *d = dot::scale(h));
+    dst.iter_mut()
+        .zip(src)
+        .for_each(|(d, &h)| *d = dot::scale(h));
 }
 
 /// 1/√(mean(x²) + ε), summed in f64 as ggml does.

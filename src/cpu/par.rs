@@ -13,7 +13,14 @@ const MIN_SPLIT_WORK: usize = 1 << 20;
 /// by calling `f(r0..r1, part)`, where `part` holds `n` rows of `r1 - r0` outputs. Ranges
 /// start at multiples of `align` (the kernels' row groups). Small products, or no threads:
 /// one call, `part = out`.
-pub fn over_rows(rows: usize, cols: usize, n: usize, align: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+pub fn over_rows(
+    rows: usize,
+    cols: usize,
+    n: usize,
+    align: usize,
+    out: &mut [f32],
+    f: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) {
     let parts = threads() * 4;
     if parts <= 4 || rows < 2 * align * parts || rows * cols * n < MIN_SPLIT_WORK {
         return f(0..rows, out);
@@ -27,15 +34,23 @@ pub fn each_row(out: &mut [f32], width: usize, work: usize, f: impl Fn(usize, &m
     #[cfg(feature = "threads")]
     if threads() > 1 && out.len() > width && work >= MIN_SPLIT_WORK {
         use rayon::prelude::*;
-        return out.par_chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+        return out
+            .par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(i, row)| f(i, row));
     }
     let _ = work;
-    out.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+    out.chunks_mut(width)
+        .enumerate()
+        .for_each(|(i, row)| f(i, row));
 }
 
 /// `f(i)` for `i` in `0..n`, its items concatenated in order; over threads when built with
 /// them (for work outside the kernels, such as deriving a tokenizer's merges).
-pub fn flat_map<T: Send, I: IntoIterator<Item = T>>(n: usize, f: impl Fn(usize) -> I + Sync + Send) -> Vec<T> {
+pub fn flat_map<T: Send, I: IntoIterator<Item = T>>(
+    n: usize,
+    f: impl Fn(usize) -> I + Sync + Send,
+) -> Vec<T> {
     #[cfg(feature = "threads")]
     if threads() > 1 {
         use rayon::prelude::*;
@@ -55,7 +70,10 @@ pub fn map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
 }
 
 /// `(a(), b())`, the two at once when built with threads.
-pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+pub fn join<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
     #[cfg(feature = "threads")]
     if threads() > 1 {
         return rayon::join(a, b);
@@ -64,10 +82,20 @@ pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> 
 }
 
 #[cfg(feature = "threads")]
-fn split(rows: usize, n: usize, align: usize, parts: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+fn split(
+    rows: usize,
+    n: usize,
+    align: usize,
+    parts: usize,
+    out: &mut [f32],
+    f: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) {
     use rayon::prelude::*;
     let step = rows.div_ceil(parts).next_multiple_of(align);
-    let ranges: Vec<Range<usize>> = (0..rows).step_by(step).map(|r| r..(r + step).min(rows)).collect();
+    let ranges: Vec<Range<usize>> = (0..rows)
+        .step_by(step)
+        .map(|r| r..(r + step).min(rows))
+        .collect();
     let computed: Vec<Vec<f32>> = ranges
         .par_iter()
         .map(|r| {
@@ -84,7 +112,14 @@ fn split(rows: usize, n: usize, align: usize, parts: usize, out: &mut [f32], f: 
 }
 
 #[cfg(not(feature = "threads"))]
-fn split(rows: usize, _: usize, _: usize, _: usize, out: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+fn split(
+    rows: usize,
+    _: usize,
+    _: usize,
+    _: usize,
+    out: &mut [f32],
+    f: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) {
     f(0..rows, out)
 }
 

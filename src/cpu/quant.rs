@@ -43,10 +43,16 @@ impl QMatrix {
             DType::F32 => mm::<f32>(w, self, x, n, out, f32::vec_dot, GgmlType::from_float),
             DType::F16 => mm::<f16>(w, self, x, n, out, f16::vec_dot, GgmlType::from_float),
             DType::BF16 => mm::<bf16>(w, self, x, n, out, bf16::vec_dot, GgmlType::from_float),
-            DType::Q4_0 => mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot, GgmlType::from_float),
-            DType::Q4_1 => mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot, GgmlType::from_float),
+            DType::Q4_0 => {
+                mm::<BlockQ4_0>(w, self, x, n, out, BlockQ4_0::vec_dot, GgmlType::from_float)
+            }
+            DType::Q4_1 => {
+                mm::<BlockQ4_1>(w, self, x, n, out, BlockQ4_1::vec_dot, GgmlType::from_float)
+            }
             DType::Q5_0 => mm_q8::<Q5_0>(w, self, x, n, out),
-            DType::Q5_1 => mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot, GgmlType::from_float),
+            DType::Q5_1 => {
+                mm::<BlockQ5_1>(w, self, x, n, out, BlockQ5_1::vec_dot, GgmlType::from_float)
+            }
             DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out),
             DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot, dot::quantize_q8_k),
             DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot, dot::quantize_q8_k),
@@ -56,7 +62,8 @@ impl QMatrix {
             DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot, dot::quantize_q8_k),
         }
         if let Some(b) = &self.bias {
-            out.chunks_exact_mut(self.rows).for_each(|o| o.iter_mut().zip(b).for_each(|(o, b)| *o += b));
+            out.chunks_exact_mut(self.rows)
+                .for_each(|o| o.iter_mut().zip(b).for_each(|(o, b)| *o += b));
         }
     }
 
@@ -90,7 +97,10 @@ type QuantizeFn<T> = fn(&[f32], &mut [<T as GgmlType>::VecDotType]);
 /// to 8, so the cast is aligned; the assert guards the invariant rather than trusting it.
 pub fn blocks<T>(bytes: &[u8]) -> &[T] {
     let size = std::mem::size_of::<T>();
-    assert!(bytes.len().is_multiple_of(size) && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()));
+    assert!(
+        bytes.len().is_multiple_of(size)
+            && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+    );
     // SAFETY: candle's block types are repr(C) plain data valid for any bit pattern.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
 }
@@ -104,7 +114,10 @@ fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out:
     let act = dot::quantize_q8_0(x);
     let ys: &[Q8_0] = dot::view(&act.blocks);
     let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
-    let (y, yd) = (|t: usize| &ys[t * nb..(t + 1) * nb], |t: usize| &act.scales[t * nb..(t + 1) * nb]);
+    let (y, yd) = (
+        |t: usize| &ys[t * nb..(t + 1) * nb],
+        |t: usize| &act.scales[t * nb..(t + 1) * nb],
+    );
     par::over_rows(rows, m.cols, n, 4, out, |range, part| {
         let width = range.len();
         let mut put = |t: usize, r: usize, d: [f32; 4]| {
@@ -127,7 +140,15 @@ fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out:
     });
 }
 
-fn mm<T: GgmlType + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32], dot: DotFn<T>, quantize: QuantizeFn<T>) {
+fn mm<T: GgmlType + Sync>(
+    w: &[u8],
+    m: &QMatrix,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    dot: DotFn<T>,
+    quantize: QuantizeFn<T>,
+) {
     let w: &[T] = blocks(w);
     let (rows, cols) = (m.rows, m.cols);
     let wb = cols / T::BLCK_SIZE;

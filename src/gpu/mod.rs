@@ -78,13 +78,21 @@ pub struct StreamingUpload {
 
 impl StreamingUpload {
     pub fn new(gpu: Gpu) -> Self {
-        StreamingUpload { gpu, pending: Vec::new() }
+        StreamingUpload {
+            gpu,
+            pending: Vec::new(),
+        }
     }
 
     /// The file's tensor table, from its header.
     pub fn expect(&mut self, tensors: &[TensorInfo]) {
-        self.pending = tensors.iter().filter(|t| t.dims.len() >= 2).cloned().collect();
-        self.pending.sort_by_key(|t| std::cmp::Reverse(t.offset + t.bytes));
+        self.pending = tensors
+            .iter()
+            .filter(|t| t.dims.len() >= 2)
+            .cloned()
+            .collect();
+        self.pending
+            .sort_by_key(|t| std::cmp::Reverse(t.offset + t.bytes));
     }
 
     /// Called as the file arrives, with all of it so far: uploads the matrices now whole.
@@ -222,7 +230,13 @@ fn wgsl_type(d: DType) -> &'static str {
 }
 
 fn lost(msg: impl Into<String>) -> Error {
-    Error::new("webgpu_lost", format!("the GPU stopped answering ({}); the engine continues on the CPU", msg.into()))
+    Error::new(
+        "webgpu_lost",
+        format!(
+            "the GPU stopped answering ({}); the engine continues on the CPU",
+            msg.into()
+        ),
+    )
 }
 
 /// Splits `groups` workgroups over a 2-D grid within WebGPU's 65,535 per dimension.
@@ -249,17 +263,30 @@ impl Gpu {
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: have.max_storage_buffer_binding_size,
             max_buffer_size: have.max_buffer_size,
-            max_compute_workgroups_per_dimension: have.max_compute_workgroups_per_dimension.min(MAX_GRID),
+            max_compute_workgroups_per_dimension: have
+                .max_compute_workgroups_per_dimension
+                .min(MAX_GRID),
             ..wgpu::Limits::default()
         };
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor { label: Some("ouvert"), required_limits: limits.clone(), ..Default::default() })
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("ouvert"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
             .await
-            .map_err(|e| Error::new("webgpu_unavailable", format!("the WebGPU adapter refused a device ({e}); the model runs on the CPU")))?;
+            .map_err(|e| {
+                Error::new(
+                    "webgpu_unavailable",
+                    format!("the WebGPU adapter refused a device ({e}); the model runs on the CPU"),
+                )
+            })?;
         let failure = Arc::new(Mutex::new(None));
         let f = failure.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            f.lock().unwrap().get_or_insert_with(|| Error::new("webgpu_error", format!("a WebGPU call failed: {e}")));
+            f.lock().unwrap().get_or_insert_with(|| {
+                Error::new("webgpu_error", format!("a WebGPU call failed: {e}"))
+            });
         }));
         let f = failure.clone();
         // A lost device explains any error that came before it.
@@ -272,12 +299,25 @@ impl Gpu {
         });
         Ok(Gpu {
             adapter: format!("{} ({:?}, {})", info.name, info.backend, info.driver),
-            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) & !3,
+            max_binding: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size)
+                & !3,
             device,
             queue,
             pipelines: HashMap::new(),
-            arena: Rc::new(RefCell::new(Arena { buf: None, capacity: 0, stack: Vec::new(), top: 0, want: 0 })),
-            vecs: Vectors { host: Vec::new(), buf: None, uploaded: 0 },
+            arena: Rc::new(RefCell::new(Arena {
+                buf: None,
+                capacity: 0,
+                stack: Vec::new(),
+                top: 0,
+                want: 0,
+            })),
+            vecs: Vectors {
+                host: Vec::new(),
+                buf: None,
+                uploaded: 0,
+            },
             pass: None,
             encoder: None,
             params: Vec::new(),
@@ -303,7 +343,8 @@ impl Gpu {
         self.prepare();
         // The arena may be written by commands still unsubmitted: submit them first.
         self.submit();
-        self.queue.write_buffer(&self.arena_buf(), a.at() as u64 * 4, bytemuck_f32(data));
+        self.queue
+            .write_buffer(&self.arena_buf(), a.at() as u64 * 4, bytemuck_f32(data));
         a
     }
 
@@ -355,7 +396,9 @@ impl Gpu {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         })
     }
@@ -375,7 +418,8 @@ impl Gpu {
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
         self.pass = None; // a copy is recorded outside any pass
-        self.encoder.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()))
+        self.encoder
+            .get_or_insert_with(|| self.device.create_command_encoder(&Default::default()))
     }
 
     /// Makes the arena and vector buffers current before recording a dispatch that binds them.
@@ -386,7 +430,8 @@ impl Gpu {
             let buf = self.storage("activations", capacity as u64 * 4);
             let old = self.arena.borrow_mut().buf.replace(buf.clone());
             if let Some(old) = old {
-                self.encoder().copy_buffer_to_buffer(&old, 0, &buf, 0, old.size());
+                self.encoder()
+                    .copy_buffer_to_buffer(&old, 0, &buf, 0, old.size());
             }
             self.arena.borrow_mut().capacity = capacity;
         }
@@ -399,44 +444,86 @@ impl Gpu {
     }
 
     fn arena_buf(&self) -> wgpu::Buffer {
-        self.arena.borrow().buf.clone().expect("prepare() allocates the arena")
+        self.arena
+            .borrow()
+            .buf
+            .clone()
+            .expect("prepare() allocates the arena")
     }
 
     fn vecs_buf(&self) -> wgpu::Buffer {
-        self.vecs.buf.clone().expect("prepare() uploads the vectors")
+        self.vecs
+            .buf
+            .clone()
+            .expect("prepare() uploads the vectors")
     }
 
     /// Records one compute dispatch of the pipeline `key` (built from `source` once).
-    fn dispatch(&mut self, key: &str, source: impl FnOnce() -> String, params: &[u32], buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+    fn dispatch(
+        &mut self,
+        key: &str,
+        source: impl FnOnce() -> String,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) {
         if self.params.len() + PARAM_STRIDE > PARAM_STRIDE * PARAM_SLOTS {
             self.submit();
         }
         if !self.pipelines.contains_key(key) {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(key), source: wgpu::ShaderSource::Wgsl(source().into()) });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(key),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(key),
+                    source: wgpu::ShaderSource::Wgsl(source().into()),
+                });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(key),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
             let layout = pipeline.get_bind_group_layout(0);
             self.pipelines.insert(key.to_owned(), (pipeline, layout));
         }
         let offset = self.params.len();
-        self.params.extend(params.iter().flat_map(|v| v.to_le_bytes()));
+        self.params
+            .extend(params.iter().flat_map(|v| v.to_le_bytes()));
         self.params.resize(offset + PARAM_STRIDE, 0);
         let (pipeline, layout) = &self.pipelines[key];
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.params_buf, offset: offset as u64, size: wgpu::BufferSize::new(PARAM_STRIDE as u64) }),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.params_buf,
+                offset: offset as u64,
+                size: wgpu::BufferSize::new(PARAM_STRIDE as u64),
+            }),
         }];
-        entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.as_entire_binding(),
+                }),
+        );
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout,
+            entries: &entries,
+        });
         let pipeline = pipeline.clone();
         if self.pass.is_none() {
-            self.pass = Some(self.encoder().begin_compute_pass(&Default::default()).forget_lifetime());
+            self.pass = Some(
+                self.encoder()
+                    .begin_compute_pass(&Default::default())
+                    .forget_lifetime(),
+            );
         }
         let pass = self.pass.as_mut().expect("opened above");
         pass.set_pipeline(&pipeline);
@@ -460,7 +547,16 @@ impl Gpu {
     /// One matmul dispatch: `ws` (single-part matrices, or one part of a split one) against
     /// the activations at `x`, with the prologue and combination as in matmul.wgsl.
     #[allow(clippy::too_many_arguments)]
-    fn matmul_dispatch(&mut self, x: &Act, x_out: Option<u32>, residual: Option<(&Act, Option<Vector>)>, norm: Option<(Vector, f32)>, ws: &[(&Matrix, &Part)], mix: Mix, outs: &[&Act]) {
+    fn matmul_dispatch(
+        &mut self,
+        x: &Act,
+        x_out: Option<u32>,
+        residual: Option<(&Act, Option<Vector>)>,
+        norm: Option<(Vector, f32)>,
+        ws: &[(&Matrix, &Part)],
+        mix: Mix,
+        outs: &[&Act],
+    ) {
         self.prepare();
         let n = x.rows as u32;
         let rows = |i: usize| ws.get(i).map_or(0, |w| w.1.rows);
@@ -474,8 +570,13 @@ impl Gpu {
             Mix::GeluGate | Mix::SiluGate => groups(0),
         };
         let (gx, gy) = grid(total);
-        let (h_off, post) = residual.map_or((0, 0), |(h, p)| (h.at(), p.map_or(0, |p| p.off as u32)));
-        let bias = |i: usize| ws.get(i).and_then(|w| w.0.bias).map_or(NONE, |b| b.off as u32);
+        let (h_off, post) =
+            residual.map_or((0, 0), |(h, p)| (h.at(), p.map_or(0, |p| p.off as u32)));
+        let bias = |i: usize| {
+            ws.get(i)
+                .and_then(|w| w.0.bias)
+                .map_or(NONE, |b| b.off as u32)
+        };
         let (norm_off, eps) = norm.map_or((0, 0.0), |(v, e)| (v.off as u32, e));
         let out = |i: usize| outs.get(i.min(outs.len() - 1));
         let params = [
@@ -509,17 +610,35 @@ impl Gpu {
             bias(2),
         ];
         let types: Vec<DType> = ws.iter().map(|w| w.0.dtype).collect();
-        let (add, post, normed) = (residual.is_some(), residual.is_some_and(|r| r.1.is_some()), norm.is_some());
+        let (add, post, normed) = (
+            residual.is_some(),
+            residual.is_some_and(|r| r.1.is_some()),
+            norm.is_some(),
+        );
         let tok = if n == 1 { 1 } else { TOK };
         let key = format!("matmul {add} {post} {normed} {mix:?} {types:?} {tok}");
         let (arena, vecs) = (self.arena_buf(), self.vecs_buf());
         let mut buffers = vec![&arena, &vecs];
         buffers.extend(ws.iter().map(|w| &w.1.buf));
-        self.dispatch(&key, || shaders::matmul(&types, add, post, normed, mix, tok), &params, &buffers, (gx, gy, n.div_ceil(tok)));
+        self.dispatch(
+            &key,
+            || shaders::matmul(&types, add, post, normed, mix, tok),
+            &params,
+            &buffers,
+            (gx, gy, n.div_ceil(tok)),
+        );
     }
 
     /// `out = x̂ · wᵀ` for one matrix of any size: one dispatch per part.
-    fn matmul_parts(&mut self, x: &Act, x_out: Option<u32>, residual: Option<(&Act, Option<Vector>)>, norm: Option<(Vector, f32)>, w: &Matrix, out: &Act) {
+    fn matmul_parts(
+        &mut self,
+        x: &Act,
+        x_out: Option<u32>,
+        residual: Option<(&Act, Option<Vector>)>,
+        norm: Option<(Vector, f32)>,
+        w: &Matrix,
+        out: &Act,
+    ) {
         for part in &w.parts {
             self.matmul_dispatch(x, x_out, residual, norm, &[(w, part)], Mix::Each, &[out]);
         }
@@ -537,7 +656,12 @@ impl Backend for Gpu {
     type Act = Act;
     type Kv = Kv;
 
-    fn matrix(&mut self, file: &Arc<ModelBytes>, t: &TensorInfo, bias: Option<&[f32]>) -> Result<Matrix> {
+    fn matrix(
+        &mut self,
+        file: &Arc<ModelBytes>,
+        t: &TensorInfo,
+        bias: Option<&[f32]>,
+    ) -> Result<Matrix> {
         let parts = match self.early.remove(&(t.offset, t.bytes)) {
             Some(parts) => parts,
             None => self.parts(t, file.tensor_bytes(t))?,
@@ -547,7 +671,13 @@ impl Backend for Gpu {
         }
         let bias = bias.map(|b| self.vector(b)).transpose()?;
         let row_bytes = t.dims[0] / t.dtype.block() * t.dtype.block_bytes();
-        Ok(Matrix { dtype: t.dtype, cols: t.dims[0], row_bytes, parts, bias })
+        Ok(Matrix {
+            dtype: t.dtype,
+            cols: t.dims[0],
+            row_bytes,
+            parts,
+            bias,
+        })
     }
 
     fn loaded(&mut self) {
@@ -566,7 +696,13 @@ impl Backend for Gpu {
 
     fn act(&mut self, rows: usize, width: usize) -> Act {
         let off = self.arena.borrow_mut().alloc(2 * rows * width);
-        Act { off, rows, width, half: 0, arena: self.arena.clone() }
+        Act {
+            off,
+            rows,
+            width,
+            half: 0,
+            arena: self.arena.clone(),
+        }
     }
 
     fn kv_cache(&mut self, slots: usize, width: usize) -> Result<Kv> {
@@ -574,12 +710,21 @@ impl Backend for Gpu {
         if bytes > self.max_binding {
             bail!("model_too_large", "a {slots}-position KV cache exceeds the GPU's {} MB binding; load with a smaller contextLength", self.max_binding >> 20);
         }
-        Ok(Kv { k: self.storage("k cache", bytes), v: self.storage("v cache", bytes), width, slots })
+        Ok(Kv {
+            k: self.storage("k cache", bytes),
+            v: self.storage("v cache", bytes),
+            width,
+            slots,
+        })
     }
 
     fn embed(&mut self, table: &Matrix, ids: &[u32], scale: f32, out: &mut Act) {
         let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
-        if self.ids_buf.as_ref().is_none_or(|b| b.size() < bytes.len() as u64) {
+        if self
+            .ids_buf
+            .as_ref()
+            .is_none_or(|b| b.size() < bytes.len() as u64)
+        {
             self.ids_buf = Some(self.storage("ids", (bytes.len() as u64).next_power_of_two()));
         }
         let ids_buf = self.ids_buf.clone().unwrap();
@@ -589,13 +734,36 @@ impl Backend for Gpu {
         let arena = self.arena_buf();
         let chunks = (table.cols / 32) as u32;
         for part in &table.parts {
-            let params = [ids.len() as u32, table.cols as u32, part.row0 as u32, part.rows as u32, table.row_bytes as u32, scale.to_bits(), out.at()];
+            let params = [
+                ids.len() as u32,
+                table.cols as u32,
+                part.row0 as u32,
+                part.rows as u32,
+                table.row_bytes as u32,
+                scale.to_bits(),
+                out.at(),
+            ];
             let key = format!("embed {:?}", table.dtype);
-            self.dispatch(&key, || shaders::embed(table.dtype), &params, &[&ids_buf, &part.buf, &arena], (chunks.div_ceil(64), ids.len() as u32, 1));
+            self.dispatch(
+                &key,
+                || shaders::embed(table.dtype),
+                &params,
+                &[&ids_buf, &part.buf, &arena],
+                (chunks.div_ceil(64), ids.len() as u32, 1),
+            );
         }
     }
 
-    fn norm_matmul(&mut self, x: &mut Act, residual: Option<(&Act, Option<&Vector>)>, norm: &Vector, eps: f32, ws: &[&Matrix], mix: Mix, outs: &mut [&mut Act]) {
+    fn norm_matmul(
+        &mut self,
+        x: &mut Act,
+        residual: Option<(&Act, Option<&Vector>)>,
+        norm: &Vector,
+        eps: f32,
+        ws: &[&Matrix],
+        mix: Mix,
+        outs: &mut [&mut Act],
+    ) {
         let x_out = residual.map(|_| x.other());
         let residual = residual.map(|(h, p)| (h, p.copied()));
         let norm = Some((*norm, eps));
@@ -606,7 +774,10 @@ impl Backend for Gpu {
         } else {
             // A split matrix (an output projection larger than one binding) goes part by part.
             if mix != Mix::Each {
-                self.fail(Error::new("unsupported_quantization", "a gated MLP matrix larger than one GPU binding is not supported"));
+                self.fail(Error::new(
+                    "unsupported_quantization",
+                    "a gated MLP matrix larger than one GPU binding is not supported",
+                ));
                 return;
             }
             for (w, out) in ws.iter().zip(&outs) {
@@ -622,21 +793,74 @@ impl Backend for Gpu {
         self.matmul_parts(x, None, None, None, w, out);
     }
 
-    fn attention(&mut self, q: &mut Act, k: &Act, v: &Act, norms: Option<(&Vector, &Vector)>, eps: f32, rope: &Vector, kv: &mut Kv, pos0: usize, s: AttnShape, out: &mut Act) {
+    fn attention(
+        &mut self,
+        q: &mut Act,
+        k: &Act,
+        v: &Act,
+        norms: Option<(&Vector, &Vector)>,
+        eps: f32,
+        rope: &Vector,
+        kv: &mut Kv,
+        pos0: usize,
+        s: AttnShape,
+        out: &mut Act,
+    ) {
         self.prepare();
         let (arena, vecs) = (self.arena_buf(), self.vecs_buf());
         let n = q.rows as u32;
         let hd = s.head_dim as u32;
         let (qn, kn) = norms.map_or((NONE, NONE), |(q, k)| (q.off as u32, k.off as u32));
         let adjacent = (s.rope == RopeStyle::Adjacent) as u32;
-        let params = [n, pos0 as u32, hd, s.n_heads as u32, s.n_kv_heads as u32, q.at(), k.at(), v.at(), qn, kn, rope.off as u32, eps.to_bits(), kv.width as u32, adjacent, kv.slots as u32];
-        self.dispatch("rope", shaders::rope, &params, &[&arena, &vecs, &kv.k, &kv.v], ((s.n_heads + 2 * s.n_kv_heads) as u32, n, 1));
+        let params = [
+            n,
+            pos0 as u32,
+            hd,
+            s.n_heads as u32,
+            s.n_kv_heads as u32,
+            q.at(),
+            k.at(),
+            v.at(),
+            qn,
+            kn,
+            rope.off as u32,
+            eps.to_bits(),
+            kv.width as u32,
+            adjacent,
+            kv.slots as u32,
+        ];
+        self.dispatch(
+            "rope",
+            shaders::rope,
+            &params,
+            &[&arena, &vecs, &kv.k, &kv.v],
+            ((s.n_heads + 2 * s.n_kv_heads) as u32, n, 1),
+        );
         let window = match s.span {
             Span::Global => 0,
             Span::Window(w) => w as u32,
         };
-        let params = [n, pos0 as u32, hd, s.n_heads as u32, (s.n_heads / s.n_kv_heads) as u32, kv.width as u32, window, q.at(), out.at(), s.scale.to_bits(), s.softcap.to_bits(), kv.slots as u32];
-        self.dispatch("attention", shaders::attention, &params, &[&arena, &kv.k, &kv.v], (s.n_heads as u32, n, 1));
+        let params = [
+            n,
+            pos0 as u32,
+            hd,
+            s.n_heads as u32,
+            (s.n_heads / s.n_kv_heads) as u32,
+            kv.width as u32,
+            window,
+            q.at(),
+            out.at(),
+            s.scale.to_bits(),
+            s.softcap.to_bits(),
+            kv.slots as u32,
+        ];
+        self.dispatch(
+            "attention",
+            shaders::attention,
+            &params,
+            &[&arena, &kv.k, &kv.v],
+            (s.n_heads as u32, n, 1),
+        );
     }
 
     fn top_k(&mut self, x: &Act, k: usize, temp: f32, out: &mut Act) {
@@ -646,9 +870,29 @@ impl Backend for Gpu {
         let scratch = self.act(1, groups * (2 * k + 2));
         self.prepare();
         let arena = self.arena_buf();
-        let params = [n as u32, k as u32, groups as u32, x.at(), scratch.at(), out.at(), temp.to_bits()];
-        self.dispatch("topk slices", || shaders::top_k(false), &params, &[&arena], (groups as u32, 1, 1));
-        self.dispatch("topk merge", || shaders::top_k(true), &params, &[&arena], (1, 1, 1));
+        let params = [
+            n as u32,
+            k as u32,
+            groups as u32,
+            x.at(),
+            scratch.at(),
+            out.at(),
+            temp.to_bits(),
+        ];
+        self.dispatch(
+            "topk slices",
+            || shaders::top_k(false),
+            &params,
+            &[&arena],
+            (groups as u32, 1, 1),
+        );
+        self.dispatch(
+            "topk merge",
+            || shaders::top_k(true),
+            &params,
+            &[&arena],
+            (1, 1, 1),
+        );
     }
 
     fn softcap(&mut self, x: &mut Act, cap: f32) {
@@ -664,8 +908,18 @@ impl Backend for Gpu {
         let row = self.act(1, x.width);
         self.prepare();
         let arena = self.arena_buf();
-        let params = [x.at() + ((x.rows - 1) * x.width) as u32, row.at(), x.width as u32];
-        self.dispatch("copy", shaders::copy, &params, &[&arena], ((x.width as u32).div_ceil(64), 1, 1));
+        let params = [
+            x.at() + ((x.rows - 1) * x.width) as u32,
+            row.at(),
+            x.width as u32,
+        ];
+        self.dispatch(
+            "copy",
+            shaders::copy,
+            &params,
+            &[&arena],
+            ((x.width as u32).div_ceil(64), 1, 1),
+        );
         row
     }
 
@@ -679,7 +933,8 @@ impl Backend for Gpu {
             mapped_at_creation: false,
         });
         let arena = self.arena_buf();
-        self.encoder().copy_buffer_to_buffer(&arena, x.at() as u64 * 4, &staging, 0, bytes);
+        self.encoder()
+            .copy_buffer_to_buffer(&arena, x.at() as u64 * 4, &staging, 0, bytes);
         self.submit();
         let done = Arc::new(Mutex::new(MapState::default()));
         let d = done.clone();
@@ -692,7 +947,11 @@ impl Backend for Gpu {
         });
         #[cfg(not(target_arch = "wasm32"))]
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-        Box::pin(MapFuture { done, staging, failure: self.failure.clone() })
+        Box::pin(MapFuture {
+            done,
+            staging,
+            failure: self.failure.clone(),
+        })
     }
 }
 
@@ -712,7 +971,10 @@ struct MapFuture {
 impl std::future::Future for MapFuture {
     type Output = Result<Vec<f32>>;
 
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         let mut s = self.done.lock().unwrap();
         let Some(result) = s.result.take() else {
             s.waker = Some(cx.waker().clone());
@@ -722,8 +984,15 @@ impl std::future::Future for MapFuture {
             return std::task::Poll::Ready(Err(e));
         }
         std::task::Poll::Ready(result.and_then(|()| {
-            let data = self.staging.slice(..).get_mapped_range().map_err(|e| lost(e.to_string()))?;
-            let out = data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let data = self
+                .staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| lost(e.to_string()))?;
+            let out = data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             drop(data);
             self.staging.unmap();
             Ok(out)

@@ -18,7 +18,10 @@ const TOPK: &str = include_str!("topk.wgsl");
 /// The weight binding `w{i}` at `binding`, with its block readers.
 fn weights(binding: usize, i: usize) -> String {
     let name = format!("w{i}");
-    format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n{}", QUANT.replace("W_", &name))
+    format!(
+        "@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n{}",
+        QUANT.replace("W_", &name)
+    )
 }
 
 /// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`,
@@ -35,16 +38,30 @@ pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, to
             let mut body = String::new();
             let mut store = String::new();
             for i in 0..types.len() {
-                let cond = if i + 1 < types.len() { format!("group >= {} && group < {}", lo[i], lo[i + 1]) } else { format!("group >= {}", lo[i]) };
-                body += &format!("if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; {} }}\n", lo[i], slices(&format!("row < p.rows{i}"), &[(dq(i), "acc0")]));
+                let cond = if i + 1 < types.len() {
+                    format!("group >= {} && group < {}", lo[i], lo[i + 1])
+                } else {
+                    format!("group >= {}", lo[i])
+                };
+                body += &format!(
+                    "if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; {} }}\n",
+                    lo[i],
+                    slices(&format!("row < p.rows{i}"), &[(dq(i), "acc0")])
+                );
                 let base = if i == 0 { "p.row_base" } else { "0u" };
                 store += &format!("if (m == {i}u && row < p.rows{i}) {{ act[p.out{i} + (t0 + t) * p.out_w{i} + {base} + row] = a + bias(p.bias{i}, {base} + row); }}\n");
             }
             (body, store)
         }
         Mix::GeluGate | Mix::SiluGate => (
-            format!("row = group * 8u + r; {}", slices("row < p.rows0", &[(dq(0), "acc0"), (dq(1), "acc1")])),
-            format!("if (row < p.rows0) {{ act[p.out0 + (t0 + t) * p.out_w0 + row] = {}(a) * b; }}", if mix == Mix::GeluGate { "gelu" } else { "silu" }),
+            format!(
+                "row = group * 8u + r; {}",
+                slices("row < p.rows0", &[(dq(0), "acc0"), (dq(1), "acc1")])
+            ),
+            format!(
+                "if (row < p.rows0) {{ act[p.out0 + (t0 + t) * p.out_w0 + row] = {}(a) * b; }}",
+                if mix == Mix::GeluGate { "gelu" } else { "silu" }
+            ),
         ),
     };
     s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
@@ -53,7 +70,10 @@ pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, to
 /// The loop over 256-column slices: stage x̂, then each (row, lane) dots one chunk per
 /// matrix in `dots` (its dequantization and accumulator). Barriers stay in uniform flow.
 fn slices(live: &str, dots: &[(String, &str)]) -> String {
-    let work: String = dots.iter().map(|(dq, acc)| format!("{dq} chunk_dot(&w, lane, nt, &{acc}); ")).collect();
+    let work: String = dots
+        .iter()
+        .map(|(dq, acc)| format!("{dq} chunk_dot(&w, lane, nt, &{acc}); "))
+        .collect();
     format!(
         "for (var s0 = 0u; s0 < nc; s0 += 8u) {{ stage(s0, t0, nt, li); workgroupBarrier(); let c = s0 + lane; if ({live} && c < nc) {{ {work}}} workgroupBarrier(); }}"
     )

@@ -31,11 +31,20 @@ pub trait Model {
 /// many. A sliding-window layer's cache holds its window plus one slice.
 pub const MAX_ROWS: usize = 256;
 
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"];
 
 /// Builds the model named by `general.architecture` on backend `b`.
-pub fn load<B: Backend + 'static>(b: B, g: &Gguf, file: &Arc<ModelBytes>, context: usize) -> Result<Box<dyn Model>> {
-    let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("");
+pub fn load<B: Backend + 'static>(
+    b: B,
+    g: &Gguf,
+    file: &Arc<ModelBytes>,
+    context: usize,
+) -> Result<Box<dyn Model>> {
+    let arch = g
+        .get("general.architecture")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     let spec = match arch {
         "gemma3" => gemma3::spec(g, context)?,
         "gemma2" => gemma2::spec(g, context)?,
@@ -54,7 +63,13 @@ pub fn load<B: Backend + 'static>(b: B, g: &Gguf, file: &Arc<ModelBytes>, contex
 
 /// Reads back what `want` asks of the final hidden row `last` and the `logits` computed by `project`
 /// (skipped for `Want::Nothing`, where reading `last` only marks the forward as done).
-pub fn finish<B: Backend>(b: &mut B, last: &mut B::Act, vocab: usize, want: Want, project: impl FnOnce(&mut B, &mut B::Act, &mut B::Act)) -> Readback {
+pub fn finish<B: Backend>(
+    b: &mut B,
+    last: &mut B::Act,
+    vocab: usize,
+    want: Want,
+    project: impl FnOnce(&mut B, &mut B::Act, &mut B::Act),
+) -> Readback {
     if want == Want::Nothing {
         return b.read(last);
     }
@@ -73,7 +88,13 @@ pub fn finish<B: Backend>(b: &mut B, last: &mut B::Act, vocab: usize, want: Want
 /// Rotary angles for positions `0..context`: per position `[cos | sin]` of `head_dim/2`
 /// frequencies, built as ggml does (θ multiplied by base^(−2/d) step by step, in f32), the
 /// position divided by `linear` and frequency `i`'s angle by `factors[i]` when given.
-pub fn rope_table(base: f32, head_dim: usize, context: usize, linear: f32, factors: Option<&[f32]>) -> Vec<f32> {
+pub fn rope_table(
+    base: f32,
+    head_dim: usize,
+    context: usize,
+    linear: f32,
+    factors: Option<&[f32]>,
+) -> Vec<f32> {
     let half = head_dim / 2;
     let step = base.powf(-2.0 / head_dim as f32);
     let mut t = vec![0f32; context * head_dim];

@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::gguf::Gguf;
 
 pub fn spec(g: &Gguf, context: usize) -> Result<Spec> {
-    if g.tensor("rope_factors_long.weight").is_some() || g.tensor("rope_factors_short.weight").is_some() {
+    if g.tensor("rope_factors_long.weight").is_some()
+        || g.tensor("rope_factors_short.weight").is_some()
+    {
         bail!("unsupported_architecture", "Phi-3 long-context rope factors (the 128k models) are not supported; use a 4k-context Phi-3 model");
     }
     Spec::read(g, context)

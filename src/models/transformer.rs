@@ -27,20 +27,39 @@ impl Sliding {
     /// The window from `attention.sliding_window`, and which layers slide from
     /// `attention.sliding_window_pattern` (a period `n`: every layer but each `n`-th; or one
     /// flag per layer), else from the architecture's `pattern`.
-    pub fn read(g: &Gguf, layers: usize, window: usize, pattern: usize, rope_base: f32) -> Result<Self> {
+    pub fn read(
+        g: &Gguf,
+        layers: usize,
+        window: usize,
+        pattern: usize,
+        rope_base: f32,
+    ) -> Result<Self> {
         let m = Meta::new(g)?;
         let key = format!("{}.attention.sliding_window_pattern", m.arch);
         let flags = match g.get(&key) {
-            Some(v) if v.as_u64().is_none() => match v.as_array().map(|a| a.iter().map(|f| f.as_bool()).collect::<Option<Vec<_>>>()) {
+            Some(v) if v.as_u64().is_none() => match v
+                .as_array()
+                .map(|a| a.iter().map(|f| f.as_bool()).collect::<Option<Vec<_>>>())
+            {
                 Some(Some(f)) if f.len() == layers => f,
-                _ => bail!("invalid_metadata", "{key} should be a period or one flag per layer"),
+                _ => bail!(
+                    "invalid_metadata",
+                    "{key} should be a period or one flag per layer"
+                ),
             },
             _ => {
-                let n = m.opt_usize("attention.sliding_window_pattern")?.unwrap_or(pattern).max(1);
+                let n = m
+                    .opt_usize("attention.sliding_window_pattern")?
+                    .unwrap_or(pattern)
+                    .max(1);
                 (0..layers).map(|l| l % n < n - 1).collect()
             }
         };
-        Ok(Sliding { window: m.opt_usize("attention.sliding_window")?.unwrap_or(window), rope_base, layers: flags })
+        Ok(Sliding {
+            window: m.opt_usize("attention.sliding_window")?.unwrap_or(window),
+            rope_base,
+            layers: flags,
+        })
     }
 }
 
@@ -83,11 +102,20 @@ impl Spec {
         let heads = m.usize("attention.head_count")?;
         let kv_heads = m.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
         if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
-            bail!("invalid_metadata", "{heads} attention heads cannot share {kv_heads} key/value heads");
+            bail!(
+                "invalid_metadata",
+                "{heads} attention heads cannot share {kv_heads} key/value heads"
+            );
         }
         let head_dim = m.opt_usize("attention.key_length")?.unwrap_or(dim / heads);
-        if head_dim == 0 || head_dim % 2 != 0 || m.opt_usize("attention.value_length")?.unwrap_or(head_dim) != head_dim {
-            bail!("invalid_metadata", "unsupported attention head size {head_dim}");
+        if head_dim == 0
+            || head_dim % 2 != 0
+            || m.opt_usize("attention.value_length")?.unwrap_or(head_dim) != head_dim
+        {
+            bail!(
+                "invalid_metadata",
+                "unsupported attention head size {head_dim}"
+            );
         }
         if let Some(rot) = m.opt_usize("rope.dimension_count")? {
             if rot != head_dim {
@@ -97,19 +125,37 @@ impl Spec {
         // The vocabulary size is the embedding's row count.
         let vocab = match g.tensor("token_embd.weight") {
             Some(t) if t.dims.len() == 2 && t.dims[0] == dim => t.dims[1],
-            Some(t) => bail!("invalid_tensor", "token_embd.weight has shape {:?}, not [{dim}, vocabulary]", t.dims),
+            Some(t) => bail!(
+                "invalid_tensor",
+                "token_embd.weight has shape {:?}, not [{dim}, vocabulary]",
+                t.dims
+            ),
             None => bail!("missing_tensor", "the model file has no token_embd.weight"),
         };
         // Every layer has its own tensors: a count beyond the file's tensors is a lie, caught
         // before anything is allocated per layer.
         let layers = m.usize("block_count")?;
         if layers == 0 || layers > g.tensors.len() {
-            bail!("invalid_metadata", "{}.block_count is {layers}, but the file has {} tensors", m.arch, g.tensors.len());
+            bail!(
+                "invalid_metadata",
+                "{}.block_count is {layers}, but the file has {} tensors",
+                m.arch,
+                g.tensors.len()
+            );
         }
-        let rope_linear = match g.get(&format!("{}.rope.scaling.type", m.arch)).and_then(|v| v.as_str()) {
+        let rope_linear = match g
+            .get(&format!("{}.rope.scaling.type", m.arch))
+            .and_then(|v| v.as_str())
+        {
             None | Some("none") => 1.0,
-            Some("linear") => m.opt_f32("rope.scaling.factor")?.filter(|f| *f > 0.0).unwrap_or(1.0),
-            Some(other) => bail!("unsupported_architecture", "rope scaling {other:?} is not supported (only linear)"),
+            Some("linear") => m
+                .opt_f32("rope.scaling.factor")?
+                .filter(|f| *f > 0.0)
+                .unwrap_or(1.0),
+            Some(other) => bail!(
+                "unsupported_architecture",
+                "rope scaling {other:?} is not supported (only linear)"
+            ),
         };
         Ok(Spec {
             dim,
@@ -120,7 +166,9 @@ impl Spec {
             ffn: m.usize("feed_forward_length")?,
             vocab,
             context: context.min(m.usize("context_length")?).max(1),
-            eps: m.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
+            eps: m
+                .opt_f32("attention.layer_norm_rms_epsilon")?
+                .unwrap_or(1e-6),
             rope: RopeStyle::Halves,
             rope_base: m.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
             rope_linear,
@@ -178,7 +226,13 @@ pub struct Transformer<B: Backend> {
 /// fused matrices: Phi-3's `attn_qkv` and its gate-and-up `ffn_up`.
 fn row_range(t: &TensorInfo, rows: std::ops::Range<usize>) -> TensorInfo {
     let row_bytes = t.bytes / t.dims[1];
-    TensorInfo { name: format!("{}[{}..{}]", t.name, rows.start, rows.end), dims: vec![t.dims[0], rows.len()], dtype: t.dtype, offset: t.offset + rows.start * row_bytes, bytes: rows.len() * row_bytes }
+    TensorInfo {
+        name: format!("{}[{}..{}]", t.name, rows.start, rows.end),
+        dims: vec![t.dims[0], rows.len()],
+        dtype: t.dtype,
+        offset: t.offset + rows.start * row_bytes,
+        bytes: rows.len() * row_bytes,
+    }
 }
 
 impl<B: Backend> Transformer<B> {
@@ -186,19 +240,31 @@ impl<B: Backend> Transformer<B> {
         let s = &spec;
         let (d, hd, ffn) = (s.dim, s.head_dim, s.ffn);
         let (qw, kvw) = (s.heads * hd, s.kv_heads * hd);
-        let vector = |b: &mut B, name: &str, len: usize| -> Result<B::Vector> { b.vector(&file.f32_values(expect_tensor(g, name, &[len])?)?) };
+        let vector = |b: &mut B, name: &str, len: usize| -> Result<B::Vector> {
+            b.vector(&file.f32_values(expect_tensor(g, name, &[len])?)?)
+        };
         let bias = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
             match g.tensor(name) {
                 Some(_) => Ok(Some(file.f32_values(expect_tensor(g, name, &[len])?)?)),
                 None => Ok(None),
             }
         };
-        let matrix = |b: &mut B, t: &TensorInfo, bias_name: &str| -> Result<B::Matrix> { b.matrix(file, t, bias(bias_name, t.dims[1])?.as_deref()) };
+        let matrix = |b: &mut B, t: &TensorInfo, bias_name: &str| -> Result<B::Matrix> {
+            b.matrix(file, t, bias(bias_name, t.dims[1])?.as_deref())
+        };
 
-        let embed = b.matrix(file, expect_tensor(g, "token_embd.weight", &[d, s.vocab])?, None)?;
+        let embed = b.matrix(
+            file,
+            expect_tensor(g, "token_embd.weight", &[d, s.vocab])?,
+            None,
+        )?;
         let out_norm = vector(&mut b, "output_norm.weight", d)?;
         let output = match g.tensor("output.weight") {
-            Some(_) => Some(b.matrix(file, expect_tensor(g, "output.weight", &[d, s.vocab])?, None)?),
+            Some(_) => Some(b.matrix(
+                file,
+                expect_tensor(g, "output.weight", &[d, s.vocab])?,
+                None,
+            )?),
             None => None,
         };
         let mut layers = Vec::with_capacity(s.layers);
@@ -208,13 +274,35 @@ impl<B: Backend> Transformer<B> {
                 Some(_) => {
                     let t = expect_tensor(g, &p("attn_qkv.weight"), &[d, qw + 2 * kvw])?;
                     let b_qkv = bias(&p("attn_qkv.bias"), qw + 2 * kvw)?;
-                    let part = |b: &mut B, rows: std::ops::Range<usize>| b.matrix(file, &row_range(t, rows.clone()), b_qkv.as_ref().map(|v| &v[rows]));
-                    (part(&mut b, 0..qw)?, part(&mut b, qw..qw + kvw)?, part(&mut b, qw + kvw..qw + 2 * kvw)?)
+                    let part = |b: &mut B, rows: std::ops::Range<usize>| {
+                        b.matrix(
+                            file,
+                            &row_range(t, rows.clone()),
+                            b_qkv.as_ref().map(|v| &v[rows]),
+                        )
+                    };
+                    (
+                        part(&mut b, 0..qw)?,
+                        part(&mut b, qw..qw + kvw)?,
+                        part(&mut b, qw + kvw..qw + 2 * kvw)?,
+                    )
                 }
                 None => (
-                    matrix(&mut b, expect_tensor(g, &p("attn_q.weight"), &[d, qw])?, &p("attn_q.bias"))?,
-                    matrix(&mut b, expect_tensor(g, &p("attn_k.weight"), &[d, kvw])?, &p("attn_k.bias"))?,
-                    matrix(&mut b, expect_tensor(g, &p("attn_v.weight"), &[d, kvw])?, &p("attn_v.bias"))?,
+                    matrix(
+                        &mut b,
+                        expect_tensor(g, &p("attn_q.weight"), &[d, qw])?,
+                        &p("attn_q.bias"),
+                    )?,
+                    matrix(
+                        &mut b,
+                        expect_tensor(g, &p("attn_k.weight"), &[d, kvw])?,
+                        &p("attn_k.bias"),
+                    )?,
+                    matrix(
+                        &mut b,
+                        expect_tensor(g, &p("attn_v.weight"), &[d, kvw])?,
+                        &p("attn_v.bias"),
+                    )?,
                 ),
             };
             // With q/k norms, the query scale folds into the q-norm weights (rope is linear):
@@ -227,26 +315,54 @@ impl<B: Backend> Transformer<B> {
                 None
             };
             let (gate, up) = match g.tensor(&p("ffn_gate.weight")) {
-                Some(_) => (b.matrix(file, expect_tensor(g, &p("ffn_gate.weight"), &[d, ffn])?, None)?, b.matrix(file, expect_tensor(g, &p("ffn_up.weight"), &[d, ffn])?, None)?),
+                Some(_) => (
+                    b.matrix(
+                        file,
+                        expect_tensor(g, &p("ffn_gate.weight"), &[d, ffn])?,
+                        None,
+                    )?,
+                    b.matrix(
+                        file,
+                        expect_tensor(g, &p("ffn_up.weight"), &[d, ffn])?,
+                        None,
+                    )?,
+                ),
                 // Gate and up in one matrix, the gate's rows first (llama.cpp's SwiGLU split).
                 None => {
                     let t = expect_tensor(g, &p("ffn_up.weight"), &[d, 2 * ffn])?;
-                    (b.matrix(file, &row_range(t, 0..ffn), None)?, b.matrix(file, &row_range(t, ffn..2 * ffn), None)?)
+                    (
+                        b.matrix(file, &row_range(t, 0..ffn), None)?,
+                        b.matrix(file, &row_range(t, ffn..2 * ffn), None)?,
+                    )
                 }
             };
-            let post = |b: &mut B, name: &str| -> Result<Option<B::Vector>> { if s.post_norms { vector(b, &p(name), d).map(Some) } else { Ok(None) } };
+            let post = |b: &mut B, name: &str| -> Result<Option<B::Vector>> {
+                if s.post_norms {
+                    vector(b, &p(name), d).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
             layers.push(Layer {
                 attn_norm: vector(&mut b, &p("attn_norm.weight"), d)?,
                 q,
                 k,
                 v,
                 qk_norms,
-                o: matrix(&mut b, expect_tensor(g, &p("attn_output.weight"), &[qw, d])?, &p("attn_output.bias"))?,
+                o: matrix(
+                    &mut b,
+                    expect_tensor(g, &p("attn_output.weight"), &[qw, d])?,
+                    &p("attn_output.bias"),
+                )?,
                 post_attn_norm: post(&mut b, "post_attention_norm.weight")?,
                 ffn_norm: vector(&mut b, &p("ffn_norm.weight"), d)?,
                 gate,
                 up,
-                down: b.matrix(file, expect_tensor(g, &p("ffn_down.weight"), &[ffn, d])?, None)?,
+                down: b.matrix(
+                    file,
+                    expect_tensor(g, &p("ffn_down.weight"), &[ffn, d])?,
+                    None,
+                )?,
                 post_ffn_norm: post(&mut b, "post_ffw_norm.weight")?,
                 span: s.span(i),
             });
@@ -257,7 +373,10 @@ impl<B: Backend> Transformer<B> {
             Span::Global => s.context,
             Span::Window(w) => s.context.min(w + MAX_ROWS - 1),
         };
-        let kv = layers.iter().map(|l| b.kv_cache(slots(l.span), kvw)).collect::<Result<_>>()?;
+        let kv = layers
+            .iter()
+            .map(|l| b.kv_cache(slots(l.span), kvw))
+            .collect::<Result<_>>()?;
         // Llama 3's per-frequency divisors, when the file has them.
         let factors = match g.tensor("rope_freqs.weight") {
             Some(_) => Some(file.f32_values(expect_tensor(g, "rope_freqs.weight", &[hd / 2])?)?),
@@ -270,7 +389,17 @@ impl<B: Backend> Transformer<B> {
             _ => None,
         };
         b.loaded();
-        Ok(Transformer { spec, b, embed, out_norm, output, layers, kv, rope_global, rope_local })
+        Ok(Transformer {
+            spec,
+            b,
+            embed,
+            out_norm,
+            output,
+            layers,
+            kv,
+            rope_global,
+            rope_local,
+        })
     }
 }
 
@@ -298,12 +427,47 @@ impl<B: Backend> Model for Transformer<B> {
                 (Some(local), Span::Window(_)) => local,
                 _ => &self.rope_global,
             };
-            b.norm_matmul(&mut x, pending.map(|p| (&h, p)), &l.attn_norm, s.eps, &[&l.q, &l.k, &l.v], Mix::Each, &mut [&mut q, &mut k, &mut v]);
+            b.norm_matmul(
+                &mut x,
+                pending.map(|p| (&h, p)),
+                &l.attn_norm,
+                s.eps,
+                &[&l.q, &l.k, &l.v],
+                Mix::Each,
+                &mut [&mut q, &mut k, &mut v],
+            );
             let scale = if s.qk_norms { 1.0 } else { s.q_scale };
-            let shape = AttnShape { n_heads: s.heads, n_kv_heads: s.kv_heads, head_dim: hd, span: l.span, rope: s.rope, scale, softcap: s.attn_softcap };
-            b.attention(&mut q, &k, &v, l.qk_norms.as_ref().map(|(a, b)| (a, b)), s.eps, rope, kv, pos0, shape, &mut attn);
+            let shape = AttnShape {
+                n_heads: s.heads,
+                n_kv_heads: s.kv_heads,
+                head_dim: hd,
+                span: l.span,
+                rope: s.rope,
+                scale,
+                softcap: s.attn_softcap,
+            };
+            b.attention(
+                &mut q,
+                &k,
+                &v,
+                l.qk_norms.as_ref().map(|(a, b)| (a, b)),
+                s.eps,
+                rope,
+                kv,
+                pos0,
+                shape,
+                &mut attn,
+            );
             b.matmul(&l.o, &attn, &mut h);
-            b.norm_matmul(&mut x, Some((&h, l.post_attn_norm.as_ref())), &l.ffn_norm, s.eps, &[&l.gate, &l.up], s.gate, &mut [&mut gate]);
+            b.norm_matmul(
+                &mut x,
+                Some((&h, l.post_attn_norm.as_ref())),
+                &l.ffn_norm,
+                s.eps,
+                &[&l.gate, &l.up],
+                s.gate,
+                &mut [&mut gate],
+            );
             b.matmul(&l.down, &gate, &mut h);
             pending = Some(l.post_ffn_norm.as_ref());
         }
@@ -311,7 +475,15 @@ impl<B: Backend> Model for Transformer<B> {
         let (mut last, h_last) = (b.last_row(&x), b.last_row(&h));
         let (output, out_norm) = (self.output.as_ref().unwrap_or(&self.embed), &self.out_norm);
         finish(b, &mut last, s.vocab, want, |b, last, logits| {
-            b.norm_matmul(last, pending.map(|p| (&h_last, p)), out_norm, s.eps, &[output], Mix::Each, &mut [logits]);
+            b.norm_matmul(
+                last,
+                pending.map(|p| (&h_last, p)),
+                out_norm,
+                s.eps,
+                &[output],
+                Mix::Each,
+                &mut [logits],
+            );
             if s.final_softcap > 0.0 {
                 b.softcap(logits, s.final_softcap);
             }

@@ -6,8 +6,8 @@
 //! the crate's `Word::merge_all` does, so the ids are the same (`tests/tokenizer.rs`).
 
 use crate::error::Error;
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::BpeTrainer;
 use tokenizers::{Model, Token};
@@ -33,7 +33,10 @@ impl Packed {
 
 impl<T: AsRef<[u8]>> FromIterator<T> for Packed {
     fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        let mut p = Packed { bytes: Vec::new(), ends: Vec::new() };
+        let mut p = Packed {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
         for item in items {
             p.bytes.extend_from_slice(item.as_ref());
             p.ends.push(p.bytes.len() as u32);
@@ -52,7 +55,9 @@ struct Table {
 
 impl Table {
     fn with_capacity(n: usize) -> Self {
-        Table { slots: vec![0; (2 * n).next_power_of_two().max(2)] }
+        Table {
+            slots: vec![0; (2 * n).next_power_of_two().max(2)],
+        }
     }
 
     /// The stored value `is` accepts, probing from `hash`.
@@ -70,7 +75,13 @@ impl Table {
 
     /// Stores `value`, or replaces the stored value `is` accepts when `replace`; returns
     /// the one already there.
-    fn insert(&mut self, hash: u64, value: u32, replace: bool, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
+    fn insert(
+        &mut self,
+        hash: u64,
+        value: u32,
+        replace: bool,
+        mut is: impl FnMut(u32) -> bool,
+    ) -> Option<u32> {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -115,21 +126,33 @@ impl Vocab {
         let mut distinct = 0;
         for i in 0..tokens.len() {
             let t = tokens.get(i).unwrap_or_default();
-            if index.insert(hash_bytes(t), i as u32, false, |j| tokens.get(j as usize) == Some(t)).is_none() {
+            if index
+                .insert(hash_bytes(t), i as u32, false, |j| {
+                    tokens.get(j as usize) == Some(t)
+                })
+                .is_none()
+            {
                 distinct += 1;
             }
         }
-        Vocab { tokens, index, distinct }
+        Vocab {
+            tokens,
+            index,
+            distinct,
+        }
     }
 
     pub fn id(&self, token: &str) -> Option<u32> {
         let t = token.as_bytes();
-        self.index.find(hash_bytes(t), |j| self.tokens.get(j as usize) == Some(t))
+        self.index
+            .find(hash_bytes(t), |j| self.tokens.get(j as usize) == Some(t))
     }
 
     /// Token `id` as text (every token came from a string).
     pub fn token(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).and_then(|b| std::str::from_utf8(b).ok())
+        self.tokens
+            .get(id as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 
     pub fn len(&self) -> usize {
@@ -199,7 +222,13 @@ impl Bpe {
                 *id = vocab.id(&format!("<0x{b:02X}>"));
             }
         }
-        Bpe { vocab, merges, byte_ids, unk: fallback.unk, ignore_merges }
+        Bpe {
+            vocab,
+            merges,
+            byte_ids,
+            unk: fallback.unk,
+            ignore_merges,
+        }
     }
 
     pub fn vocab(&self) -> &Vocab {
@@ -218,7 +247,11 @@ impl Bpe {
                     push(&mut word, u, len);
                 }
                 push(&mut word, id, s.len());
-            } else if let Some(ids) = s.bytes().map(|b| self.byte_ids[b as usize]).collect::<Option<Vec<u32>>>() {
+            } else if let Some(ids) = s
+                .bytes()
+                .map(|b| self.byte_ids[b as usize])
+                .collect::<Option<Vec<u32>>>()
+            {
                 // (Byte tokens go before a pending unknown run, as in the crate.)
                 ids.into_iter().for_each(|id| push(&mut word, id, 1));
             } else if let Some(u) = self.unk {
@@ -234,7 +267,15 @@ impl Bpe {
     /// The crate's `Word::merge_all`: the lowest-ranked pair first, leftmost among equals;
     /// a queued pair that changed since is skipped.
     fn merge_all(&self, w: &mut Vec<Symbol>) {
-        let mut queue: BinaryHeap<Reverse<(u32, usize, u32)>> = w.windows(2).enumerate().filter_map(|(pos, p)| self.merges.of(p[0].id, p[1].id).map(|(rank, joined)| Reverse((rank, pos, joined)))).collect();
+        let mut queue: BinaryHeap<Reverse<(u32, usize, u32)>> = w
+            .windows(2)
+            .enumerate()
+            .filter_map(|(pos, p)| {
+                self.merges
+                    .of(p[0].id, p[1].id)
+                    .map(|(rank, joined)| Reverse((rank, pos, joined)))
+            })
+            .collect();
         while let Some(Reverse((_, pos, joined))) = queue.pop() {
             let here = w[pos];
             if here.len == 0 || here.next < 0 {
@@ -242,10 +283,19 @@ impl Bpe {
             }
             let next = here.next as usize;
             let right = w[next];
-            if self.merges.of(here.id, right.id).is_none_or(|(_, j)| j != joined) {
+            if self
+                .merges
+                .of(here.id, right.id)
+                .is_none_or(|(_, j)| j != joined)
+            {
                 continue;
             }
-            w[pos] = Symbol { id: joined, prev: here.prev, next: right.next, len: here.len + right.len };
+            w[pos] = Symbol {
+                id: joined,
+                prev: here.prev,
+                next: right.next,
+                len: here.len + right.len,
+            };
             w[next].len = 0;
             if right.next >= 0 {
                 w[right.next as usize].prev = pos as isize;
@@ -267,7 +317,11 @@ impl Bpe {
     }
 
     fn token(&self, id: u32, offsets: (usize, usize)) -> Token {
-        Token::new(id, self.vocab.token(id).unwrap_or_default().to_owned(), offsets)
+        Token::new(
+            id,
+            self.vocab.token(id).unwrap_or_default().to_owned(),
+            offsets,
+        )
     }
 }
 
@@ -285,7 +339,12 @@ fn push(word: &mut Vec<Symbol>, id: u32, len: usize) {
     if let Some(last) = word.last_mut() {
         last.next = n;
     }
-    word.push(Symbol { id, prev: n - 1, next: -1, len });
+    word.push(Symbol {
+        id,
+        prev: n - 1,
+        next: -1,
+        len,
+    });
 }
 
 impl Model for Bpe {
@@ -322,7 +381,10 @@ impl Model for Bpe {
     }
 
     fn get_vocab(&self) -> HashMap<String, u32> {
-        (0..self.vocab.len() as u32).rev().filter_map(|i| Some((self.vocab.token(i)?.to_owned(), i))).collect()
+        (0..self.vocab.len() as u32)
+            .rev()
+            .filter_map(|i| Some((self.vocab.token(i)?.to_owned(), i)))
+            .collect()
     }
 
     fn get_vocab_size(&self) -> usize {
@@ -330,7 +392,11 @@ impl Model for Bpe {
     }
 
     fn save(&self, _: &Path, _: Option<&str>) -> tokenizers::Result<Vec<PathBuf>> {
-        Err(Error::new("unsupported", "an Ouvert tokenizer is built from its model file, not saved").into())
+        Err(Error::new(
+            "unsupported",
+            "an Ouvert tokenizer is built from its model file, not saved",
+        )
+        .into())
     }
 
     fn get_trainer(&self) -> BpeTrainer {

@@ -18,18 +18,18 @@
 mod bpe;
 
 use crate::bail;
-use crate::error::{Error, Result};
 use crate::cpu::par;
+use crate::error::{Error, Result};
 use crate::gguf::{Gguf, Value};
 use bpe::{Bpe, Fallback, Merge, Merges, Packed, Vocab};
 use std::collections::HashMap;
-use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence as Normalizers};
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::decoders::DecoderWrapper;
+use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence as Normalizers};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizers;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 /// `tokenizer.ggml.token_type` values (SentencePiece's piece types).
@@ -57,7 +57,13 @@ impl TokenKind {
 }
 
 /// The `tokenizers` pipeline around our `Bpe` model.
-type Pipeline = tokenizers::TokenizerImpl<Bpe, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+type Pipeline = tokenizers::TokenizerImpl<
+    Bpe,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
 
 pub struct Tokenizer {
     inner: Pipeline,
@@ -94,14 +100,28 @@ impl Tokenizer {
         Self::build(vocabulary?, g, known, keep)
     }
 
-    fn build(vocabulary: Vocabulary, g: &Gguf, known: Option<MergeOrder>, keep: bool) -> Result<Self> {
-        let model = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
+    fn build(
+        vocabulary: Vocabulary,
+        g: &Gguf,
+        known: Option<MergeOrder>,
+        keep: bool,
+    ) -> Result<Self> {
+        let model = g
+            .get("tokenizer.ggml.model")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if model != "llama" && model != "gpt2" {
             bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported (SentencePiece-style \"llama\" and byte-level BPE \"gpt2\" are)");
         }
-        let Vocabulary { tokens: packed, scores, kinds } = vocabulary;
+        let Vocabulary {
+            tokens: packed,
+            scores,
+            kinds,
+        } = vocabulary;
         let vocab = Vocab::new(packed);
-        let tokens: Vec<&str> = (0..vocab.len() as u32).map(|i| vocab.token(i).unwrap_or_default()).collect();
+        let tokens: Vec<&str> = (0..vocab.len() as u32)
+            .map(|i| vocab.token(i).unwrap_or_default())
+            .collect();
         let n = tokens.len();
         let id = |key: &str| -> Result<Option<u32>> {
             match g.get(key).map(|v| v.as_u64()) {
@@ -113,7 +133,10 @@ impl Tokenizer {
         let bos = id("tokenizer.ggml.bos_token_id")?;
         let eos = id("tokenizer.ggml.eos_token_id")?;
         let unk = id("tokenizer.ggml.unknown_token_id")?;
-        let add_bos = g.get("tokenizer.ggml.add_bos_token").and_then(Value::as_bool).unwrap_or(bos.is_some());
+        let add_bos = g
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(Value::as_bool)
+            .unwrap_or(bos.is_some());
 
         let byte_level = model == "gpt2";
         let (merges, derived) = if byte_level {
@@ -123,23 +146,54 @@ impl Tokenizer {
                 Some(merges) => (merges, None),
                 None => {
                     let order = derive_merges(&tokens, &scores, &kinds, &vocab);
-                    let merges = order.resolve(&vocab, &kinds).ok_or_else(|| Error::new("invalid_metadata", "the vocabulary's merges could not be derived"))?;
+                    let merges = order.resolve(&vocab, &kinds).ok_or_else(|| {
+                        Error::new(
+                            "invalid_metadata",
+                            "the vocabulary's merges could not be derived",
+                        )
+                    })?;
                     (merges, keep.then_some(order))
                 }
             }
         };
-        let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
-        let splits = if byte_level { pre_tokenizer_regexes(pre)? } else { &[][..] };
+        let pre = g
+            .get("tokenizer.ggml.pre")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let splits = if byte_level {
+            pre_tokenizer_regexes(pre)?
+        } else {
+            &[][..]
+        };
         // llama.cpp takes a whole piece that is in the vocabulary as is for Llama 3's files.
         let ignore_merges = byte_level && matches!(pre, "llama3" | "llama-v3" | "llama-bpe");
-        let fallback = if byte_level { Fallback { bytes: false, unk: None } } else { Fallback { bytes: true, unk: unk.and_then(|u| vocab.id(tokens[u as usize])) } };
+        let fallback = if byte_level {
+            Fallback {
+                bytes: false,
+                unk: None,
+            }
+        } else {
+            Fallback {
+                bytes: true,
+                unk: unk.and_then(|u| vocab.id(tokens[u as usize])),
+            }
+        };
         // The merge table and the pieces at once, with threads.
-        let (merges, (pieces, added)) = par::join(|| Merges::new(merges), || (pieces(&tokens, &kinds, byte_level), added_tokens(&tokens, &kinds)));
+        let (merges, (pieces, added)) = par::join(
+            || Merges::new(merges),
+            || {
+                (
+                    pieces(&tokens, &kinds, byte_level),
+                    added_tokens(&tokens, &kinds),
+                )
+            },
+        );
         // EOS and the turn ends of the common chat formats, when the vocabulary has them as
         // control tokens.
         let mut stop_ids: Vec<u32> = eos.into_iter().collect();
         for (i, (t, k)) in tokens.iter().zip(&kinds).enumerate() {
-            if *k == TokenKind::Control && TURN_ENDS.contains(t) && !stop_ids.contains(&(i as u32)) {
+            if *k == TokenKind::Control && TURN_ENDS.contains(t) && !stop_ids.contains(&(i as u32))
+            {
                 stop_ids.push(i as u32);
             }
         }
@@ -149,22 +203,53 @@ impl Tokenizer {
         if byte_level {
             let mut steps = Vec::new();
             for re in splits {
-                let split = Split::new(SplitPattern::Regex((*re).to_owned()), SplitDelimiterBehavior::Isolated, false).map_err(|e| Error::new("unsupported_tokenizer", format!("pre-tokenizer {pre:?}: {e}")))?;
+                let split = Split::new(
+                    SplitPattern::Regex((*re).to_owned()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(|e| {
+                    Error::new(
+                        "unsupported_tokenizer",
+                        format!("pre-tokenizer {pre:?}: {e}"),
+                    )
+                })?;
                 steps.push(split.into());
             }
             steps.push(ByteLevel::new(false, false, false).into());
             inner.with_pre_tokenizer(Some(PreTokenizers::new(steps)));
         } else {
-            let space_prefix = g.get("tokenizer.ggml.add_space_prefix").and_then(Value::as_bool).unwrap_or(true);
+            let space_prefix = g
+                .get("tokenizer.ggml.add_space_prefix")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
             let replace = Replace::new(" ", "▁").expect("a literal pattern");
             if space_prefix {
-                inner.with_normalizer(Some(Normalizers::new(vec![Prepend::new("▁".into()).into(), replace.into()]))).expect("normalizer");
+                inner
+                    .with_normalizer(Some(Normalizers::new(vec![
+                        Prepend::new("▁".into()).into(),
+                        replace.into(),
+                    ])))
+                    .expect("normalizer");
             } else {
                 inner.with_normalizer(Some(replace)).expect("normalizer");
             }
         }
-        inner.add_special_tokens(added).map_err(|e| Error::new("invalid_metadata", format!("could not add special tokens: {e}")))?;
-        Ok(Tokenizer { inner, pieces, bos, eos, add_bos, stop_ids, merge_order: derived })
+        inner.add_special_tokens(added).map_err(|e| {
+            Error::new(
+                "invalid_metadata",
+                format!("could not add special tokens: {e}"),
+            )
+        })?;
+        Ok(Tokenizer {
+            inner,
+            pieces,
+            bos,
+            eos,
+            add_bos,
+            stop_ids,
+            merge_order: derived,
+        })
     }
 
     /// Token ids of `text`, with BOS first when the model asks for it. `parse_special`
@@ -179,7 +264,12 @@ impl Tokenizer {
             return Ok(ids);
         }
         self.inner.set_encode_special_tokens(!parse_special);
-        let enc = self.inner.encode_fast(text, false).map_err(|e| Error::new("invalid_argument", format!("could not tokenize the text: {e}")))?;
+        let enc = self.inner.encode_fast(text, false).map_err(|e| {
+            Error::new(
+                "invalid_argument",
+                format!("could not tokenize the text: {e}"),
+            )
+        })?;
         ids.extend_from_slice(enc.get_ids());
         Ok(ids)
     }
@@ -224,9 +314,15 @@ fn pieces(tokens: &[&str], kinds: &[TokenKind], byte_level: bool) -> Packed {
         .zip(kinds)
         .map(|(t, k)| match (k, &unicode_bytes) {
             (TokenKind::Control | TokenKind::Unknown | TokenKind::Unused, _) => Vec::new(),
-            (TokenKind::Byte, _) => byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b]),
+            (TokenKind::Byte, _) => {
+                byte_token(t).map_or_else(|| t.as_bytes().to_vec(), |b| vec![b])
+            }
             (TokenKind::UserDefined, Some(_)) => t.as_bytes().to_vec(),
-            (_, Some(map)) => t.chars().map(|c| map.get(&c).copied().ok_or(c)).collect::<std::result::Result<Vec<u8>, char>>().unwrap_or_else(|_| t.as_bytes().to_vec()),
+            (_, Some(map)) => t
+                .chars()
+                .map(|c| map.get(&c).copied().ok_or(c))
+                .collect::<std::result::Result<Vec<u8>, char>>()
+                .unwrap_or_else(|_| t.as_bytes().to_vec()),
             (_, None) => t.replace('▁', " ").into_bytes(),
         })
         .collect()
@@ -237,13 +333,22 @@ fn added_tokens(tokens: &[&str], kinds: &[TokenKind]) -> Vec<AddedToken> {
     tokens
         .iter()
         .zip(kinds)
-        .filter(|(_, k)| matches!(k, TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown))
+        .filter(|(_, k)| {
+            matches!(
+                k,
+                TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown
+            )
+        })
         .map(|(t, k)| AddedToken::from(t.to_string(), *k != TokenKind::UserDefined))
         .collect()
 }
 
 /// The metadata keys of the vocabulary's three arrays.
-pub const VOCABULARY_KEYS: [&str; 3] = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"];
+pub const VOCABULARY_KEYS: [&str; 3] = [
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.scores",
+    "tokenizer.ggml.token_type",
+];
 /// A byte-level BPE's merge list (its other large value).
 pub const MERGES_KEY: &str = "tokenizer.ggml.merges";
 
@@ -257,24 +362,44 @@ struct Vocabulary {
 impl Vocabulary {
     fn read(g: &Gguf) -> Result<Self> {
         let tokens: Packed = match g.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
-            Some(a) => a.iter().map(Value::as_str).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.tokens"))?,
-            None => bail!("invalid_metadata", "the model file has no vocabulary (tokenizer.ggml.tokens)"),
+            Some(a) => a
+                .iter()
+                .map(Value::as_str)
+                .collect::<Option<_>>()
+                .ok_or_else(|| bad_meta("tokenizer.ggml.tokens"))?,
+            None => bail!(
+                "invalid_metadata",
+                "the model file has no vocabulary (tokenizer.ggml.tokens)"
+            ),
         };
         let n = tokens.len();
         if n == 0 || n > 1 << 24 {
             bail!("invalid_metadata", "the vocabulary has {n} tokens");
         }
         let scores: Vec<f32> = match g.get("tokenizer.ggml.scores").and_then(Value::as_array) {
-            Some(a) if a.len() == n => a.iter().map(|v| v.as_f64().map(|x| x as f32)).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.scores"))?,
+            Some(a) if a.len() == n => a
+                .iter()
+                .map(|v| v.as_f64().map(|x| x as f32))
+                .collect::<Option<_>>()
+                .ok_or_else(|| bad_meta("tokenizer.ggml.scores"))?,
             Some(_) => return Err(bad_meta("tokenizer.ggml.scores")),
             None => vec![0.0; n],
         };
-        let kinds: Vec<TokenKind> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
-            Some(a) if a.len() == n => a.iter().map(|v| int(v).map(TokenKind::from_gguf)).collect::<Option<_>>().ok_or_else(|| bad_meta("tokenizer.ggml.token_type"))?,
-            Some(_) => return Err(bad_meta("tokenizer.ggml.token_type")),
-            None => vec![TokenKind::Normal; n],
-        };
-        Ok(Vocabulary { tokens, scores, kinds })
+        let kinds: Vec<TokenKind> =
+            match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+                Some(a) if a.len() == n => a
+                    .iter()
+                    .map(|v| int(v).map(TokenKind::from_gguf))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad_meta("tokenizer.ggml.token_type"))?,
+                Some(_) => return Err(bad_meta("tokenizer.ggml.token_type")),
+                None => vec![TokenKind::Normal; n],
+            };
+        Ok(Vocabulary {
+            tokens,
+            scores,
+            kinds,
+        })
     }
 }
 
@@ -310,11 +435,21 @@ impl StreamDecoder {
 /// Merges for a SentencePiece-style vocabulary, as Hugging Face's converter derives them:
 /// every split of a token into two tokens, higher scores first, equal scores in vocabulary
 /// order.
-fn derive_merges(tokens: &[&str], scores: &[f32], kinds: &[TokenKind], vocab: &Vocab) -> MergeOrder {
+fn derive_merges(
+    tokens: &[&str],
+    scores: &[f32],
+    kinds: &[TokenKind],
+    vocab: &Vocab,
+) -> MergeOrder {
     let mut order: Vec<[u32; 2]> = par::flat_map(tokens.len(), |i| {
         let t = tokens[i];
         let normal = kinds[i] == TokenKind::Normal;
-        t.char_indices().skip(1).filter(move |&(cut, _)| normal && vocab.id(&t[..cut]).is_some() && vocab.id(&t[cut..]).is_some()).map(move |(cut, _)| [i as u32, cut as u32])
+        t.char_indices()
+            .skip(1)
+            .filter(move |&(cut, _)| {
+                normal && vocab.id(&t[..cut]).is_some() && vocab.id(&t[cut..]).is_some()
+            })
+            .map(move |(cut, _)| [i as u32, cut as u32])
     });
     // A stable sort keeps each token's splits in order.
     order.sort_by_key(|&[i, _]| (!ordered_bits(scores[i as usize]), i));
@@ -336,10 +471,18 @@ impl MergeOrder {
         let merges = par::map(self.0.len(), |j| {
             let [i, cut] = self.0[j];
             let (t, cut) = (vocab.token(i)?, cut as usize);
-            if kinds[i as usize] != TokenKind::Normal || cut == 0 || cut >= t.len() || !t.is_char_boundary(cut) {
+            if kinds[i as usize] != TokenKind::Normal
+                || cut == 0
+                || cut >= t.len()
+                || !t.is_char_boundary(cut)
+            {
                 return None;
             }
-            Some(Merge { left: vocab.id(&t[..cut])?, right: vocab.id(&t[cut..])?, joined: vocab.id(t)? })
+            Some(Merge {
+                left: vocab.id(&t[..cut])?,
+                right: vocab.id(&t[cut..])?,
+                joined: vocab.id(t)?,
+            })
         });
         merges.into_iter().collect()
     }
@@ -366,40 +509,70 @@ impl MergeOrder {
             return None;
         }
         let u32_at = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("four bytes"));
-        let pairs: Vec<[u32; 2]> = body.chunks_exact(8).map(|c| [u32_at(&c[..4]), u32_at(&c[4..])]).collect();
+        let pairs: Vec<[u32; 2]> = body
+            .chunks_exact(8)
+            .map(|c| [u32_at(&c[..4]), u32_at(&c[4..])])
+            .collect();
         (checksum(&pairs).to_le_bytes() == head[16..24]).then_some(MergeOrder(pairs))
     }
 }
 
 /// A 64-bit hash of the pairs, to tell a damaged cache file.
 fn checksum(pairs: &[[u32; 2]]) -> u64 {
-    pairs.iter().fold(0xcbf2_9ce4_8422_2325, |h, &[a, b]| (h ^ (u64::from(a) << 32 | u64::from(b))).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29))
+    pairs.iter().fold(0xcbf2_9ce4_8422_2325, |h, &[a, b]| {
+        (h ^ (u64::from(a) << 32 | u64::from(b)))
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29)
+    })
 }
 
 /// An f32's bits, as an integer in the order of `f32::total_cmp`.
 fn ordered_bits(x: f32) -> u32 {
     let b = x.to_bits();
-    if b >> 31 == 1 { !b } else { b | 1 << 31 }
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 1 << 31
+    }
 }
 
 /// Control tokens that end a chat turn: Gemma, ChatML (Qwen, SmolLM), Llama 3, Phi-3.
-const TURN_ENDS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"];
+const TURN_ENDS: &[&str] = &[
+    "<end_of_turn>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "<|endoftext|>",
+];
 
 /// `tokenizer.ggml.merges`: "left right" pairs, highest priority first, as ids of `vocab`.
 fn file_merges(g: &Gguf, vocab: &Vocab) -> Result<Vec<Merge>> {
     let Some(list) = g.get(MERGES_KEY).and_then(Value::as_array) else {
-        bail!("invalid_metadata", "the byte-level BPE vocabulary has no merges (tokenizer.ggml.merges)");
+        bail!(
+            "invalid_metadata",
+            "the byte-level BPE vocabulary has no merges (tokenizer.ggml.merges)"
+        );
     };
     let mut joined = String::new();
     list.iter()
         .map(|v| {
-            let (a, b) = v.as_str().and_then(|m| m.split_once(' ')).ok_or_else(|| bad_meta(MERGES_KEY))?;
+            let (a, b) = v
+                .as_str()
+                .and_then(|m| m.split_once(' '))
+                .ok_or_else(|| bad_meta(MERGES_KEY))?;
             joined.clear();
             joined.push_str(a);
             joined.push_str(b);
             match (vocab.id(a), vocab.id(b), vocab.id(&joined)) {
-                (Some(left), Some(right), Some(joined)) => Ok(Merge { left, right, joined }),
-                _ => bail!("invalid_metadata", "the merge {a:?} + {b:?} joins tokens that are not in the vocabulary"),
+                (Some(left), Some(right), Some(joined)) => Ok(Merge {
+                    left,
+                    right,
+                    joined,
+                }),
+                _ => bail!(
+                    "invalid_metadata",
+                    "the merge {a:?} + {b:?} joins tokens that are not in the vocabulary"
+                ),
             }
         })
         .collect()
@@ -423,7 +596,9 @@ fn pre_tokenizer_regexes(pre: &str) -> Result<&'static [&'static str]> {
 
 /// GPT-2's map from the printable characters of byte-level vocabularies back to bytes.
 fn unicode_to_bytes() -> HashMap<char, u8> {
-    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let printable = |b: u8| {
+        (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let mut next = 256u32;
     (0..=255u8)
         .map(|b| {
@@ -451,7 +626,10 @@ fn int(v: &Value) -> Option<i64> {
 }
 
 fn bad_meta(key: &str) -> Error {
-    Error::new("invalid_metadata", format!("tokenizer metadata {key} is malformed"))
+    Error::new(
+        "invalid_metadata",
+        format!("tokenizer metadata {key} is malformed"),
+    )
 }
 
 /// The tokenizer, built on a pool thread from a model file's header while the rest of the
@@ -467,18 +645,31 @@ pub struct EarlyTokenizer {
     keep: bool,
 }
 
-type Built = (std::sync::Mutex<Option<Result<Tokenizer>>>, std::sync::Condvar);
+type Built = (
+    std::sync::Mutex<Option<Result<Tokenizer>>>,
+    std::sync::Condvar,
+);
 
 impl EarlyTokenizer {
     /// One that builds early when this build has threads and more than one runs.
     pub fn if_threaded() -> Self {
         let on = cfg!(feature = "threads") && crate::cpu::par::threads() > 1;
-        EarlyTokenizer { on, built: None, known: None, keep: false }
+        EarlyTokenizer {
+            on,
+            built: None,
+            known: None,
+            keep: false,
+        }
     }
 
     /// One that never starts: the engine builds the tokenizer itself.
     pub fn off() -> Self {
-        EarlyTokenizer { on: false, built: None, known: None, keep: false }
+        EarlyTokenizer {
+            on: false,
+            built: None,
+            known: None,
+            keep: false,
+        }
     }
 
     /// Builds with this merge order (from a cache), if it fits the vocabulary. To be given
@@ -512,7 +703,11 @@ impl EarlyTokenizer {
     /// vocabulary out of it; a no-op unless `wants_header`.
     pub fn start(&mut self, header: &mut Gguf) {
         if self.wants_header() {
-            self.built = Some(spawn_build(take_vocabulary(header), self.known.take(), self.keep));
+            self.built = Some(spawn_build(
+                take_vocabulary(header),
+                self.known.take(),
+                self.keep,
+            ));
         }
     }
 
@@ -534,10 +729,19 @@ impl EarlyTokenizer {
 /// A header holding what the tokenizer reads: the vocabulary and merges moved out of
 /// `header`, the other (small) metadata copied.
 fn take_vocabulary(header: &mut Gguf) -> Gguf {
-    let big: Vec<(String, Value)> = VOCABULARY_KEYS.into_iter().chain([MERGES_KEY]).filter_map(|k| header.metadata.remove_entry(k)).collect();
+    let big: Vec<(String, Value)> = VOCABULARY_KEYS
+        .into_iter()
+        .chain([MERGES_KEY])
+        .filter_map(|k| header.metadata.remove_entry(k))
+        .collect();
     let mut metadata = header.metadata.clone();
     metadata.extend(big);
-    Gguf { version: header.version, metadata, tensors: Vec::new(), data_offset: header.data_offset }
+    Gguf {
+        version: header.version,
+        metadata,
+        tensors: Vec::new(),
+        data_offset: header.data_offset,
+    }
 }
 
 /// Builds the tokenizer on a pool thread (without threads, where `offer` never gets
@@ -556,4 +760,3 @@ fn spawn_build(mut gguf: Gguf, known: Option<MergeOrder>, keep: bool) -> std::sy
     build();
     built
 }
-

@@ -9,8 +9,14 @@ pub fn root() -> PathBuf {
 
 /// The default model, fetched by `./build.sh model` (which `./build.sh test` runs first).
 pub fn model_path() -> PathBuf {
-    let p = std::env::var_os("OUVERT_MODEL").map(PathBuf::from).unwrap_or_else(|| root().join("models/gemma-3-270m-q4_k_m.gguf"));
-    assert!(p.exists(), "{} is missing: run ./build.sh model", p.display());
+    let p = std::env::var_os("OUVERT_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/gemma-3-270m-q4_k_m.gguf"));
+    assert!(
+        p.exists(),
+        "{} is missing: run ./build.sh model",
+        p.display()
+    );
     p
 }
 
@@ -19,19 +25,27 @@ pub fn reference() -> serde_json::Value {
     let p = std::env::var_os("OUVERT_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/reference/gemma-3-270m-q4_k_m.reference.json"));
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
     serde_json::from_str(&text).expect("reference JSON")
 }
 
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
 }
 
 /// How many leading greedy tokens must equal llama.cpp's: up to the first step whose
 /// reference top-2 margin is below `min_margin` (a near tie another engine may break
 /// the other way).
 pub fn must_match(margins: &[f64], min_margin: f64) -> usize {
-    margins.iter().position(|&m| m < min_margin).unwrap_or(margins.len())
+    margins
+        .iter()
+        .position(|&m| m < min_margin)
+        .unwrap_or(margins.len())
 }
 
 /// A GPU backend on the machine's adapter, or `None` (said on stderr) when there is none,
@@ -49,10 +63,14 @@ pub fn gpu() -> Option<ouvert::gpu::Gpu> {
 
 /// Deterministic values in about [-1, 1].
 pub fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -95,7 +113,11 @@ pub mod gguf {
 
     impl Builder {
         pub fn new() -> Self {
-            Builder { version: 3, kv: Vec::new(), tensors: Vec::new() }
+            Builder {
+                version: 3,
+                kv: Vec::new(),
+                tensors: Vec::new(),
+            }
         }
         pub fn kv(&mut self, key: &str, v: V) -> &mut Self {
             self.kv.retain(|(k, _)| k != key);
@@ -105,7 +127,13 @@ pub mod gguf {
         pub fn f32_tensor(&mut self, name: &str, dims: &[u64], values: &[f32]) -> &mut Self {
             assert_eq!(dims.iter().product::<u64>() as usize, values.len());
             let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.tensors.push(Tensor { name: name.into(), dims: dims.to_vec(), ggml_type: 0, data, offset: None });
+            self.tensors.push(Tensor {
+                name: name.into(),
+                dims: dims.to_vec(),
+                ggml_type: 0,
+                data,
+                offset: None,
+            });
             self
         }
         pub fn tensor_mut(&mut self, name: &str) -> &mut Tensor {
@@ -120,26 +148,44 @@ pub mod gguf {
             for (k, v) in &self.kv {
                 string(&mut out, k);
                 match v {
-                    V::U32(x) => { out.extend(4u32.to_le_bytes()); out.extend(x.to_le_bytes()); }
-                    V::F32(x) => { out.extend(6u32.to_le_bytes()); out.extend(x.to_le_bytes()); }
-                    V::Bool(x) => { out.extend(7u32.to_le_bytes()); out.push(*x as u8); }
-                    V::Str(s) => { out.extend(8u32.to_le_bytes()); string(&mut out, s); }
+                    V::U32(x) => {
+                        out.extend(4u32.to_le_bytes());
+                        out.extend(x.to_le_bytes());
+                    }
+                    V::F32(x) => {
+                        out.extend(6u32.to_le_bytes());
+                        out.extend(x.to_le_bytes());
+                    }
+                    V::Bool(x) => {
+                        out.extend(7u32.to_le_bytes());
+                        out.push(*x as u8);
+                    }
+                    V::Str(s) => {
+                        out.extend(8u32.to_le_bytes());
+                        string(&mut out, s);
+                    }
                     V::Strs(a) => {
-                        out.extend(9u32.to_le_bytes()); out.extend(8u32.to_le_bytes());
+                        out.extend(9u32.to_le_bytes());
+                        out.extend(8u32.to_le_bytes());
                         out.extend((a.len() as u64).to_le_bytes());
                         a.iter().for_each(|s| string(&mut out, s));
                     }
                     V::F32s(a) => {
-                        out.extend(9u32.to_le_bytes()); out.extend(6u32.to_le_bytes());
+                        out.extend(9u32.to_le_bytes());
+                        out.extend(6u32.to_le_bytes());
                         out.extend((a.len() as u64).to_le_bytes());
                         a.iter().for_each(|x| out.extend(x.to_le_bytes()));
                     }
                     V::I32s(a) => {
-                        out.extend(9u32.to_le_bytes()); out.extend(5u32.to_le_bytes());
+                        out.extend(9u32.to_le_bytes());
+                        out.extend(5u32.to_le_bytes());
                         out.extend((a.len() as u64).to_le_bytes());
                         a.iter().for_each(|x| out.extend(x.to_le_bytes()));
                     }
-                    V::Raw(ty, bytes) => { out.extend(ty.to_le_bytes()); out.extend(bytes); }
+                    V::Raw(ty, bytes) => {
+                        out.extend(ty.to_le_bytes());
+                        out.extend(bytes);
+                    }
                 }
             }
             let mut offset = 0u64;
@@ -170,13 +216,44 @@ pub mod gguf {
     /// `tiny_gemma3` with `layers` layers of width `d` (heads of `d / 2`, feed-forward `2d`):
     /// at `gemma3(1, 8)` a 15 KB file, small enough for a fuzzer to mutate.
     pub fn gemma3(layers: u64, d: u64) -> Builder {
-        let mut tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"].map(String::from).to_vec();
+        let mut tokens: Vec<String> = [
+            "<pad>",
+            "<eos>",
+            "<bos>",
+            "<unk>",
+            "<start_of_turn>",
+            "<end_of_turn>",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut types = vec![3, 3, 3, 2, 3, 3];
         for b in 0..=255u8 {
             tokens.push(format!("<0x{b:02X}>"));
             types.push(6);
         }
-        for piece in ["▁", "a", "b", "c", "e", "l", "o", "u", "r", "▁l", "▁la", "ou", "our", "▁b", "▁bon", "on", "bon", "j", "jour", "▁bonjour", "\n"] {
+        for piece in [
+            "▁",
+            "a",
+            "b",
+            "c",
+            "e",
+            "l",
+            "o",
+            "u",
+            "r",
+            "▁l",
+            "▁la",
+            "ou",
+            "our",
+            "▁b",
+            "▁bon",
+            "on",
+            "bon",
+            "j",
+            "jour",
+            "▁bonjour",
+            "\n",
+        ] {
             tokens.push(piece.into());
             types.push(1);
         }
@@ -223,12 +300,20 @@ pub mod gguf {
         for l in 0..layers {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
             b.f32_tensor(&p("attn_norm"), &[d], &vec![1.0; d as usize]);
-            b.f32_tensor(&p("attn_q"), &[d, 2 * hd], &rand((d * 2 * hd) as usize, 0.2));
+            b.f32_tensor(
+                &p("attn_q"),
+                &[d, 2 * hd],
+                &rand((d * 2 * hd) as usize, 0.2),
+            );
             b.f32_tensor(&p("attn_k"), &[d, hd], &rand((d * hd) as usize, 0.2));
             b.f32_tensor(&p("attn_v"), &[d, hd], &rand((d * hd) as usize, 0.2));
             b.f32_tensor(&p("attn_q_norm"), &[hd], &vec![1.0; hd as usize]);
             b.f32_tensor(&p("attn_k_norm"), &[hd], &vec![1.0; hd as usize]);
-            b.f32_tensor(&p("attn_output"), &[2 * hd, d], &rand((2 * hd * d) as usize, 0.2));
+            b.f32_tensor(
+                &p("attn_output"),
+                &[2 * hd, d],
+                &rand((2 * hd * d) as usize, 0.2),
+            );
             b.f32_tensor(&p("post_attention_norm"), &[d], &vec![1.0; d as usize]);
             b.f32_tensor(&p("ffn_norm"), &[d], &vec![1.0; d as usize]);
             b.f32_tensor(&p("ffn_gate"), &[d, f], &rand((d * f) as usize, 0.2));
