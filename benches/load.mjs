@@ -11,22 +11,51 @@ const threads = Number(process.argv[2] ?? 1);
 const cachedRounds = Number(process.argv[3] ?? 2);
 const firsts = [];
 for (const round of ["cold", ...Array(cachedRounds).fill("cached"), "blob"]) {
-  const r = await page.evaluate(async ({ round, threads }) => {
-    const marks = {};
-    let model = "/models/gemma-3-270m-q4_k_m.gguf";
-    if (round === "blob") { const res = await fetch(model); model = await res.blob(); }
-    const t1 = performance.now();
-    const e = await Ouvert.createEngine({ model, threads, onProgress: (p) => { marks[p.phase] ??= performance.now() - t1; } });
-    const ready = performance.now() - t1;
-    const out = await e.complete("The quick brown fox jumps over the lazy dog.", { maxTokens: 1, temperature: 0 });
-    const first = performance.now() - t1;
-    await e.dispose();
-    return { threads: e.info.threads, marks, ready, first, ttftEngine: out.stats.timeToFirstTokenMs };
-  }, { round, threads });
+  const r = await page.evaluate(
+    async ({ round, threads }) => {
+      const marks = {};
+      let model = "/models/gemma-3-270m-q4_k_m.gguf";
+      if (round === "blob") {
+        const res = await fetch(model);
+        model = await res.blob();
+      }
+      const t1 = performance.now();
+      const e = await Ouvert.createEngine({
+        model,
+        threads,
+        onProgress: (p) => {
+          marks[p.phase] ??= performance.now() - t1;
+        },
+      });
+      const ready = performance.now() - t1;
+      const out = await e.complete("The quick brown fox jumps over the lazy dog.", {
+        maxTokens: 1,
+        temperature: 0,
+      });
+      const first = performance.now() - t1;
+      await e.dispose();
+      return {
+        threads: e.info.threads,
+        marks,
+        ready,
+        first,
+        ttftEngine: out.stats.timeToFirstTokenMs,
+      };
+    },
+    { round, threads },
+  );
   if (round === "cached") firsts.push(r.first);
-  console.log(round, JSON.stringify(r, (k, v) => typeof v === "number" ? Math.round(v) : v));
+  console.log(
+    round,
+    JSON.stringify(r, (k, v) => (typeof v === "number" ? Math.round(v) : v)),
+  );
 }
 firsts.sort((a, b) => a - b);
-const median = firsts.length % 2 ? firsts[firsts.length >> 1] : (firsts[firsts.length / 2 - 1] + firsts[firsts.length / 2]) / 2;
-console.log(`cached, load + first token: median ${Math.round(median)} ms over ${firsts.length} rounds (${firsts.map(Math.round).join(", ")})`);
+const median =
+  firsts.length % 2
+    ? firsts[firsts.length >> 1]
+    : (firsts[firsts.length / 2 - 1] + firsts[firsts.length / 2]) / 2;
+console.log(
+  `cached, load + first token: median ${Math.round(median)} ms over ${firsts.length} rounds (${firsts.map(Math.round).join(", ")})`,
+);
 await env.close();

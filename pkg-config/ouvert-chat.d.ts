@@ -22,11 +22,21 @@ export class OuvertChat extends HTMLElement {
   stop(): void;
   /** Forgets the conversation. */
   clear(): void;
-  addEventListener<K extends keyof OuvertChatEventMap>(type: K, listener: (this: OuvertChat, ev: OuvertChatEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
-  addEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions): void;
+  addEventListener<K extends keyof OuvertChatEventMap>(
+    type: K,
+    listener: (this: OuvertChat, ev: OuvertChatEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
 }
 
 declare global {
-  interface HTMLElementTagNameMap { "ouvert-chat": OuvertChat }
+  interface HTMLElementTagNameMap {
+    "ouvert-chat": OuvertChat;
+  }
   interface HTMLElementEventMap extends OuvertChatEventMap {}
 }

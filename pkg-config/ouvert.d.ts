@@ -2,11 +2,31 @@
 
 /** Error codes: the engine's, plus those of the browser runtime. */
 export type ErrorCode =
-  | "network" | "integrity" | "aborted" | "quota" | "webgpu_unavailable" | "webgpu_lost" | "webgpu_error"
-  | "busy" | "disposed" | "worker_failed"
-  | "bad_magic" | "unsupported_version" | "truncated_file" | "invalid_metadata" | "invalid_tensor"
-  | "missing_tensor" | "unsupported_architecture" | "unsupported_quantization" | "unsupported_tokenizer"
-  | "context_overflow" | "invalid_argument" | "invalid_chat" | "model_too_large" | "superseded" | "internal";
+  | "network"
+  | "integrity"
+  | "aborted"
+  | "quota"
+  | "webgpu_unavailable"
+  | "webgpu_lost"
+  | "webgpu_error"
+  | "busy"
+  | "disposed"
+  | "worker_failed"
+  | "bad_magic"
+  | "unsupported_version"
+  | "truncated_file"
+  | "invalid_metadata"
+  | "invalid_tensor"
+  | "missing_tensor"
+  | "unsupported_architecture"
+  | "unsupported_quantization"
+  | "unsupported_tokenizer"
+  | "context_overflow"
+  | "invalid_argument"
+  | "invalid_chat"
+  | "model_too_large"
+  | "superseded"
+  | "internal";
 
 /** Every error Ouvert throws: a real `Error` with a stable `code`. */
 export class OuvertError extends Error {
@@ -103,7 +123,11 @@ export interface GenerateOptions {
   onPrefill?: (p: { done: number; total: number }) => void;
 }
 
-export interface TopToken { token: number; text: string; logprob: number }
+export interface TopToken {
+  token: number;
+  text: string;
+  logprob: number;
+}
 
 export interface Piece {
   token: number;
@@ -133,7 +157,12 @@ export interface Completion {
   stats: Stats;
 }
 
-export type Prompt = string | number[] | Uint32Array | { ids: number[] | Uint32Array } | { messages: ChatMessage[] };
+export type Prompt =
+  | string
+  | number[]
+  | Uint32Array
+  | { ids: number[] | Uint32Array }
+  | { messages: ChatMessage[] };
 
 export interface Generation extends AsyncIterable<Piece> {
   /** The whole completion, once generation ends. */
@@ -182,7 +211,12 @@ export interface ChatCompletion {
   object: "chat.completion";
   created: number;
   model: string;
-  choices: { index: 0; message: { role: "assistant"; content: string }; logprobs: ChatCompletionLogprobs | null; finish_reason: "stop" | "length" }[];
+  choices: {
+    index: 0;
+    message: { role: "assistant"; content: string };
+    logprobs: ChatCompletionLogprobs | null;
+    finish_reason: "stop" | "length";
+  }[];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
@@ -191,17 +225,31 @@ export interface ChatCompletionChunk {
   object: "chat.completion.chunk";
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: "assistant"; content?: string }; logprobs: ChatCompletionLogprobs | null; finish_reason: "stop" | "length" | null }[];
+  choices: {
+    index: 0;
+    delta: { role?: "assistant"; content?: string };
+    logprobs: ChatCompletionLogprobs | null;
+    finish_reason: "stop" | "length" | null;
+  }[];
 }
 
 export class Engine {
   readonly info: EngineInfo;
   generate(prompt: Prompt, options?: GenerateOptions): Generation;
-  complete(prompt: Prompt, options?: GenerateOptions & { onPiece?: (p: Piece) => void }): Promise<Completion>;
+  complete(
+    prompt: Prompt,
+    options?: GenerateOptions & { onPiece?: (p: Piece) => void },
+  ): Promise<Completion>;
   readonly chat: {
     completions: {
-      create(body: ChatCompletionRequest & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<ChatCompletionChunk>>;
-      create(body: ChatCompletionRequest & { stream?: false }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
+      create(
+        body: ChatCompletionRequest & { stream: true },
+        options?: { signal?: AbortSignal },
+      ): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(
+        body: ChatCompletionRequest & { stream?: false },
+        options?: { signal?: AbortSignal },
+      ): Promise<ChatCompletion>;
     };
   };
   /** Token ids of `text`, BOS first; `special` reads control tokens written in the text. */
@@ -224,7 +272,12 @@ export const SUPPORTED: {
   readonly quantizations: readonly string[];
 };
 
-export interface CachedModel { url: string; sha256: string; bytes: number; storedAt: number }
+export interface CachedModel {
+  url: string;
+  sha256: string;
+  bytes: number;
+  storedAt: number;
+}
 /** Models in the browser's model cache. */
 export function listCachedModels(): Promise<CachedModel[]>;
 /** Removes a cached model, named by URL or SHA-256; true if there was one. */

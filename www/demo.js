@@ -1,57 +1,142 @@
 // The workshop site: a playground that shows what a language model does — tokens, the
 // next-token probabilities, temperature, top-k, top-p — on a model running in the page.
 // It works offline after the first visit (sw.js caches the site, the model stays in OPFS).
-import { createEngine, listCachedModels, deleteCachedModel, storageEstimate, SUPPORTED } from "./ouvert.js";
+import {
+  createEngine,
+  listCachedModels,
+  deleteCachedModel,
+  storageEstimate,
+  SUPPORTED,
+} from "./ouvert.js";
 
-const DEFAULT_MODEL = { url: "models/gemma-3-270m-q4_k_m.gguf", sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818" };
+const DEFAULT_MODEL = {
+  url: "models/gemma-3-270m-q4_k_m.gguf",
+  sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+};
 const TOP = 10; // alternatives shown per step
 
 const STRINGS = {
   fr: {
     title: "Comment un modèle de langue écrit",
-    intro: "Un modèle de langue découpe le texte en jetons, puis devine, jeton après jeton, la suite la plus probable. Tout se passe ici, sur cet appareil : rien de ce que vous écrivez n’est envoyé.",
-    model: "Le modèle", storage: "Modèles enregistrés sur cet appareil", prompt: "1. Le texte de départ", promptLabel: "Écrivez le début d’un texte :",
-    tokensHelp: "Le modèle ne voit pas des lettres mais des jetons (tokens), chacun avec son numéro :",
-    settings: "2. Les réglages du tirage", temperature: "Température", temperatureHelp: "0 : toujours le jeton le plus probable. Plus haut : plus de hasard, plus de surprises.",
-    topK: "Top-k", topKHelp: "Ne tirer qu’entre les k jetons les plus probables.", topP: "Top-p",
-    topPHelp: "Ne garder que les jetons les plus probables dont les probabilités font p à elles toutes.", maxTokens: "Longueur (jetons)",
-    seed: "Graine du hasard", seedHelp: "Même graine, mêmes réglages : même texte.", output: "3. Ce que le modèle écrit",
-    generate: "Écrire la suite", stop: "Arrêter",
-    outputHelp: "Cliquez sur un jeton généré pour voir les jetons que le modèle envisageait à cet endroit ; cliquez sur une autre possibilité pour faire bifurquer le texte à partir de là.",
+    intro:
+      "Un modèle de langue découpe le texte en jetons, puis devine, jeton après jeton, la suite la plus probable. Tout se passe ici, sur cet appareil : rien de ce que vous écrivez n’est envoyé.",
+    model: "Le modèle",
+    storage: "Modèles enregistrés sur cet appareil",
+    prompt: "1. Le texte de départ",
+    promptLabel: "Écrivez le début d’un texte :",
+    tokensHelp:
+      "Le modèle ne voit pas des lettres mais des jetons (tokens), chacun avec son numéro :",
+    settings: "2. Les réglages du tirage",
+    temperature: "Température",
+    temperatureHelp:
+      "0 : toujours le jeton le plus probable. Plus haut : plus de hasard, plus de surprises.",
+    topK: "Top-k",
+    topKHelp: "Ne tirer qu’entre les k jetons les plus probables.",
+    topP: "Top-p",
+    topPHelp:
+      "Ne garder que les jetons les plus probables dont les probabilités font p à elles toutes.",
+    maxTokens: "Longueur (jetons)",
+    seed: "Graine du hasard",
+    seedHelp: "Même graine, mêmes réglages : même texte.",
+    output: "3. Ce que le modèle écrit",
+    generate: "Écrire la suite",
+    stop: "Arrêter",
+    outputHelp:
+      "Cliquez sur un jeton généré pour voir les jetons que le modèle envisageait à cet endroit ; cliquez sur une autre possibilité pour faire bifurquer le texte à partir de là.",
     footer: "Propulsé par Ouvert : un modèle ouvert, dans la page.",
-    download: "Téléchargement du modèle", fromCache: "Lecture du modèle enregistré", verify: "Vérification de l’empreinte SHA-256", load: "Démarrage du modèle",
-    ready: "Modèle prêt.", failed: "Le modèle n’a pas pu être chargé", name: "Nom", params: "Paramètres", size: "Taille", license: "Licence",
-    hash: "SHA-256", backend: "Calcul", cpu: "processeur (WebAssembly)", threads: (n) => `, ${n} fils d’exécution`, gpu: "carte graphique (WebGPU)", context: "Contexte",
-    tokens: "jetons", del: "Supprimer", used: (u, q) => `Stockage utilisé : ${u} sur ${q} disponibles.`,
-    stats: (s, b) => `${s.promptTokens} jetons lus, premier jeton en ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} jetons/s (${b}).`,
-    choicesAt: (before) => `Après « …${before} », le modèle envisageait :`, stopped: "Arrêté.",
+    download: "Téléchargement du modèle",
+    fromCache: "Lecture du modèle enregistré",
+    verify: "Vérification de l’empreinte SHA-256",
+    load: "Démarrage du modèle",
+    ready: "Modèle prêt.",
+    failed: "Le modèle n’a pas pu être chargé",
+    name: "Nom",
+    params: "Paramètres",
+    size: "Taille",
+    license: "Licence",
+    hash: "SHA-256",
+    backend: "Calcul",
+    cpu: "processeur (WebAssembly)",
+    threads: (n) => `, ${n} fils d’exécution`,
+    gpu: "carte graphique (WebGPU)",
+    context: "Contexte",
+    tokens: "jetons",
+    del: "Supprimer",
+    used: (u, q) => `Stockage utilisé : ${u} sur ${q} disponibles.`,
+    stats: (s, b) =>
+      `${s.promptTokens} jetons lus, premier jeton en ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} jetons/s (${b}).`,
+    choicesAt: (before) => `Après « …${before} », le modèle envisageait :`,
+    stopped: "Arrêté.",
     offline: "Cette page et le modèle sont enregistrés : elle fonctionne aussi sans réseau.",
-    other: "Essayer un autre modèle", otherHelp: "N’importe quel fichier GGUF d’une architecture et d’une quantification prises en charge :",
-    modelUrl: "Adresse du fichier GGUF", loadUrl: "Charger", dropHelp: "ou déposez un fichier .gguf ici, ou", pickFile: "choisissez-le sur cet appareil",
-    architectures: "Architectures", quantizations: "Quantifications", kept: "Le modèle précédent reste chargé.",
+    other: "Essayer un autre modèle",
+    otherHelp:
+      "N’importe quel fichier GGUF d’une architecture et d’une quantification prises en charge :",
+    modelUrl: "Adresse du fichier GGUF",
+    loadUrl: "Charger",
+    dropHelp: "ou déposez un fichier .gguf ici, ou",
+    pickFile: "choisissez-le sur cet appareil",
+    architectures: "Architectures",
+    quantizations: "Quantifications",
+    kept: "Le modèle précédent reste chargé.",
   },
   en: {
     title: "How a language model writes",
-    intro: "A language model cuts text into tokens, then guesses, one token after another, the most likely continuation. Everything happens here, on this device: nothing you type is sent anywhere.",
-    model: "The model", storage: "Models stored on this device", prompt: "1. The starting text", promptLabel: "Write the beginning of a text:",
+    intro:
+      "A language model cuts text into tokens, then guesses, one token after another, the most likely continuation. Everything happens here, on this device: nothing you type is sent anywhere.",
+    model: "The model",
+    storage: "Models stored on this device",
+    prompt: "1. The starting text",
+    promptLabel: "Write the beginning of a text:",
     tokensHelp: "The model does not see letters but tokens, each with its number:",
-    settings: "2. How the next token is drawn", temperature: "Temperature", temperatureHelp: "0: always the most likely token. Higher: more chance, more surprises.",
-    topK: "Top-k", topKHelp: "Draw only among the k most likely tokens.", topP: "Top-p",
-    topPHelp: "Keep only the most likely tokens whose probabilities add up to p.", maxTokens: "Length (tokens)",
-    seed: "Random seed", seedHelp: "Same seed, same settings: same text.", output: "3. What the model writes",
-    generate: "Write what comes next", stop: "Stop",
-    outputHelp: "Click a generated token to see the tokens the model weighed at that point; click another one to branch the text from there.",
+    settings: "2. How the next token is drawn",
+    temperature: "Temperature",
+    temperatureHelp: "0: always the most likely token. Higher: more chance, more surprises.",
+    topK: "Top-k",
+    topKHelp: "Draw only among the k most likely tokens.",
+    topP: "Top-p",
+    topPHelp: "Keep only the most likely tokens whose probabilities add up to p.",
+    maxTokens: "Length (tokens)",
+    seed: "Random seed",
+    seedHelp: "Same seed, same settings: same text.",
+    output: "3. What the model writes",
+    generate: "Write what comes next",
+    stop: "Stop",
+    outputHelp:
+      "Click a generated token to see the tokens the model weighed at that point; click another one to branch the text from there.",
     footer: "Powered by Ouvert: an open model, in the page.",
-    download: "Downloading the model", fromCache: "Reading the stored model", verify: "Checking the SHA-256 fingerprint", load: "Starting the model",
-    ready: "Model ready.", failed: "The model could not be loaded", name: "Name", params: "Parameters", size: "Size", license: "Licence",
-    hash: "SHA-256", backend: "Runs on", cpu: "processor (WebAssembly)", threads: (n) => `, ${n} threads`, gpu: "graphics card (WebGPU)", context: "Context",
-    tokens: "tokens", del: "Delete", used: (u, q) => `Storage used: ${u} of ${q} available.`,
-    stats: (s, b) => `${s.promptTokens} tokens read, first token after ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s (${b}).`,
-    choicesAt: (before) => `After “…${before}”, the model weighed:`, stopped: "Stopped.",
+    download: "Downloading the model",
+    fromCache: "Reading the stored model",
+    verify: "Checking the SHA-256 fingerprint",
+    load: "Starting the model",
+    ready: "Model ready.",
+    failed: "The model could not be loaded",
+    name: "Name",
+    params: "Parameters",
+    size: "Size",
+    license: "Licence",
+    hash: "SHA-256",
+    backend: "Runs on",
+    cpu: "processor (WebAssembly)",
+    threads: (n) => `, ${n} threads`,
+    gpu: "graphics card (WebGPU)",
+    context: "Context",
+    tokens: "tokens",
+    del: "Delete",
+    used: (u, q) => `Storage used: ${u} of ${q} available.`,
+    stats: (s, b) =>
+      `${s.promptTokens} tokens read, first token after ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s (${b}).`,
+    choicesAt: (before) => `After “…${before}”, the model weighed:`,
+    stopped: "Stopped.",
     offline: "This page and the model are stored: it works without a network too.",
-    other: "Try another model", otherHelp: "Any GGUF file of a supported architecture and quantization:",
-    modelUrl: "Address of the GGUF file", loadUrl: "Load", dropHelp: "or drop a .gguf file here, or", pickFile: "pick one on this device",
-    architectures: "Architectures", quantizations: "Quantizations", kept: "The previous model stays loaded.",
+    other: "Try another model",
+    otherHelp: "Any GGUF file of a supported architecture and quantization:",
+    modelUrl: "Address of the GGUF file",
+    loadUrl: "Load",
+    dropHelp: "or drop a .gguf file here, or",
+    pickFile: "pick one on this device",
+    architectures: "Architectures",
+    quantizations: "Quantizations",
+    kept: "The previous model stays loaded.",
   },
 };
 
@@ -65,10 +150,18 @@ function el(tag, props = {}, ...children) {
 }
 /** How a vocabulary entry looks on screen: spaces and line breaks made visible. */
 // (SentencePiece marks a space ▁; byte-level BPE vocabularies write space Ġ and newline Ċ.)
-const showToken = (s) => s.replaceAll("▁", "␣").replaceAll("Ġ", "␣").replaceAll("Ċ", "↵").replace(/^<0x0A>$/, "↵").replaceAll("\n", "↵");
+const showToken = (s) =>
+  s
+    .replaceAll("▁", "␣")
+    .replaceAll("Ġ", "␣")
+    .replaceAll("Ċ", "↵")
+    .replace(/^<0x0A>$/, "↵")
+    .replaceAll("\n", "↵");
 
 const state = {
-  lang: localStorage.getItem("ouvert-demo-lang") ?? (navigator.language?.startsWith("fr") ? "fr" : "en"),
+  lang:
+    localStorage.getItem("ouvert-demo-lang") ??
+    (navigator.language?.startsWith("fr") ? "fr" : "en"),
   engine: null,
   promptIds: [],
   steps: [], // generated tokens: { token, text, top }
@@ -82,8 +175,10 @@ const t = () => STRINGS[state.lang];
 function applyLanguage() {
   document.documentElement.lang = state.lang;
   document.title = `Ouvert — ${t().title}`;
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t()[node.dataset.i18n];
-  for (const b of document.querySelectorAll("[data-lang]")) b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
+  for (const node of document.querySelectorAll("[data-i18n]"))
+    node.textContent = t()[node.dataset.i18n];
+  for (const b of document.querySelectorAll("[data-lang]"))
+    b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
   state.lastStatus?.();
   showSupported();
   if (state.engine) showCard(state.engine.info);
@@ -92,28 +187,61 @@ function applyLanguage() {
 }
 
 function setStatus(render, stateName) {
-  state.lastStatus = () => { $("status").textContent = render(); };
+  state.lastStatus = () => {
+    $("status").textContent = render();
+  };
   state.lastStatus();
   if (stateName) $("status").dataset.state = stateName;
 }
 
 function showCard(info) {
-  const rows = [[t().name, `${info.name} (${info.architecture}, ${info.quantization})`], [t().params, info.parameters.toLocaleString(state.lang)],
-    [t().size, mb(info.bytes)], [t().license, info.license ?? "?"], [t().context, `${info.contextLength} ${t().tokens}`],
-    [t().hash, info.sha256], [t().backend, info.backend === "webgpu" ? t().gpu : info.threads > 1 ? t().cpu.replace(")", `${t().threads(info.threads)})`) : t().cpu]];
-  $("card").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]));
+  const rows = [
+    [t().name, `${info.name} (${info.architecture}, ${info.quantization})`],
+    [t().params, info.parameters.toLocaleString(state.lang)],
+    [t().size, mb(info.bytes)],
+    [t().license, info.license ?? "?"],
+    [t().context, `${info.contextLength} ${t().tokens}`],
+    [t().hash, info.sha256],
+    [
+      t().backend,
+      info.backend === "webgpu"
+        ? t().gpu
+        : info.threads > 1
+          ? t().cpu.replace(")", `${t().threads(info.threads)})`)
+          : t().cpu,
+    ],
+  ];
+  $("card").replaceChildren(
+    ...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]),
+  );
 }
 
 async function showStorage() {
   const [models, est] = await Promise.all([listCachedModels().catch(() => []), storageEstimate()]);
-  $("cached").replaceChildren(...models.map((m) => el("li", { textContent: `${new URL(m.url).pathname.split("/").pop()} · ${mb(m.bytes)}` },
-    el("button", { type: "button", textContent: t().del, onclick: async () => { await deleteCachedModel(m.url); showStorage(); } }))));
+  $("cached").replaceChildren(
+    ...models.map((m) =>
+      el(
+        "li",
+        { textContent: `${new URL(m.url).pathname.split("/").pop()} · ${mb(m.bytes)}` },
+        el("button", {
+          type: "button",
+          textContent: t().del,
+          onclick: async () => {
+            await deleteCachedModel(m.url);
+            showStorage();
+          },
+        }),
+      ),
+    ),
+  );
   $("estimate").textContent = est.quota ? t().used(mb(est.usage), mb(est.quota)) : "";
 }
 
 function showSupported() {
-  $("supported").replaceChildren(el("li", { textContent: `${t().architectures} : ${SUPPORTED.architectures.join(", ")}` }),
-    el("li", { textContent: `${t().quantizations} : ${SUPPORTED.quantizations.join(", ")}` }));
+  $("supported").replaceChildren(
+    el("li", { textContent: `${t().architectures} : ${SUPPORTED.architectures.join(", ")}` }),
+    el("li", { textContent: `${t().quantizations} : ${SUPPORTED.quantizations.join(", ")}` }),
+  );
 }
 
 /** Loads `model` (a URL or a File); the engine in use stays until the new one is ready. */
@@ -126,7 +254,9 @@ async function load(model, sha256) {
   let engine;
   try {
     engine = await createEngine({
-      model, sha256, contextLength: 2048,
+      model,
+      sha256,
+      contextLength: 2048,
       onProgress: ({ phase, loaded, total, source }) => {
         $("progress").value = total ? loaded / total : 0;
         const label = phase === "download" && source === "cache" ? t().fromCache : t()[phase];
@@ -135,7 +265,10 @@ async function load(model, sha256) {
     });
   } catch (e) {
     $("progress").hidden = true;
-    setStatus(() => `${t().failed} (${e.code}) : ${e.message}${state.engine ? ` ${t().kept}` : ""}`, "error");
+    setStatus(
+      () => `${t().failed} (${e.code}) : ${e.message}${state.engine ? ` ${t().kept}` : ""}`,
+      "error",
+    );
     return;
   } finally {
     state.loading = false;
@@ -162,17 +295,32 @@ async function showPromptTokens() {
   const ids = await state.engine.tokenize($("prompt").value);
   const strings = await state.engine.tokenStrings(ids);
   state.promptIds = ids;
-  $("tokens").replaceChildren(...ids.map((id, i) => el("span", { className: "tok", title: `id ${id}` },
-    el("span", { textContent: showToken(strings[i]) }), el("small", { textContent: String(id) }))));
+  $("tokens").replaceChildren(
+    ...ids.map((id, i) =>
+      el(
+        "span",
+        { className: "tok", title: `id ${id}` },
+        el("span", { textContent: showToken(strings[i]) }),
+        el("small", { textContent: String(id) }),
+      ),
+    ),
+  );
 }
 
 function settings() {
   const num = (id) => Number($(id).value);
-  return { temperature: num("temperature"), topK: num("topK"), topP: num("topP"), maxTokens: num("maxTokens"), seed: num("seed") };
+  return {
+    temperature: num("temperature"),
+    topK: num("topK"),
+    topP: num("topP"),
+    maxTokens: num("maxTokens"),
+    seed: num("seed"),
+  };
 }
 
 function showSettings() {
-  for (const id of ["temperature", "topK", "topP", "maxTokens"]) $(id).labels[0].querySelector("output").textContent = $(id).value;
+  for (const id of ["temperature", "topK", "topP", "maxTokens"])
+    $(id).labels[0].querySelector("output").textContent = $(id).value;
 }
 
 function renderOutput() {
@@ -180,7 +328,13 @@ function renderOutput() {
   const tokens = state.steps.map((s, i) => {
     // A sampled token may lie outside the top list: `chosen` has its own probability.
     const p = Math.exp((s.chosen ?? s.top.find((c) => c.token === s.token))?.logprob ?? -Infinity);
-    const b = el("button", { type: "button", className: "tok", textContent: s.text, title: `${(100 * p).toFixed(1)} %`, onclick: () => showChoices(i) });
+    const b = el("button", {
+      type: "button",
+      className: "tok",
+      textContent: s.text,
+      title: `${(100 * p).toFixed(1)} %`,
+      onclick: () => showChoices(i),
+    });
     b.style.setProperty("--hue", String(Math.round(120 * p))); // red: unlikely, green: likely
     b.dataset.index = i;
     b.setAttribute("aria-pressed", String(i === state.selected));
@@ -192,19 +346,29 @@ function renderOutput() {
 function showChoices(i) {
   state.selected = i;
   const step = state.steps[i];
-  const before = state.steps.slice(Math.max(0, i - 6), i).map((s) => s.text).join("") || $("prompt").value.slice(-30);
+  const before =
+    state.steps
+      .slice(Math.max(0, i - 6), i)
+      .map((s) => s.text)
+      .join("") || $("prompt").value.slice(-30);
   $("choices-caption").textContent = t().choicesAt(before);
-  $("bars").replaceChildren(...step.top.map((c) => {
-    const p = Math.exp(c.logprob);
-    const bar = el("span", { className: "bar" });
-    bar.style.width = `${(100 * p).toFixed(1)}%`;
-    const b = el("button", { type: "button", onclick: () => branch(i, c) },
-      el("span", { className: "label", textContent: JSON.stringify(c.text).slice(1, -1) }), el("span", { className: "track" }, bar),
-      el("span", { className: "pct", textContent: `${(100 * p).toFixed(1)} %` }));
-    b.dataset.token = c.token;
-    if (c.token === step.token) b.setAttribute("aria-current", "true");
-    return el("li", {}, b);
-  }));
+  $("bars").replaceChildren(
+    ...step.top.map((c) => {
+      const p = Math.exp(c.logprob);
+      const bar = el("span", { className: "bar" });
+      bar.style.width = `${(100 * p).toFixed(1)}%`;
+      const b = el(
+        "button",
+        { type: "button", onclick: () => branch(i, c) },
+        el("span", { className: "label", textContent: JSON.stringify(c.text).slice(1, -1) }),
+        el("span", { className: "track" }, bar),
+        el("span", { className: "pct", textContent: `${(100 * p).toFixed(1)} %` }),
+      );
+      b.dataset.token = c.token;
+      if (c.token === step.token) b.setAttribute("aria-current", "true");
+      return el("li", {}, b);
+    }),
+  );
   $("choices").hidden = false;
   renderOutput();
 }
@@ -235,7 +399,10 @@ async function generate(maxTokens) {
   renderOutput();
   try {
     const ids = [...state.promptIds, ...state.steps.map((x) => x.token)];
-    const run = state.engine.generate({ ids }, { ...s, maxTokens: maxTokens ?? s.maxTokens, topLogprobs: TOP, signal: state.run.signal });
+    const run = state.engine.generate(
+      { ids },
+      { ...s, maxTokens: maxTokens ?? s.maxTokens, topLogprobs: TOP, signal: state.run.signal },
+    );
     for await (const piece of run) {
       state.steps.push(piece);
       renderOutput();
@@ -260,27 +427,52 @@ async function showOfflineState() {
 }
 
 for (const b of document.querySelectorAll("[data-lang]")) {
-  b.onclick = () => { state.lang = b.dataset.lang; localStorage.setItem("ouvert-demo-lang", state.lang); applyLanguage(); };
+  b.onclick = () => {
+    state.lang = b.dataset.lang;
+    localStorage.setItem("ouvert-demo-lang", state.lang);
+    applyLanguage();
+  };
 }
 for (const id of ["temperature", "topK", "topP", "maxTokens"]) $(id).oninput = showSettings;
-$("prompt").oninput = () => { clearTimeout(tokenizeTimer); tokenizeTimer = setTimeout(showPromptTokens, 150); };
+$("prompt").oninput = () => {
+  clearTimeout(tokenizeTimer);
+  tokenizeTimer = setTimeout(showPromptTokens, 150);
+};
 $("generate").onclick = () => generate();
 $("stop").onclick = () => state.run?.abort();
 showSettings();
 applyLanguage();
 if ("serviceWorker" in navigator && location.protocol.startsWith("http")) {
-  navigator.serviceWorker.register("sw.js").then(() => navigator.serviceWorker.ready).then(showOfflineState, () => {});
+  navigator.serviceWorker
+    .register("sw.js")
+    .then(() => navigator.serviceWorker.ready)
+    .then(showOfflineState, () => {});
 }
-$("url-form").onsubmit = (e) => { e.preventDefault(); load($("model-url").value.trim()); };
-$("model-file").onchange = () => { const f = $("model-file").files[0]; if (f) load(f); };
-$("drop").ondragover = (e) => { e.preventDefault(); $("drop").dataset.over = "true"; };
-$("drop").ondragleave = () => { delete $("drop").dataset.over; };
+$("url-form").onsubmit = (e) => {
+  e.preventDefault();
+  load($("model-url").value.trim());
+};
+$("model-file").onchange = () => {
+  const f = $("model-file").files[0];
+  if (f) load(f);
+};
+$("drop").ondragover = (e) => {
+  e.preventDefault();
+  $("drop").dataset.over = "true";
+};
+$("drop").ondragleave = () => {
+  delete $("drop").dataset.over;
+};
 $("drop").ondrop = (e) => {
   e.preventDefault();
   delete $("drop").dataset.over;
-  const f = [...e.dataTransfer.files].find((x) => x.name.endsWith(".gguf")) ?? e.dataTransfer.files[0];
+  const f =
+    [...e.dataTransfer.files].find((x) => x.name.endsWith(".gguf")) ?? e.dataTransfer.files[0];
   if (f) load(f);
 };
 const params = new URLSearchParams(location.search);
 const first = params.get("model") ?? DEFAULT_MODEL.url;
-load(first, params.get("sha256") ?? (first === DEFAULT_MODEL.url ? DEFAULT_MODEL.sha256 : undefined));
+load(
+  first,
+  params.get("sha256") ?? (first === DEFAULT_MODEL.url ? DEFAULT_MODEL.sha256 : undefined),
+);

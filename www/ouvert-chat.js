@@ -9,18 +9,37 @@ import { createEngine } from "./ouvert.js";
 
 const STRINGS = {
   en: {
-    conversation: "Conversation", input: "Your message", placeholder: "Ask something…", send: "Send", stop: "Stop",
-    download: "Downloading the model", verify: "Checking the model", load: "Starting the model",
-    ready: "Ready", card: "About the model", name: "Model", size: "Size", license: "Licence",
-    hash: "SHA-256", backend: "Runs on", params: "Parameters", you: "You", model: "Model",
-    stopped: "(stopped)", tokps: "tokens/s", cpu: "this device's processor (wasm)", gpu: "this device's GPU (WebGPU)",
+    conversation: "Conversation",
+    input: "Your message",
+    placeholder: "Ask something…",
+    send: "Send",
+    stop: "Stop",
+    download: "Downloading the model",
+    verify: "Checking the model",
+    load: "Starting the model",
+    ready: "Ready",
+    card: "About the model",
+    name: "Model",
+    size: "Size",
+    license: "Licence",
+    hash: "SHA-256",
+    backend: "Runs on",
+    params: "Parameters",
+    you: "You",
+    model: "Model",
+    stopped: "(stopped)",
+    tokps: "tokens/s",
+    cpu: "this device's processor (wasm)",
+    gpu: "this device's GPU (WebGPU)",
     offline: "Runs on your device: nothing you type leaves it.",
     errors: {
       network: "The model could not be downloaded. Check its address and your connection.",
-      integrity: "The downloaded model is not the expected file (its SHA-256 differs), so it was not used.",
+      integrity:
+        "The downloaded model is not the expected file (its SHA-256 differs), so it was not used.",
       quota: "There is not enough storage space on this device for the model.",
-      webgpu_unavailable: "This browser offers no WebGPU; use backend=\"auto\" or \"wasm\".",
-      context_overflow: "The conversation is too long for the model's context. Reload to start over.",
+      webgpu_unavailable: 'This browser offers no WebGPU; use backend="auto" or "wasm".',
+      context_overflow:
+        "The conversation is too long for the model's context. Reload to start over.",
       model_too_large: "This model is too large for this device.",
       unsupported_architecture: "This model's architecture is not supported.",
       unsupported_quantization: "This model's quantization type is not supported.",
@@ -29,18 +48,37 @@ const STRINGS = {
     },
   },
   fr: {
-    conversation: "Conversation", input: "Votre message", placeholder: "Posez une question…", send: "Envoyer", stop: "Arrêter",
-    download: "Téléchargement du modèle", verify: "Vérification du modèle", load: "Démarrage du modèle",
-    ready: "Prêt", card: "À propos du modèle", name: "Modèle", size: "Taille", license: "Licence",
-    hash: "SHA-256", backend: "Calcul", params: "Paramètres", you: "Vous", model: "Modèle",
-    stopped: "(arrêté)", tokps: "jetons/s", cpu: "le processeur de cet appareil (wasm)", gpu: "la carte graphique de cet appareil (WebGPU)",
+    conversation: "Conversation",
+    input: "Votre message",
+    placeholder: "Posez une question…",
+    send: "Envoyer",
+    stop: "Arrêter",
+    download: "Téléchargement du modèle",
+    verify: "Vérification du modèle",
+    load: "Démarrage du modèle",
+    ready: "Prêt",
+    card: "À propos du modèle",
+    name: "Modèle",
+    size: "Taille",
+    license: "Licence",
+    hash: "SHA-256",
+    backend: "Calcul",
+    params: "Paramètres",
+    you: "Vous",
+    model: "Modèle",
+    stopped: "(arrêté)",
+    tokps: "jetons/s",
+    cpu: "le processeur de cet appareil (wasm)",
+    gpu: "la carte graphique de cet appareil (WebGPU)",
     offline: "Fonctionne sur votre appareil : rien de ce que vous écrivez n’en sort.",
     errors: {
       network: "Le modèle n’a pas pu être téléchargé. Vérifiez son adresse et votre connexion.",
-      integrity: "Le modèle téléchargé n’est pas le fichier attendu (son SHA-256 diffère) ; il n’a pas été utilisé.",
+      integrity:
+        "Le modèle téléchargé n’est pas le fichier attendu (son SHA-256 diffère) ; il n’a pas été utilisé.",
       quota: "Il n’y a pas assez d’espace de stockage sur cet appareil pour le modèle.",
-      webgpu_unavailable: "Ce navigateur n’offre pas WebGPU ; utilisez backend=\"auto\" ou \"wasm\".",
-      context_overflow: "La conversation est trop longue pour le contexte du modèle. Rechargez pour recommencer.",
+      webgpu_unavailable: 'Ce navigateur n’offre pas WebGPU ; utilisez backend="auto" ou "wasm".',
+      context_overflow:
+        "La conversation est trop longue pour le contexte du modèle. Rechargez pour recommencer.",
       model_too_large: "Ce modèle est trop gros pour cet appareil.",
       unsupported_architecture: "L’architecture de ce modèle n’est pas prise en charge.",
       unsupported_quantization: "Le type de quantification de ce modèle n’est pas pris en charge.",
@@ -49,7 +87,15 @@ const STRINGS = {
     },
   },
 };
-const FILE_ERRORS = ["bad_magic", "unsupported_version", "truncated_file", "invalid_metadata", "invalid_tensor", "missing_tensor", "unsupported_tokenizer"];
+const FILE_ERRORS = [
+  "bad_magic",
+  "unsupported_version",
+  "truncated_file",
+  "invalid_metadata",
+  "invalid_tensor",
+  "missing_tensor",
+  "unsupported_tokenizer",
+];
 
 // Widgets that name the same model (and sha256, backend) share one engine.
 const shared = new Map(); // key → { engine: Promise<Engine>, users: Set<element>, listeners: Set<fn> }
@@ -59,7 +105,12 @@ function acquire(el, model, sha256, backend, onProgress) {
   let entry = shared.get(key);
   if (!entry) {
     entry = { users: new Set(), listeners: new Set() };
-    entry.engine = createEngine({ model, sha256: sha256 || undefined, backend, onProgress: (p) => entry.listeners.forEach((f) => f(p)) });
+    entry.engine = createEngine({
+      model,
+      sha256: sha256 || undefined,
+      backend,
+      onProgress: (p) => entry.listeners.forEach((f) => f(p)),
+    });
     entry.engine.catch(() => shared.get(key) === entry && shared.delete(key)); // a failed load may be retried
     shared.set(key, entry);
   }
@@ -72,7 +123,10 @@ function acquire(el, model, sha256, backend, onProgress) {
       entry.listeners.delete(onProgress);
       if (entry.users.size === 0 && shared.get(key) === entry) {
         shared.delete(key);
-        entry.engine.then((e) => e.dispose(), () => {});
+        entry.engine.then(
+          (e) => e.dispose(),
+          () => {},
+        );
       }
     },
   };
@@ -134,21 +188,48 @@ export class OuvertChat extends HTMLElement {
       <details part="card"><summary></summary><dl></dl></details>
       <p class="sr" part="privacy"></p>`;
     const $ = (sel) => root.querySelector(sel);
-    this.#els = { title: $("[part~=title]"), status: $("[part~=status]"), progressBox: $("[part~=progress]"), progressLabel: $("[part~=progress] label"),
-      progress: $("progress"), error: $("[part~=error]"), log: $("ol"), form: $("form"), inputLabel: $("form label"), input: $("textarea"),
-      send: $("[part~=send]"), stop: $("[part~=stop]"), summary: $("summary"), card: $("dl"), privacy: $("[part~=privacy]") };
-    this.#els.form.addEventListener("submit", (e) => { e.preventDefault(); this.send(); });
+    this.#els = {
+      title: $("[part~=title]"),
+      status: $("[part~=status]"),
+      progressBox: $("[part~=progress]"),
+      progressLabel: $("[part~=progress] label"),
+      progress: $("progress"),
+      error: $("[part~=error]"),
+      log: $("ol"),
+      form: $("form"),
+      inputLabel: $("form label"),
+      input: $("textarea"),
+      send: $("[part~=send]"),
+      stop: $("[part~=stop]"),
+      summary: $("summary"),
+      card: $("dl"),
+      privacy: $("[part~=privacy]"),
+    };
+    this.#els.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.send();
+    });
     this.#els.input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.send(); }
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.send();
+      }
       if (e.key === "Escape") this.stop();
     });
     this.#els.stop.addEventListener("click", () => this.stop());
   }
 
-  get #t() { return STRINGS[(this.getAttribute("lang") || document.documentElement.lang || "en").slice(0, 2)] ?? STRINGS.en; }
+  get #t() {
+    return (
+      STRINGS[(this.getAttribute("lang") || document.documentElement.lang || "en").slice(0, 2)] ??
+      STRINGS.en
+    );
+  }
 
   /** The engine this widget uses (shared with widgets naming the same model), once loaded. */
-  get engine() { return this.#engine; }
+  get engine() {
+    return this.#engine;
+  }
 
   connectedCallback() {
     this.#started = true;
@@ -159,13 +240,18 @@ export class OuvertChat extends HTMLElement {
   disconnectedCallback() {
     this.stop();
     // Moving the element in the page disconnects and reconnects it: keep the engine then.
-    queueMicrotask(() => { if (!this.isConnected) this.#release(); });
+    queueMicrotask(() => {
+      if (!this.isConnected) this.#release();
+    });
   }
 
   attributeChangedCallback(name, old, value) {
     // Before the first connection (the element's upgrade), connectedCallback loads.
     if (old === value || !this.#started) return;
-    if (["model", "sha256", "backend"].includes(name)) { this.#release(); this.#load(); }
+    if (["model", "sha256", "backend"].includes(name)) {
+      this.#release();
+      this.#load();
+    }
     this.#render();
   }
 
@@ -176,7 +262,8 @@ export class OuvertChat extends HTMLElement {
   }
 
   #render() {
-    const t = this.#t, e = this.#els;
+    const t = this.#t,
+      e = this.#els;
     e.log.setAttribute("aria-label", t.conversation);
     e.inputLabel.textContent = t.input;
     e.input.placeholder = this.getAttribute("placeholder") ?? t.placeholder;
@@ -202,7 +289,13 @@ export class OuvertChat extends HTMLElement {
       e.progressLabel.textContent = `${t[p.phase]} · ${Math.floor(100 * e.progress.value)} % (${mb(p.loaded)} / ${mb(p.total)})`;
       this.#emit("ouvert-progress", p);
     };
-    this.#lease = acquire(this, model, this.getAttribute("sha256"), this.getAttribute("backend") || "auto", onProgress);
+    this.#lease = acquire(
+      this,
+      model,
+      this.getAttribute("sha256"),
+      this.getAttribute("backend") || "auto",
+      onProgress,
+    );
     try {
       const engine = await this.#lease.engine;
       if (token !== this.#loadToken) return;
@@ -222,14 +315,22 @@ export class OuvertChat extends HTMLElement {
   #showCard(info) {
     const t = this.#t;
     this.#els.title.textContent = info.name ?? "Ouvert";
-    const rows = [[t.name, `${info.name ?? "?"} (${info.architecture}, ${info.quantization})`], [t.params, info.parameters.toLocaleString(this.#t === STRINGS.fr ? "fr" : "en")],
-      [t.size, mb(info.bytes)], [t.license, info.license ?? "?"], [t.hash, info.sha256], [t.backend, info.backend === "webgpu" ? t.gpu : t.cpu]];
+    const rows = [
+      [t.name, `${info.name ?? "?"} (${info.architecture}, ${info.quantization})`],
+      [t.params, info.parameters.toLocaleString(this.#t === STRINGS.fr ? "fr" : "en")],
+      [t.size, mb(info.bytes)],
+      [t.license, info.license ?? "?"],
+      [t.hash, info.sha256],
+      [t.backend, info.backend === "webgpu" ? t.gpu : t.cpu],
+    ];
     this.#els.card.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
   }
 
   #showError(err) {
-    const t = this.#t, code = err?.code ?? "internal";
-    const sentence = t.errors[code] ?? (FILE_ERRORS.includes(code) ? t.errors.file : t.errors.other);
+    const t = this.#t,
+      code = err?.code ?? "internal";
+    const sentence =
+      t.errors[code] ?? (FILE_ERRORS.includes(code) ? t.errors.file : t.errors.other);
     const detail = el("small", `${code}: ${err?.message ?? err}`);
     this.#els.error.replaceChildren(document.createTextNode(sentence), detail);
     this.#els.error.hidden = false;
@@ -243,7 +344,10 @@ export class OuvertChat extends HTMLElement {
   #append(role, text) {
     const li = el("li", "");
     li.setAttribute("part", `message ${role}`);
-    li.append(el("b", role === "user" ? this.#t.you : this.#t.model), document.createTextNode(text));
+    li.append(
+      el("b", role === "user" ? this.#t.you : this.#t.model),
+      document.createTextNode(text),
+    );
     this.#els.log.append(li);
     li.scrollIntoView?.({ block: "nearest" });
     return li.lastChild; // the text node that streaming extends
@@ -259,13 +363,18 @@ export class OuvertChat extends HTMLElement {
     this.#append("user", text);
     this.#messages.push({ role: "user", content: text });
     const system = this.getAttribute("system");
-    const messages = system ? [{ role: "system", content: system }, ...this.#messages] : [...this.#messages];
+    const messages = system
+      ? [{ role: "system", content: system }, ...this.#messages]
+      : [...this.#messages];
     const out = this.#append("assistant", "");
     this.#abort = new AbortController();
     e.send.disabled = true;
     e.stop.hidden = false;
     e.log.setAttribute("aria-busy", "true");
-    const options = { signal: this.#abort.signal, maxTokens: num(this.getAttribute("max-tokens"), 256) };
+    const options = {
+      signal: this.#abort.signal,
+      maxTokens: num(this.getAttribute("max-tokens"), 256),
+    };
     const temperature = num(this.getAttribute("temperature"), NaN);
     if (!Number.isNaN(temperature)) options.temperature = temperature;
     let answer = "";
@@ -288,15 +397,22 @@ export class OuvertChat extends HTMLElement {
       e.send.disabled = !this.#engine;
       e.stop.hidden = true;
       e.log.setAttribute("aria-busy", "false");
-      if (this.shadowRoot.activeElement === e.stop || !this.shadowRoot.activeElement) e.input.focus();
+      if (this.shadowRoot.activeElement === e.stop || !this.shadowRoot.activeElement)
+        e.input.focus();
     }
   }
 
   /** Stops the answer being generated, if any. */
-  stop() { this.#abort?.abort(); }
+  stop() {
+    this.#abort?.abort();
+  }
 
   /** Forgets the conversation. */
-  clear() { this.stop(); this.#messages = []; this.#els.log.replaceChildren(); }
+  clear() {
+    this.stop();
+    this.#messages = [];
+    this.#els.log.replaceChildren();
+  }
 }
 
 function el(tag, text) {

@@ -7,7 +7,21 @@ export { listCachedModels, deleteCachedModel, storageEstimate } from "./store.js
 /** What the engine runs: GGUF `general.architecture` values and weight types. */
 export const SUPPORTED = Object.freeze({
   architectures: Object.freeze(["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"]),
-  quantizations: Object.freeze(["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]),
+  quantizations: Object.freeze([
+    "F32",
+    "F16",
+    "BF16",
+    "Q4_0",
+    "Q4_1",
+    "Q5_0",
+    "Q5_1",
+    "Q8_0",
+    "Q2_K",
+    "Q3_K",
+    "Q4_K",
+    "Q5_K",
+    "Q6_K",
+  ]),
 });
 
 export class OuvertError extends Error {
@@ -19,10 +33,23 @@ export class OuvertError extends Error {
 }
 
 const BACKENDS = ["auto", "webgpu", "wasm"];
-const GENERATE_KEYS = ["maxTokens", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN",
-  "seed", "stop", "topLogprobs", "truncate", "stopAtEos"];
+const GENERATE_KEYS = [
+  "maxTokens",
+  "temperature",
+  "topK",
+  "topP",
+  "minP",
+  "repeatPenalty",
+  "repeatLastN",
+  "seed",
+  "stop",
+  "topLogprobs",
+  "truncate",
+  "stopAtEos",
+];
 
-const toError = (e) => (e instanceof OuvertError ? e : new OuvertError(e?.code ?? "internal", e?.message ?? String(e)));
+const toError = (e) =>
+  e instanceof OuvertError ? e : new OuvertError(e?.code ?? "internal", e?.message ?? String(e));
 const abortError = () => new OuvertError("aborted", "the request was aborted");
 
 /**
@@ -31,13 +58,29 @@ const abortError = () => new OuvertError("aborted", "the request was aborted");
  * @returns {Promise<Engine>}
  */
 export async function createEngine(options = {}) {
-  const { model, sha256, backend = "auto", contextLength = 2048, threads, onProgress, signal } = options;
-  if (!BACKENDS.includes(backend)) throw new OuvertError("invalid_argument", `backend must be one of ${BACKENDS.join(", ")}`);
-  if (threads != null && !(Number.isInteger(threads) && threads >= 1)) throw new OuvertError("invalid_argument", "threads must be a whole number ≥ 1");
-  if (sha256 != null && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new OuvertError("invalid_argument", "sha256 must be 64 hexadecimal digits");
+  const {
+    model,
+    sha256,
+    backend = "auto",
+    contextLength = 2048,
+    threads,
+    onProgress,
+    signal,
+  } = options;
+  if (!BACKENDS.includes(backend))
+    throw new OuvertError("invalid_argument", `backend must be one of ${BACKENDS.join(", ")}`);
+  if (threads != null && !(Number.isInteger(threads) && threads >= 1))
+    throw new OuvertError("invalid_argument", "threads must be a whole number ≥ 1");
+  if (sha256 != null && !/^[0-9a-fA-F]{64}$/.test(sha256))
+    throw new OuvertError("invalid_argument", "sha256 must be 64 hexadecimal digits");
   const isUrl = typeof model === "string" || model instanceof URL;
-  if (!(isUrl || model instanceof Blob || model instanceof ArrayBuffer || ArrayBuffer.isView(model))) {
-    throw new OuvertError("invalid_argument", "model must be a URL, an ArrayBuffer, a Blob or a File");
+  if (
+    !(isUrl || model instanceof Blob || model instanceof ArrayBuffer || ArrayBuffer.isView(model))
+  ) {
+    throw new OuvertError(
+      "invalid_argument",
+      "model must be a URL, an ArrayBuffer, a Blob or a File",
+    );
   }
   if (signal?.aborted) throw abortError();
   const source = isUrl ? new URL(model, globalThis.location?.href).href : model;
@@ -45,14 +88,20 @@ export async function createEngine(options = {}) {
   // workers: there the threaded build splits large mat-muls and attention over a pool of them. By
   // default half the logical processors (as llama.cpp and wllama): a core's second
   // hyperthread adds little to SIMD kernels, and the page needs a core. Elsewhere, one.
-  const want = threads ?? Math.max(1, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 1) / 2));
+  const want =
+    threads ?? Math.max(1, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 1) / 2));
   const threaded = globalThis.crossOriginIsolated === true && want > 1;
   // Two literal `new URL` forms, so that bundlers find both workers.
-  const worker = threaded ? new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" })
+  const worker = threaded
+    ? new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" })
     : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
   const engine = new Engine(worker);
   try {
-    engine.info = await engine._load({ model: source, sha256, contextLength, backend, threads: threaded ? want : 1 }, onProgress, signal);
+    engine.info = await engine._load(
+      { model: source, sha256, contextLength, backend, threads: threaded ? want : 1 },
+      onProgress,
+      signal,
+    );
     return engine;
   } catch (e) {
     worker.terminate();
@@ -74,12 +123,18 @@ export class Engine {
     this.#worker = worker;
     worker.onmessage = ({ data }) => {
       // The worker moved the model (a lost GPU continues on wasm).
-      if (data.type === "info") this.info = { ...this.info, adapter: undefined, fallback: undefined, ...data.info };
+      if (data.type === "info")
+        this.info = { ...this.info, adapter: undefined, fallback: undefined, ...data.info };
       else this.#pending.get(data.id)?.(data);
     };
     worker.onerror = (e) => {
       e.preventDefault?.();
-      this.#fail(new OuvertError("worker_failed", `the engine's worker stopped: ${e.message ?? "it could not start"}`));
+      this.#fail(
+        new OuvertError(
+          "worker_failed",
+          `the engine's worker stopped: ${e.message ?? "it could not start"}`,
+        ),
+      );
     };
     this.chat = { completions: { create: (body, opts) => this.#chatCompletion(body, opts) } };
   }
@@ -89,7 +144,8 @@ export class Engine {
   }
 
   #request(msg, handler) {
-    if (this.#disposed) throw new OuvertError("disposed", "this engine was disposed; create a new one");
+    if (this.#disposed)
+      throw new OuvertError("disposed", "this engine was disposed; create a new one");
     const id = nextId++;
     this.#pending.set(id, handler);
     this.#worker.postMessage({ ...msg, id });
@@ -107,10 +163,19 @@ export class Engine {
 
   _load(msg, onProgress, signal) {
     return new Promise((resolve, reject) => {
-      const onAbort = () => { this.#pending.delete(id); reject(abortError()); };
+      const onAbort = () => {
+        this.#pending.delete(id);
+        reject(abortError());
+      };
       signal?.addEventListener("abort", onAbort, { once: true });
       const id = this.#request({ type: "load", ...msg }, (m) => {
-        if (m.type === "progress") return onProgress?.({ phase: m.phase, loaded: m.loaded, total: m.total, source: m.source });
+        if (m.type === "progress")
+          return onProgress?.({
+            phase: m.phase,
+            loaded: m.loaded,
+            total: m.total,
+            source: m.source,
+          });
         this.#pending.delete(id);
         signal?.removeEventListener("abort", onAbort);
         m.type === "ready" ? resolve(m.info) : reject(toError(m.error));
@@ -119,13 +184,21 @@ export class Engine {
   }
 
   /** Token ids of `text`, BOS first. */
-  tokenize(text, { special = false } = {}) { return this.#call("tokenize", String(text), special); }
+  tokenize(text, { special = false } = {}) {
+    return this.#call("tokenize", String(text), special);
+  }
   /** The text of token ids. */
-  detokenize(ids) { return this.#call("detokenize", Uint32Array.from(ids)); }
+  detokenize(ids) {
+    return this.#call("detokenize", Uint32Array.from(ids));
+  }
   /** Each id's vocabulary entry as the model sees it ("▁the", "<0x0A>"). */
-  tokenStrings(ids) { return this.#call("tokenStrings", Uint32Array.from(ids)); }
+  tokenStrings(ids) {
+    return this.#call("tokenStrings", Uint32Array.from(ids));
+  }
   /** Prompt ids of a conversation, through the model's chat template. */
-  encodeChat(messages) { return this.#call("encodeChat", messages); }
+  encodeChat(messages) {
+    return this.#call("encodeChat", messages);
+  }
 
   /**
    * Streams generated pieces. `prompt` is text, `{ ids }` or `{ messages }`.
@@ -138,33 +211,61 @@ export class Engine {
     if (typeof opts.stop === "string") opts.stop = [opts.stop];
     // An unseeded request draws a fresh seed, so two requests do not repeat each other.
     if (opts.seed === undefined) opts.seed = crypto.getRandomValues(new Uint32Array(1))[0];
-    const body = typeof prompt === "string" ? { text: prompt }
-      : Array.isArray(prompt) || ArrayBuffer.isView(prompt) ? { ids: Array.from(prompt) }
-      : prompt?.ids ? { ids: Array.from(prompt.ids) }
-      : prompt?.messages ? { messages: prompt.messages.map(({ role, content }) => ({ role, content: String(content) })) }
-      : null;
+    const body =
+      typeof prompt === "string"
+        ? { text: prompt }
+        : Array.isArray(prompt) || ArrayBuffer.isView(prompt)
+          ? { ids: Array.from(prompt) }
+          : prompt?.ids
+            ? { ids: Array.from(prompt.ids) }
+            : prompt?.messages
+              ? {
+                  messages: prompt.messages.map(({ role, content }) => ({
+                    role,
+                    content: String(content),
+                  })),
+                }
+              : null;
 
-    const pieces = [];  // not yet taken by the iterator
+    const pieces = []; // not yet taken by the iterator
     let waiting = null; // the iterator's pending next()
-    let ended = false, error = null, output = null, promptIds = null;
+    let ended = false,
+      error = null,
+      output = null,
+      promptIds = null;
     let settle;
-    const result = new Promise((ok, ko) => { settle = { ok, ko }; });
+    const result = new Promise((ok, ko) => {
+      settle = { ok, ko };
+    });
     result.catch(() => {}); // the iterator reports the error; `result` may go unobserved
 
-    const wakeUp = () => { if (waiting) { const w = waiting; waiting = null; w(); } };
+    const wakeUp = () => {
+      if (waiting) {
+        const w = waiting;
+        waiting = null;
+        w();
+      }
+    };
     const finish = (err, out) => {
       if (ended) return;
       ended = true;
       this.#pending.delete(id);
       signal?.removeEventListener("abort", onAbort);
-      err ? settle.ko((error = err)) : settle.ok((output = { ...out, promptTokens: promptIds ?? out.promptTokens }));
+      err
+        ? settle.ko((error = err))
+        : settle.ok((output = { ...out, promptTokens: promptIds ?? out.promptTokens }));
       wakeUp();
     };
-    const onAbort = () => { if (!ended) this.#worker.postMessage({ type: "abort", id }); };
+    const onAbort = () => {
+      if (!ended) this.#worker.postMessage({ type: "abort", id });
+    };
     let id = 0;
     if (!body) {
       ended = true;
-      error = new OuvertError("invalid_argument", "prompt must be a string, an array of token ids, { ids } or { messages }");
+      error = new OuvertError(
+        "invalid_argument",
+        "prompt must be a string, an array of token ids, { ids } or { messages }",
+      );
       settle.ko(error);
     } else if (signal?.aborted) {
       ended = true;
@@ -173,8 +274,15 @@ export class Engine {
       id = this.#request({ type: "generate", prompt: body, options: opts }, (m) => {
         if (m.type === "prompt") promptIds = m.ids;
         else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
-        else if (m.type === "piece") { pieces.push({ token: m.token, text: m.text, top: m.top, ...(m.chosen && { chosen: m.chosen }) }); wakeUp(); }
-        else if (m.type === "done") finish(null, m.output);
+        else if (m.type === "piece") {
+          pieces.push({
+            token: m.token,
+            text: m.text,
+            top: m.top,
+            ...(m.chosen && { chosen: m.chosen }),
+          });
+          wakeUp();
+        } else if (m.type === "done") finish(null, m.output);
         else if (m.type === "error") finish(toError(m.error));
       });
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -189,11 +297,16 @@ export class Engine {
               if (pieces.length) return { value: pieces.shift(), done: false };
               if (error) throw error;
               if (ended) return { value: undefined, done: true };
-              await new Promise((r) => { waiting = r; });
+              await new Promise((r) => {
+                waiting = r;
+              });
             }
           },
           // Leaving a for-await loop early stops the generation.
-          return: async () => { onAbort(); return { value: undefined, done: true }; },
+          return: async () => {
+            onAbort();
+            return { value: undefined, done: true };
+          },
         };
       },
     };
@@ -208,42 +321,91 @@ export class Engine {
 
   async #chatCompletion(body = {}, { signal } = {}) {
     const { messages, stream = false, n = 1 } = body;
-    if (!Array.isArray(messages) || messages.length === 0) throw new OuvertError("invalid_argument", "messages must be a non-empty array of { role, content }");
+    if (!Array.isArray(messages) || messages.length === 0)
+      throw new OuvertError(
+        "invalid_argument",
+        "messages must be a non-empty array of { role, content }",
+      );
     if (n !== 1) throw new OuvertError("invalid_argument", "only n = 1 is supported");
     const options = {
       maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
-      temperature: body.temperature ?? 1, topP: body.top_p ?? 1, topK: body.top_k ?? 0, minP: body.min_p ?? 0,
-      repeatPenalty: body.repeat_penalty, seed: body.seed ?? undefined, stop: body.stop ?? undefined,
+      temperature: body.temperature ?? 1,
+      topP: body.top_p ?? 1,
+      topK: body.top_k ?? 0,
+      minP: body.min_p ?? 0,
+      repeatPenalty: body.repeat_penalty,
+      seed: body.seed ?? undefined,
+      stop: body.stop ?? undefined,
       // At least one: the chosen token's log-probability comes with the alternatives.
-      topLogprobs: body.logprobs ? Math.max(1, body.top_logprobs ?? 0) : 0, signal: signal ?? body.signal,
+      topLogprobs: body.logprobs ? Math.max(1, body.top_logprobs ?? 0) : 0,
+      signal: signal ?? body.signal,
     };
     // OpenAI's per-token entries: the token's own text, its bytes, its log-probability.
-    const entry = (t) => ({ token: t.text, logprob: t.logprob, bytes: t.text.includes("\uFFFD") ? null : [...new TextEncoder().encode(t.text)] });
-    const logprobs = (pieces) => (body.logprobs
-      ? { content: pieces.map((p) => ({ ...entry(p.chosen), top_logprobs: p.top.slice(0, body.top_logprobs ?? 0).map(entry) })), refusal: null }
-      : null);
-    const run = this.generate({ messages: messages.map((m) => ({ role: m.role, content: contentText(m.content) })) }, options);
-    const meta = { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: this.info.name };
+    const entry = (t) => ({
+      token: t.text,
+      logprob: t.logprob,
+      bytes: t.text.includes("\uFFFD") ? null : [...new TextEncoder().encode(t.text)],
+    });
+    const logprobs = (pieces) =>
+      body.logprobs
+        ? {
+            content: pieces.map((p) => ({
+              ...entry(p.chosen),
+              top_logprobs: p.top.slice(0, body.top_logprobs ?? 0).map(entry),
+            })),
+            refusal: null,
+          }
+        : null;
+    const run = this.generate(
+      { messages: messages.map((m) => ({ role: m.role, content: contentText(m.content) })) },
+      options,
+    );
+    const meta = {
+      id: `chatcmpl-${crypto.randomUUID()}`,
+      created: Math.floor(Date.now() / 1000),
+      model: this.info.name,
+    };
     const reason = (r) => (r === "stop" ? "stop" : "length");
     if (!stream) {
       const pieces = [];
       for await (const p of run) pieces.push(p);
       const r = await run.result;
       return {
-        ...meta, object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content: r.text }, logprobs: logprobs(pieces), finish_reason: reason(r.finishReason) }],
-        usage: { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.completionTokens, total_tokens: r.stats.promptTokens + r.stats.completionTokens },
+        ...meta,
+        object: "chat.completion",
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: r.text },
+            logprobs: logprobs(pieces),
+            finish_reason: reason(r.finishReason),
+          },
+        ],
+        usage: {
+          prompt_tokens: r.stats.promptTokens,
+          completion_tokens: r.stats.completionTokens,
+          total_tokens: r.stats.promptTokens + r.stats.completionTokens,
+        },
       };
     }
     return (async function* () {
-      const chunk = (delta, pieces = [], finish_reason = null) => ({ ...meta, object: "chat.completion.chunk", choices: [{ index: 0, delta, logprobs: pieces.length ? logprobs(pieces) : null, finish_reason }] });
+      const chunk = (delta, pieces = [], finish_reason = null) => ({
+        ...meta,
+        object: "chat.completion.chunk",
+        choices: [
+          { index: 0, delta, logprobs: pieces.length ? logprobs(pieces) : null, finish_reason },
+        ],
+      });
       yield chunk({ role: "assistant", content: "" });
       // A token whose text is held back (part of a character, or of a possible stop string)
       // reports its log-probability with the next chunk that has text.
       let pending = [];
       for await (const piece of run) {
         pending.push(piece);
-        if (piece.text) { yield chunk({ content: piece.text }, pending); pending = []; }
+        if (piece.text) {
+          yield chunk({ content: piece.text }, pending);
+          pending = [];
+        }
       }
       yield chunk({}, pending, reason((await run.result).finishReason));
     })();
@@ -260,6 +422,10 @@ export class Engine {
 
 function contentText(content) {
   if (typeof content === "string") return content;
-  if (Array.isArray(content)) return content.filter((p) => p?.type === "text").map((p) => p.text).join("");
+  if (Array.isArray(content))
+    return content
+      .filter((p) => p?.type === "text")
+      .map((p) => p.text)
+      .join("");
   return String(content ?? "");
 }

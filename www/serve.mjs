@@ -6,10 +6,16 @@ import { createReadStream, statSync } from "node:fs";
 import { extname, join, normalize, resolve } from "node:path";
 
 const TYPES = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-  ".json": "application/json", ".wasm": "application/wasm", ".gguf": "application/octet-stream",
-  ".svg": "image/svg+xml", ".png": "image/png", ".ts": "text/plain; charset=utf-8",
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".gguf": "application/octet-stream",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ts": "text/plain; charset=utf-8",
 };
 
 // `onRequest(path, url, res)` sees every request; returning false drops the connection, as a
@@ -19,11 +25,21 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     const seen = onRequest(path, req.url, res);
-    if (seen === false) { req.socket.destroy(); return; }
+    if (seen === false) {
+      req.socket.destroy();
+      return;
+    }
     if (seen === "answered") return;
-    let base = resolve(root), rel = path, matched = "";
-    for (const [prefix, dir] of Object.entries(mounts)) { // the longest matching mount wins
-      if (path.startsWith(prefix + "/") && prefix.length > matched.length) { base = resolve(dir); rel = path.slice(prefix.length); matched = prefix; }
+    let base = resolve(root),
+      rel = path,
+      matched = "";
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      // the longest matching mount wins
+      if (path.startsWith(prefix + "/") && prefix.length > matched.length) {
+        base = resolve(dir);
+        rel = path.slice(prefix.length);
+        matched = prefix;
+      }
     }
     const file = normalize(join(base, rel.endsWith("/") ? rel + "index.html" : rel));
     const headers = {
@@ -32,10 +48,25 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
       "Cache-Control": "no-cache",
     };
     let stat;
-    try { stat = file.startsWith(base) && statSync(file); } catch { stat = null; }
-    if (!stat || !stat.isFile()) { res.writeHead(404, headers); res.end("not found"); return; }
-    res.writeHead(200, { ...headers, "Content-Type": TYPES[extname(file)] || "application/octet-stream", "Content-Length": stat.size });
-    if (req.method === "HEAD") { res.end(); return; }
+    try {
+      stat = file.startsWith(base) && statSync(file);
+    } catch {
+      stat = null;
+    }
+    if (!stat || !stat.isFile()) {
+      res.writeHead(404, headers);
+      res.end("not found");
+      return;
+    }
+    res.writeHead(200, {
+      ...headers,
+      "Content-Type": TYPES[extname(file)] || "application/octet-stream",
+      "Content-Length": stat.size,
+    });
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
     createReadStream(file).pipe(res);
   });
   return new Promise((ok) => server.listen(port, "127.0.0.1", () => ok(server)));
@@ -43,9 +74,21 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
-  const opt = (name, d) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : d; };
+  const opt = (name, d) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : d;
+  };
   const mounts = {};
-  args.forEach((a, i) => { if (a === "--mount") { const [p, d] = args[i + 1].split("="); mounts[p] = d; } });
-  const server = await serve({ root: opt("--root", "www"), mounts, port: Number(opt("--port", 8080)) });
+  args.forEach((a, i) => {
+    if (a === "--mount") {
+      const [p, d] = args[i + 1].split("=");
+      mounts[p] = d;
+    }
+  });
+  const server = await serve({
+    root: opt("--root", "www"),
+    mounts,
+    port: Number(opt("--port", 8080)),
+  });
   console.log(`serving on http://127.0.0.1:${server.address().port}/`);
 }

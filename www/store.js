@@ -40,7 +40,11 @@ async function withIndex(fn) {
 }
 
 async function removeFile(dir, name) {
-  try { await dir.removeEntry(name); } catch { /* already gone */ }
+  try {
+    await dir.removeEntry(name);
+  } catch {
+    /* already gone */
+  }
 }
 
 /** Removes a cached model file and what is kept next to it. */
@@ -53,17 +57,26 @@ async function removeModel(dir, name) {
 export async function listCachedModels() {
   if (!navigator.storage?.getDirectory) return [];
   return withIndex((_, index) => ({
-    value: Object.entries(index).map(([url, e]) => ({ url, sha256: e.sha256, bytes: e.bytes, storedAt: e.storedAt })),
+    value: Object.entries(index).map(([url, e]) => ({
+      url,
+      sha256: e.sha256,
+      bytes: e.bytes,
+      storedAt: e.storedAt,
+    })),
   }));
 }
 
 /** Deletes the cached copy of a model, named by its URL or SHA-256. True if one was there. */
 export async function deleteCachedModel(urlOrSha256) {
   if (!navigator.storage?.getDirectory) return false;
-  const key = typeof urlOrSha256 === "string" && !/^[0-9a-f]{64}$/i.test(urlOrSha256)
-    ? new URL(urlOrSha256, globalThis.location?.href).href : urlOrSha256;
+  const key =
+    typeof urlOrSha256 === "string" && !/^[0-9a-f]{64}$/i.test(urlOrSha256)
+      ? new URL(urlOrSha256, globalThis.location?.href).href
+      : urlOrSha256;
   return withIndex(async (dir, index) => {
-    const hits = Object.keys(index).filter((url) => url === key || index[url].sha256 === String(key).toLowerCase());
+    const hits = Object.keys(index).filter(
+      (url) => url === key || index[url].sha256 === String(key).toLowerCase(),
+    );
     for (const url of hits) {
       await removeModel(dir, index[url].file);
       delete index[url];
@@ -90,8 +103,11 @@ export async function lookup(url, sha256) {
     try {
       const handle = await dir.getFileHandle(entry.file);
       const file = await handle.getFile();
-      if (file.size === entry.bytes && file.lastModified === entry.lastModified) return { value: { file, handle, name: entry.file, sha256: entry.sha256 } };
-    } catch { /* missing: forget it below */ }
+      if (file.size === entry.bytes && file.lastModified === entry.lastModified)
+        return { value: { file, handle, name: entry.file, sha256: entry.sha256 } };
+    } catch {
+      /* missing: forget it below */
+    }
     await removeModel(dir, entry.file);
     delete index[url];
     return { save: true };
@@ -104,8 +120,11 @@ export async function lookup(url, sha256) {
  * `{ writer }` or `{ skipped: reason }` where reason is "quota" or "unavailable".
  */
 export async function beginWrite(url, bytes) {
-  if (!navigator.storage?.getDirectory || typeof FileSystemFileHandle === "undefined"
-      || !("createSyncAccessHandle" in FileSystemFileHandle.prototype)) {
+  if (
+    !navigator.storage?.getDirectory ||
+    typeof FileSystemFileHandle === "undefined" ||
+    !("createSyncAccessHandle" in FileSystemFileHandle.prototype)
+  ) {
     return { skipped: "unavailable" };
   }
   try {
@@ -129,12 +148,22 @@ export async function beginWrite(url, bytes) {
           await withIndex(async (_, index) => {
             const old = index[url];
             if (old && old.file !== name) await removeModel(dir, old.file);
-            index[url] = { file: name, sha256, bytes: at, lastModified: file.lastModified, storedAt: Date.now() };
+            index[url] = {
+              file: name,
+              sha256,
+              bytes: at,
+              lastModified: file.lastModified,
+              storedAt: Date.now(),
+            };
             return { save: true };
           });
         },
         async abort() {
-          try { handle.close(); } catch { /* closed */ }
+          try {
+            handle.close();
+          } catch {
+            /* closed */
+          }
           await removeFile(dir, name);
         },
       },
@@ -159,11 +188,15 @@ export async function writeMergeOrder(name, bytes) {
   try {
     await withIndex(async (dir, index) => {
       if (!Object.values(index).some((e) => e.file === name)) return;
-      const w = await (await dir.getFileHandle(`${name}.merges`, { create: true })).createWritable();
+      const w = await (
+        await dir.getFileHandle(`${name}.merges`, { create: true })
+      ).createWritable();
       await w.write(bytes);
       await w.close();
     });
-  } catch { /* storage full or gone: the next load derives the order again */ }
+  } catch {
+    /* storage full or gone: the next load derives the order again */
+  }
 }
 
 /** Why a storage error stops caching: "quota" (storage full) or "unavailable". */

@@ -2,7 +2,14 @@
 // straight into wasm memory, then serves requests one at a time. Generation runs a step
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
-import { beginWrite, deleteCachedModel, lookup, readMergeOrder, skipReason, writeMergeOrder } from "./store.js";
+import {
+  beginWrite,
+  deleteCachedModel,
+  lookup,
+  readMergeOrder,
+  skipReason,
+  writeMergeOrder,
+} from "./store.js";
 
 let engine = null;
 let wasm = null; // the engine's module: the one-thread build, or the threaded one
@@ -40,7 +47,11 @@ const errorOf = (e) => ({ code: e?.code ?? "internal", message: e?.message ?? St
 const channel = new MessageChannel();
 let wake = null;
 channel.port1.onmessage = () => wake?.();
-const yieldToEvents = () => new Promise((resolve) => { wake = resolve; channel.port2.postMessage(null); });
+const yieldToEvents = () =>
+  new Promise((resolve) => {
+    wake = resolve;
+    channel.port2.postMessage(null);
+  });
 
 self.onmessage = ({ data: msg }) => {
   if (msg.type === "abort") {
@@ -48,11 +59,13 @@ self.onmessage = ({ data: msg }) => {
     return;
   }
   // Requests run in order, one at a time: the engine has one KV cache.
-  queue = queue.then(() => handle(msg)).catch((e) => {
-    // A lost GPU moved the engine to wasm: the page's `info.backend` follows.
-    if (engine && e?.code?.startsWith("webgpu")) post({ type: "info", info: engine.info() });
-    post({ type: "error", id: msg.id, error: errorOf(e) });
-  });
+  queue = queue
+    .then(() => handle(msg))
+    .catch((e) => {
+      // A lost GPU moved the engine to wasm: the page's `info.backend` follows.
+      if (engine && e?.code?.startsWith("webgpu")) post({ type: "info", info: engine.info() });
+      post({ type: "error", id: msg.id, error: errorOf(e) });
+    });
 };
 
 async function handle(msg) {
@@ -62,7 +75,11 @@ async function handle(msg) {
     case "call": {
       if (!engine) throw fail("disposed", "the engine is not loaded");
       const value = await engine[msg.method](...msg.args);
-      return post({ type: "result", id: msg.id, value: ArrayBuffer.isView(value) ? Array.from(value) : value });
+      return post({
+        type: "result",
+        id: msg.id,
+        value: ArrayBuffer.isView(value) ? Array.from(value) : value,
+      });
     }
     case "generate":
       return generate(msg);
@@ -72,8 +89,11 @@ async function handle(msg) {
 async function generate({ id, prompt, options }) {
   if (!engine) throw fail("disposed", "the engine is not loaded");
   if (aborted.delete(id)) throw fail("aborted", "generation was aborted before it started");
-  const ids = prompt.messages ? engine.encodeChat(prompt.messages)
-    : prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
+  const ids = prompt.messages
+    ? engine.encodeChat(prompt.messages)
+    : prompt.ids
+      ? Uint32Array.from(prompt.ids)
+      : engine.tokenize(prompt.text, false);
   post({ type: "prompt", id, ids: Array.from(ids) });
   engine.start(ids, options);
   for (;;) {
@@ -103,7 +123,11 @@ async function readCached(handle, size, onChunk, newLoader) {
     const loader = newLoader(size, false);
     while (loader.loaded < size) {
       const n = access.read(loader.remaining().subarray(0, 16 << 20), { at: loader.loaded });
-      if (n === 0) throw fail("truncated_file", `the cached model ends after ${loader.loaded} of ${size} bytes`);
+      if (n === 0)
+        throw fail(
+          "truncated_file",
+          `the cached model ends after ${loader.loaded} of ${size} bytes`,
+        );
       loader.advance(n);
       onChunk(null, loader.loaded);
     }
@@ -123,11 +147,20 @@ async function fill(stream, size, { hash, onChunk, newLoader }) {
     const { done, value } = await reader.read();
     if (done) break;
     if (loader) {
-      if (loaded + value.byteLength > size) throw fail("truncated_file", `the server sent more than the announced ${size} bytes; the file changed during the download`);
+      if (loaded + value.byteLength > size)
+        throw fail(
+          "truncated_file",
+          `the server sent more than the announced ${size} bytes; the file changed during the download`,
+        );
       loader.push(value);
     } else {
       buffered.push(value);
-      try { checkFits(loaded + value.byteLength); } catch (e) { await reader.cancel().catch(() => {}); throw e; }
+      try {
+        checkFits(loaded + value.byteLength);
+      } catch (e) {
+        await reader.cancel().catch(() => {});
+        throw e;
+      }
     }
     loaded += value.byteLength;
     onChunk(value, loaded);
@@ -136,7 +169,11 @@ async function fill(stream, size, { hash, onChunk, newLoader }) {
     loader = newLoader(loaded, hash);
     for (const chunk of buffered.splice(0)) loader.push(chunk);
   }
-  if (loader.loaded < size) throw fail("truncated_file", `only ${loader.loaded} of ${size} bytes arrived; the connection was cut, load the model again`);
+  if (loader.loaded < size)
+    throw fail(
+      "truncated_file",
+      `only ${loader.loaded} of ${size} bytes arrived; the connection was cut, load the model again`,
+    );
   return loader;
 }
 
@@ -145,15 +182,30 @@ async function open(model, sha256, useCache) {
     const blob = model instanceof Blob ? model : new Blob([model]);
     return { file: blob, size: blob.size, source: "file" };
   }
-  const cached = useCache && await lookup(model, sha256); // null when the cached copy is another version
-  if (cached) return { file: cached.file, handle: cached.handle, name: cached.name, size: cached.file.size, source: "cache", sha256: cached.sha256 };
+  const cached = useCache && (await lookup(model, sha256)); // null when the cached copy is another version
+  if (cached)
+    return {
+      file: cached.file,
+      handle: cached.handle,
+      name: cached.name,
+      size: cached.file.size,
+      source: "cache",
+      sha256: cached.sha256,
+    };
   let res;
   try {
     res = await fetch(model);
   } catch (e) {
-    throw fail("network", `could not download the model from ${model} (${e.message}); check the URL, the network and the server's CORS headers`);
+    throw fail(
+      "network",
+      `could not download the model from ${model} (${e.message}); check the URL, the network and the server's CORS headers`,
+    );
   }
-  if (!res.ok) throw fail("network", `the server answered ${res.status} ${res.statusText} for ${model}; check the model URL`);
+  if (!res.ok)
+    throw fail(
+      "network",
+      `the server answered ${res.status} ${res.statusText} for ${model}; check the model URL`,
+    );
   // A compressed transfer's Content-Length is not the file's size.
   const length = res.headers.get("Content-Encoding") ? null : res.headers.get("Content-Length");
   return { stream: res.body, size: length == null ? null : Number(length), source: "network" };
@@ -166,14 +218,27 @@ function checkFits(bytes) {
   const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
   if (bytes > Math.min(WASM_LIMIT, device)) {
     const mb = (n) => `${Math.round(n / 2 ** 20)} MB`;
-    throw fail("model_too_large", `the model is ${mb(bytes)}; a page can hold at most ${mb(Math.min(WASM_LIMIT, device))} here${device < WASM_LIMIT ? " (this device's memory)" : " (a browser's wasm memory)"}; pick a smaller model or quantization`);
+    throw fail(
+      "model_too_large",
+      `the model is ${mb(bytes)}; a page can hold at most ${mb(Math.min(WASM_LIMIT, device))} here${device < WASM_LIMIT ? " (this device's memory)" : " (a browser's wasm memory)"}; pick a smaller model or quantization`,
+    );
   }
 }
 
 // A cached copy the engine rejects as a file (damaged on disk) is dropped and fetched again;
 // other failures (too large for the GPU, an abort) would fail the same way from the network.
-const FILE_DAMAGE = new Set(["bad_magic", "unsupported_version", "truncated_file", "invalid_metadata", "invalid_tensor",
-  "missing_tensor", "unsupported_quantization", "unsupported_tokenizer", "unsupported_architecture", "integrity"]);
+const FILE_DAMAGE = new Set([
+  "bad_magic",
+  "unsupported_version",
+  "truncated_file",
+  "invalid_metadata",
+  "invalid_tensor",
+  "missing_tensor",
+  "unsupported_quantization",
+  "unsupported_tokenizer",
+  "unsupported_architecture",
+  "integrity",
+]);
 async function load(msg) {
   try {
     return await loadFrom(msg, true);
@@ -188,7 +253,10 @@ async function loadFrom(msg, useCache) {
   await start(msg.threads);
   // Asked for WebGPU where there is none: say so before downloading anything.
   if (msg.backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
-    throw fail("webgpu_unavailable", "this browser offers no WebGPU adapter; use backend \"auto\" (which falls back to wasm) or \"wasm\"");
+    throw fail(
+      "webgpu_unavailable",
+      'this browser offers no WebGPU adapter; use backend "auto" (which falls back to wasm) or "wasm"',
+    );
   }
   const src = await open(msg.model, msg.sha256?.toLowerCase(), useCache);
   try {
@@ -203,21 +271,45 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   const want = sha256?.toLowerCase();
   // Before the download: a server announces the size (a stream without one is checked as it comes).
   if (src.size != null) {
-    try { checkFits(src.size); } catch (e) { await src.stream?.cancel().catch(() => {}); throw e; }
+    try {
+      checkFits(src.size);
+    } catch (e) {
+      await src.stream?.cancel().catch(() => {});
+      throw e;
+    }
   }
   // Only a download is written to the cache; `writer` is null once caching is given up.
-  let writer = null, cacheSkipped = null;
-  if (src.source === "network") ({ writer = null, skipped: cacheSkipped = null } = await beginWrite(model, src.size));
-  const giveUpCaching = (e) => { writer?.abort(); writer = null; cacheSkipped = skipReason(e); };
+  let writer = null,
+    cacheSkipped = null;
+  if (src.source === "network")
+    ({ writer = null, skipped: cacheSkipped = null } = await beginWrite(model, src.size));
+  const giveUpCaching = (e) => {
+    writer?.abort();
+    writer = null;
+    cacheSkipped = skipReason(e);
+  };
   const total = src.size;
   let lastPost = 0;
-  const progress = (phase, loaded, t = total) => post({ type: "progress", id, phase, loaded, total: t, source: src.source });
+  const progress = (phase, loaded, t = total) =>
+    post({ type: "progress", id, phase, loaded, total: t, source: src.source });
   progress("download", 0);
   // The GPU opens while the file arrives, and the weights go up to it as they come in.
-  let gpu = null, current = null;
-  const gpuOpened = backend !== "wasm" && navigator.gpu ? wasm.openGpu().then((g) => { gpu = g; }, () => {}) : null;
+  let gpu = null,
+    current = null;
+  const gpuOpened =
+    backend !== "wasm" && navigator.gpu
+      ? wasm.openGpu().then(
+          (g) => {
+            gpu = g;
+          },
+          () => {},
+        )
+      : null;
   const giveGpu = () => {
-    if (gpu && current) { current.useGpu(gpu); gpu = null; }
+    if (gpu && current) {
+      current.useGpu(gpu);
+      gpu = null;
+    }
   };
   const onChunk = (chunk, loaded) => {
     giveGpu();
@@ -229,7 +321,8 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
       }
     }
     const now = performance.now();
-    if (now - lastPost > 50) { // the last event is posted after the loop
+    if (now - lastPost > 50) {
+      // the last event is posted after the loop
       lastPost = now;
       progress("download", loaded, total ?? loaded);
     }
@@ -238,7 +331,7 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   // order its first load derived next to it, and a load that caches the model keeps one.
   const mergeOrder = src.source === "cache" ? await readMergeOrder(src.name) : null;
   const newLoader = (bytes, hash) => {
-    const loader = current = new wasm.ModelLoader(bytes, hash);
+    const loader = (current = new wasm.ModelLoader(bytes, hash));
     giveGpu();
     if (mergeOrder) loader.useMergeOrder(mergeOrder); // the engine checks it fits
     if (src.source === "cache" || writer) loader.keepMergeOrder(); // kept only when derived
@@ -246,16 +339,20 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   };
   let loader;
   try {
-    loader = (src.handle && await readCached(src.handle, src.size, onChunk, newLoader)) ?? await fill(src.stream ?? src.file.stream(), src.size, {
-      // A cached file was hashed when it was stored; hashing it again would cost ~1.5 s a
-      // load. Damage on disk shows as a changed size or time, or a file the engine rejects.
-      hash: !src.sha256,
-      onChunk,
-      newLoader,
-    });
+    loader =
+      (src.handle && (await readCached(src.handle, src.size, onChunk, newLoader))) ??
+      (await fill(src.stream ?? src.file.stream(), src.size, {
+        // A cached file was hashed when it was stored; hashing it again would cost ~1.5 s a
+        // load. Damage on disk shows as a changed size or time, or a file the engine rejects.
+        hash: !src.sha256,
+        onChunk,
+        newLoader,
+      }));
   } catch (e) {
     await writer?.abort();
-    throw e.code ? e : fail("network", `the model download was interrupted (${e.message}); load it again`);
+    throw e.code
+      ? e
+      : fail("network", `the model download was interrupted (${e.message}); load it again`);
   }
   await gpuOpened;
   giveGpu(); // a device that opened after the last chunk takes all the weights now
@@ -266,7 +363,10 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   if (want && actual !== want) {
     await writer?.abort();
     loader.free();
-    throw fail("integrity", `the downloaded model's SHA-256 is ${actual}, not the expected ${want}; it was not used or cached`);
+    throw fail(
+      "integrity",
+      `the downloaded model's SHA-256 is ${actual}, not the expected ${want}; it was not used or cached`,
+    );
   }
   progress("verify", bytes, bytes);
   progress("load", 0, bytes);
@@ -285,6 +385,13 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   post({
     type: "ready",
     id,
-    info: { ...info, sha256: actual, bytes, source: src.source, cached: src.source === "cache" || writer !== null, cacheSkipped },
+    info: {
+      ...info,
+      sha256: actual,
+      bytes,
+      source: src.source,
+      cached: src.source === "cache" || writer !== null,
+      cacheSkipped,
+    },
   });
 }

@@ -22,18 +22,37 @@ after(async () => {
 
 const modelRequests = () => env.requests.filter((p) => p.startsWith("/models/")).length;
 
-test("createEngine: progress per phase is monotonic and ends at the total; info is the model card", { timeout: 300_000 }, async () => {
-  const r = await page.evaluate(async ({ url, sha256 }) => {
-    const events = [];
-    const t0 = performance.now();
-    window.engine = await Ouvert.createEngine({ model: url, sha256, contextLength: 1024, onProgress: (p) => events.push(p) });
-    return { events, info: engine.info, ms: performance.now() - t0, cached: await Ouvert.listCachedModels() };
-  }, { url: URL_, sha256: SHA256 });
-  console.log(`cold load (download + hash + load): ${r.ms.toFixed(0)} ms, ${r.events.length} progress events`);
+test("createEngine: progress per phase is monotonic and ends at the total; info is the model card", {
+  timeout: 300_000,
+}, async () => {
+  const r = await page.evaluate(
+    async ({ url, sha256 }) => {
+      const events = [];
+      const t0 = performance.now();
+      window.engine = await Ouvert.createEngine({
+        model: url,
+        sha256,
+        contextLength: 1024,
+        onProgress: (p) => events.push(p),
+      });
+      return {
+        events,
+        info: engine.info,
+        ms: performance.now() - t0,
+        cached: await Ouvert.listCachedModels(),
+      };
+    },
+    { url: URL_, sha256: SHA256 },
+  );
+  console.log(
+    `cold load (download + hash + load): ${r.ms.toFixed(0)} ms, ${r.events.length} progress events`,
+  );
   assert.deepEqual([...new Set(r.events.map((e) => e.phase))], ["download", "verify", "load"]);
   for (const phase of ["download", "verify", "load"]) {
     const ev = r.events.filter((e) => e.phase === phase);
-    ev.slice(1).forEach((e, i) => assert.ok(e.loaded >= ev[i].loaded, `${phase} progress goes back at ${i}`));
+    ev.slice(1).forEach((e, i) =>
+      assert.ok(e.loaded >= ev[i].loaded, `${phase} progress goes back at ${i}`),
+    );
     assert.equal(ev.at(-1).loaded, ev.at(-1).total, `${phase} ends at its total`);
   }
   assert.equal(r.events.find((e) => e.phase === "download").source, "network");
@@ -46,17 +65,31 @@ test("createEngine: progress per phase is monotonic and ends at the total; info 
   assert.equal(info.contextLength, 1024);
   assert.equal(info.vocabSize, 262144);
   assert.equal(info.cached, true);
-  assert.ok(info.name && info.quantization && info.parameters > 2e8 && info.license, JSON.stringify(info));
-  assert.deepEqual(r.cached.map((c) => [new URL(c.url).pathname, c.sha256, c.bytes]), [[URL_, SHA256, 253113024]]);
+  assert.ok(
+    info.name && info.quantization && info.parameters > 2e8 && info.license,
+    JSON.stringify(info),
+  );
+  assert.deepEqual(
+    r.cached.map((c) => [new URL(c.url).pathname, c.sha256, c.bytes]),
+    [[URL_, SHA256, 253113024]],
+  );
 });
 
-test("complete() at temperature 0 gives llama.cpp's greedy tokens on the reference prompts", { timeout: 600_000 }, async () => {
+test("complete() at temperature 0 gives llama.cpp's greedy tokens on the reference prompts", {
+  timeout: 600_000,
+}, async () => {
   const ref = reference();
-  const out = await page.evaluate(async (prompts) => {
-    const res = [];
-    for (const p of prompts) res.push(await engine.complete(p.text, { maxTokens: 24, temperature: 0, stopAtEos: false }));
-    return res;
-  }, ref.prompts.map((p) => ({ text: p.text })));
+  const out = await page.evaluate(
+    async (prompts) => {
+      const res = [];
+      for (const p of prompts)
+        res.push(
+          await engine.complete(p.text, { maxTokens: 24, temperature: 0, stopAtEos: false }),
+        );
+      return res;
+    },
+    ref.prompts.map((p) => ({ text: p.text })),
+  );
   const failures = [];
   out.forEach((r, i) => {
     const want = ref.prompts[i].llama_cpp;
@@ -69,22 +102,34 @@ test("complete() at temperature 0 gives llama.cpp's greedy tokens on the referen
     assert.equal(r.stats.completionTokens, 24);
   });
   const s = out[0].stats;
-  console.log(`complete(): ttft ${s.timeToFirstTokenMs.toFixed(0)} ms, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s`);
+  console.log(
+    `complete(): ttft ${s.timeToFirstTokenMs.toFixed(0)} ms, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s`,
+  );
   assert.deepEqual(failures, []);
 });
 
-test("generate() streams pieces in order, their text is the completion, and the page never blocks", { timeout: 300_000 }, async () => {
+test("generate() streams pieces in order, their text is the completion, and the page never blocks", {
+  timeout: 300_000,
+}, async () => {
   const r = await page.evaluate(async () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
     const pieces = [];
-    const run = engine.generate("Les trois couleurs du drapeau français sont", { maxTokens: 20, temperature: 0, topLogprobs: 3, stopAtEos: false });
+    const run = engine.generate("Les trois couleurs du drapeau français sont", {
+      maxTokens: 20,
+      temperature: 0,
+      topLogprobs: 3,
+      stopAtEos: false,
+    });
     for await (const p of run) pieces.push({ ...p, ticks });
     clearInterval(timer);
     return { pieces, result: await run.result };
   });
   assert.equal(r.pieces.length, 20);
-  assert.deepEqual(r.pieces.map((p) => p.token), r.result.tokens);
+  assert.deepEqual(
+    r.pieces.map((p) => p.token),
+    r.result.tokens,
+  );
   assert.equal(r.pieces.map((p) => p.text).join(""), r.result.text);
   for (const p of r.pieces) {
     assert.equal(p.top.length, 3);
@@ -92,17 +137,28 @@ test("generate() streams pieces in order, their text is the completion, and the 
     assert.ok(p.top[0].logprob >= p.top[1].logprob && p.top[1].logprob >= p.top[2].logprob);
     assert.equal(typeof p.top[0].text, "string");
   }
-  assert.ok(r.pieces.at(-1).ticks > r.pieces[0].ticks, "the page's timers ran while the worker generated");
+  assert.ok(
+    r.pieces.at(-1).ticks > r.pieces[0].ticks,
+    "the page's timers ran while the worker generated",
+  );
 });
 
-test("signal.abort() stops within one token, and the engine serves the next request", { timeout: 300_000 }, async () => {
+test("signal.abort() stops within one token, and the engine serves the next request", {
+  timeout: 300_000,
+}, async () => {
   const r = await page.evaluate(async () => {
     const prompt = "Once upon a time, in a small village by the sea,";
     const first = await engine.complete(prompt, { maxTokens: 12, temperature: 0 });
     const ctl = new AbortController();
-    let seen = 0, afterAbort = 0, code = null;
+    let seen = 0,
+      afterAbort = 0,
+      code = null;
     try {
-      for await (const _ of engine.generate(prompt, { maxTokens: 200, temperature: 0, signal: ctl.signal })) {
+      for await (const _ of engine.generate(prompt, {
+        maxTokens: 200,
+        temperature: 0,
+        signal: ctl.signal,
+      })) {
         seen++;
         if (ctl.signal.aborted) afterAbort++;
         if (seen === 3) ctl.abort();
@@ -114,7 +170,14 @@ test("signal.abort() stops within one token, and the engine serves the next requ
     // Breaking out of the loop stops the generation too.
     for await (const _ of engine.generate(prompt, { maxTokens: 200 })) break;
     const third = await engine.complete(prompt, { maxTokens: 12, temperature: 0 });
-    return { code, seen, afterAbort, first: first.tokens, again: again.tokens, third: third.tokens };
+    return {
+      code,
+      seen,
+      afterAbort,
+      first: first.tokens,
+      again: again.tokens,
+      third: third.tokens,
+    };
   });
   assert.equal(r.code, "aborted");
   assert.ok(r.afterAbort <= 1, `${r.afterAbort} pieces arrived after abort()`);
@@ -122,23 +185,55 @@ test("signal.abort() stops within one token, and the engine serves the next requ
   assert.deepEqual(r.third, r.first);
 });
 
-test("chat.completions.create: OpenAI-shaped response and stream", { timeout: 300_000 }, async () => {
+test("chat.completions.create: OpenAI-shaped response and stream", {
+  timeout: 300_000,
+}, async () => {
   const r = await page.evaluate(async () => {
-    const messages = [{ role: "system", content: "Answer in one short sentence." }, { role: "user", content: "What is the capital of France?" }];
+    const messages = [
+      { role: "system", content: "Answer in one short sentence." },
+      { role: "user", content: "What is the capital of France?" },
+    ];
     const full = await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0 });
     const chunks = [];
-    for await (const c of await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, stream: true })) chunks.push(c);
+    for await (const c of await engine.chat.completions.create({
+      messages,
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+    }))
+      chunks.push(c);
     // A stop string inside the answer, a word with the space before it: the token that
     // completes it brings no text, and its log-probability comes with the last chunk.
     const stop = full.choices[0].message.content.trim().match(/\s\S+/g)?.[1];
-    const withLogprobs = await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 3, stop });
+    const withLogprobs = await engine.chat.completions.create({
+      messages,
+      max_tokens: 24,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+      stop,
+    });
     const streamed = [];
     const streamedChunks = [];
-    for await (const c of await engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 3, stop, stream: true })) {
+    for await (const c of await engine.chat.completions.create({
+      messages,
+      max_tokens: 24,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+      stop,
+      stream: true,
+    })) {
       streamed.push(...(c.choices[0].logprobs?.content ?? []));
       streamedChunks.push(c);
     }
-    const sampled = await engine.chat.completions.create({ messages, max_tokens: 12, temperature: 1, seed: 5, logprobs: true });
+    const sampled = await engine.chat.completions.create({
+      messages,
+      max_tokens: 12,
+      temperature: 1,
+      seed: 5,
+      logprobs: true,
+    });
     return { full, chunks, stop, withLogprobs, streamed, streamedChunks, sampled };
   });
   const { full, chunks } = r;
@@ -151,7 +246,10 @@ test("chat.completions.create: OpenAI-shaped response and stream", { timeout: 30
   assert.equal(full.usage.total_tokens, full.usage.prompt_tokens + full.usage.completion_tokens);
   assert.ok(chunks.every((c) => c.object === "chat.completion.chunk" && c.id === chunks[0].id));
   assert.equal(chunks[0].choices[0].delta.role, "assistant");
-  assert.equal(chunks.map((c) => c.choices[0].delta.content ?? "").join(""), full.choices[0].message.content);
+  assert.equal(
+    chunks.map((c) => c.choices[0].delta.content ?? "").join(""),
+    full.choices[0].message.content,
+  );
   assert.equal(chunks.at(-1).choices[0].finish_reason, full.choices[0].finish_reason);
   assert.equal(full.choices[0].logprobs, null, "no logprobs unless asked");
   assert.ok(chunks.every((c) => c.choices[0].logprobs === null));
@@ -160,27 +258,47 @@ test("chat.completions.create: OpenAI-shaped response and stream", { timeout: 30
   // none); greedy picks its step's most likely token.
   assert.ok(r.stop, `a third word in ${JSON.stringify(full.choices[0].message.content)}`);
   assert.equal(r.streamedChunks.at(-1).choices[0].delta.content, undefined);
-  assert.equal(r.streamedChunks.at(-1).choices[0].logprobs?.content.length, 1, "the stopping token's entry comes last");
+  assert.equal(
+    r.streamedChunks.at(-1).choices[0].logprobs?.content.length,
+    1,
+    "the stopping token's entry comes last",
+  );
   assert.equal(r.withLogprobs.choices[0].finish_reason, "stop");
   const lp = r.withLogprobs.choices[0].logprobs.content;
   assert.ok(lp.length >= 1 && lp.length === r.withLogprobs.usage.completion_tokens);
   for (const e of lp) {
     assert.equal(e.top_logprobs.length, 3);
-    assert.ok(e.top_logprobs.every((t, i) => t.logprob <= 0 && (i === 0 || t.logprob <= e.top_logprobs[i - 1].logprob)));
+    assert.ok(
+      e.top_logprobs.every(
+        (t, i) => t.logprob <= 0 && (i === 0 || t.logprob <= e.top_logprobs[i - 1].logprob),
+      ),
+    );
     assert.deepEqual({ token: e.token, logprob: e.logprob, bytes: e.bytes }, e.top_logprobs[0]);
   }
-  assert.ok(lp.map((e) => e.token).join("").startsWith(r.withLogprobs.choices[0].message.content));
+  assert.ok(
+    lp
+      .map((e) => e.token)
+      .join("")
+      .startsWith(r.withLogprobs.choices[0].message.content),
+  );
   assert.deepEqual(r.streamed, lp, "the stream reports the same entries");
   // Sampled: the chosen token's own log-probability, no alternatives unless asked.
   const sp = r.sampled.choices[0].logprobs.content;
-  assert.ok(sp.length >= r.sampled.usage.completion_tokens - 1 && sp.length <= r.sampled.usage.completion_tokens);
+  assert.ok(
+    sp.length >= r.sampled.usage.completion_tokens - 1 &&
+      sp.length <= r.sampled.usage.completion_tokens,
+  );
   assert.ok(sp.every((e) => e.logprob <= 0 && e.top_logprobs.length === 0 && "bytes" in e));
 });
 
 test("tokenize and detokenize", async () => {
   const r = await page.evaluate(async () => {
     const ids = await engine.tokenize("Bonjour « le monde » !");
-    return { ids, text: await engine.detokenize(ids.slice(1)), strings: await engine.tokenStrings(ids) };
+    return {
+      ids,
+      text: await engine.detokenize(ids.slice(1)),
+      strings: await engine.tokenStrings(ids),
+    };
   });
   assert.equal(r.ids[0], 2);
   assert.equal(r.text, "Bonjour « le monde » !");
@@ -188,22 +306,33 @@ test("tokenize and detokenize", async () => {
   assert.equal(r.strings.length, r.ids.length);
 });
 
-test("a second createEngine for the model reads the cache: no request, works with the model's server cut off", { timeout: 300_000 }, async () => {
+test("a second createEngine for the model reads the cache: no request, works with the model's server cut off", {
+  timeout: 300_000,
+}, async () => {
   await page.evaluate(() => engine.dispose());
   const before = modelRequests();
   env.block = (path) => path.startsWith("/models/");
   try {
-    const r = await page.evaluate(async ({ url }) => {
-      const events = [];
-      const t0 = performance.now();
-      const e = await Ouvert.createEngine({ model: url, contextLength: 1024, onProgress: (p) => events.push(p) });
-      const ms = performance.now() - t0;
-      const out = await e.complete("The sky is", { maxTokens: 4, temperature: 0 });
-      const ttft = out.stats.timeToFirstTokenMs;
-      await e.dispose();
-      return { ms, ttft, source: events[0].source, info: e.info, text: out.text };
-    }, { url: URL_ });
-    console.log(`cached load: ${r.ms.toFixed(0)} ms to ready, then ${r.ttft.toFixed(0)} ms to the first token`);
+    const r = await page.evaluate(
+      async ({ url }) => {
+        const events = [];
+        const t0 = performance.now();
+        const e = await Ouvert.createEngine({
+          model: url,
+          contextLength: 1024,
+          onProgress: (p) => events.push(p),
+        });
+        const ms = performance.now() - t0;
+        const out = await e.complete("The sky is", { maxTokens: 4, temperature: 0 });
+        const ttft = out.stats.timeToFirstTokenMs;
+        await e.dispose();
+        return { ms, ttft, source: events[0].source, info: e.info, text: out.text };
+      },
+      { url: URL_ },
+    );
+    console.log(
+      `cached load: ${r.ms.toFixed(0)} ms to ready, then ${r.ttft.toFixed(0)} ms to the first token`,
+    );
     assert.equal(r.source, "cache");
     assert.equal(r.info.source, "cache");
     assert.equal(r.info.sha256, SHA256);
@@ -214,33 +343,49 @@ test("a second createEngine for the model reads the cache: no request, works wit
   assert.equal(modelRequests(), before, "no request for the model");
 });
 
-test("a cached model keeps its tokenizer's merge order: used when intact, derived and rewritten when damaged, deleted with the model", { timeout: 300_000 }, async () => {
-  const sidecar = (change) => page.evaluate(async (change) => {
-    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("ouvert-models");
-    const index = JSON.parse(await (await (await dir.getFileHandle("index.json")).getFile()).text());
-    try {
-      const name = `${Object.values(index)[0].file}.merges`;
-      const handle = await dir.getFileHandle(name);
-      if (change) {
-        const w = await handle.createWritable({ keepExistingData: true });
-        await w.write({ type: "write", position: 4096, data: new Uint8Array([1, 2, 3, 4]) });
-        await w.close();
+test("a cached model keeps its tokenizer's merge order: used when intact, derived and rewritten when damaged, deleted with the model", {
+  timeout: 300_000,
+}, async () => {
+  const sidecar = (change) =>
+    page.evaluate(async (change) => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(
+        "ouvert-models",
+      );
+      const index = JSON.parse(
+        await (await (await dir.getFileHandle("index.json")).getFile()).text(),
+      );
+      try {
+        const name = `${Object.values(index)[0].file}.merges`;
+        const handle = await dir.getFileHandle(name);
+        if (change) {
+          const w = await handle.createWritable({ keepExistingData: true });
+          await w.write({ type: "write", position: 4096, data: new Uint8Array([1, 2, 3, 4]) });
+          await w.close();
+        }
+        const file = await handle.getFile();
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        let sum = 0;
+        for (const b of bytes) sum = (sum * 31 + b) >>> 0;
+        return {
+          size: bytes.length,
+          sum,
+          modified: file.lastModified,
+          magic: String.fromCharCode(...bytes.slice(0, 8)),
+        };
+      } catch {
+        return null;
       }
-      const file = await handle.getFile();
-      const bytes = new Uint8Array(await file.arrayBuffer());
-      let sum = 0;
-      for (const b of bytes) sum = (sum * 31 + b) >>> 0;
-      return { size: bytes.length, sum, modified: file.lastModified, magic: String.fromCharCode(...bytes.slice(0, 8)) };
-    } catch {
-      return null;
-    }
-  }, change);
-  const load = () => page.evaluate(async ({ url }) => {
-    const e = await Ouvert.createEngine({ model: url, contextLength: 1024 });
-    const out = await e.complete("The capital of France is", { maxTokens: 6, temperature: 0 });
-    await e.dispose();
-    return { source: e.info.source, tokens: out.tokens };
-  }, { url: URL_ });
+    }, change);
+  const load = () =>
+    page.evaluate(
+      async ({ url }) => {
+        const e = await Ouvert.createEngine({ model: url, contextLength: 1024 });
+        const out = await e.complete("The capital of France is", { maxTokens: 6, temperature: 0 });
+        await e.dispose();
+        return { source: e.info.source, tokens: out.tokens };
+      },
+      { url: URL_ },
+    );
 
   // The earlier loads cached the model and, next to it, the order they derived.
   const kept = await sidecar();
@@ -249,42 +394,60 @@ test("a cached model keeps its tokenizer's merge order: used when intact, derive
   assert.ok(kept.size > 24 + 8 * 400_000, `${kept.size} bytes: Gemma 3's half a million merges`);
   const first = await load();
   assert.equal(first.source, "cache");
-  assert.equal((await sidecar()).modified, kept.modified, "an intact order is used, not derived and written again");
+  assert.equal(
+    (await sidecar()).modified,
+    kept.modified,
+    "an intact order is used, not derived and written again",
+  );
 
   const damaged = await sidecar(true);
   assert.notEqual(damaged.sum, kept.sum);
   const again = await load();
   assert.deepEqual(again.tokens, first.tokens, "a damaged order is set aside: the same tokens");
   const rewritten = await sidecar();
-  assert.equal(rewritten.sum, kept.sum, "the order is derived again and rewritten, byte for byte as before");
+  assert.equal(
+    rewritten.sum,
+    kept.sum,
+    "the order is derived again and rewritten, byte for byte as before",
+  );
 
-  assert.equal(await page.evaluate(async ({ url }) => Ouvert.deleteCachedModel(url), { url: URL_ }), true);
+  assert.equal(
+    await page.evaluate(async ({ url }) => Ouvert.deleteCachedModel(url), { url: URL_ }),
+    true,
+  );
   assert.equal(await sidecar(), null, "deleting the model deletes its merge order");
   // Cached again for the tests that follow (its order with it).
   assert.equal((await load()).source, "network");
   assert.ok(await sidecar());
 });
 
-test("typed errors: wrong SHA-256, 404, not a GGUF, truncated file; nothing bad is cached", { timeout: 300_000 }, async () => {
-  const r = await page.evaluate(async ({ url }) => {
-    const attempt = async (opts) => {
-      try {
-        const e = await Ouvert.createEngine({ contextLength: 256, ...opts });
-        await e.dispose();
-        return "loaded";
-      } catch (e) {
-        return `${e instanceof Ouvert.OuvertError}:${e.code}:${e.message.length > 20}`;
-      }
-    };
-    return {
-      integrity: await attempt({ model: `${url}?copy`, sha256: "0".repeat(64) }),
-      notFound: await attempt({ model: "/models/missing.gguf" }),
-      notGguf: await attempt({ model: "/bad/not-a-gguf.gguf" }),
-      truncated: await attempt({ model: "/bad/truncated.gguf" }),
-      webgpu: await attempt({ model: url, backend: "webgpu" }),
-      cached: (await Ouvert.listCachedModels()).map((c) => new URL(c.url).pathname + new URL(c.url).search),
-    };
-  }, { url: URL_ });
+test("typed errors: wrong SHA-256, 404, not a GGUF, truncated file; nothing bad is cached", {
+  timeout: 300_000,
+}, async () => {
+  const r = await page.evaluate(
+    async ({ url }) => {
+      const attempt = async (opts) => {
+        try {
+          const e = await Ouvert.createEngine({ contextLength: 256, ...opts });
+          await e.dispose();
+          return "loaded";
+        } catch (e) {
+          return `${e instanceof Ouvert.OuvertError}:${e.code}:${e.message.length > 20}`;
+        }
+      };
+      return {
+        integrity: await attempt({ model: `${url}?copy`, sha256: "0".repeat(64) }),
+        notFound: await attempt({ model: "/models/missing.gguf" }),
+        notGguf: await attempt({ model: "/bad/not-a-gguf.gguf" }),
+        truncated: await attempt({ model: "/bad/truncated.gguf" }),
+        webgpu: await attempt({ model: url, backend: "webgpu" }),
+        cached: (await Ouvert.listCachedModels()).map(
+          (c) => new URL(c.url).pathname + new URL(c.url).search,
+        ),
+      };
+    },
+    { url: URL_ },
+  );
   assert.equal(r.integrity, "true:integrity:true");
   assert.equal(r.notFound, "true:network:true");
   assert.equal(r.notGguf, "true:bad_magic:true");
@@ -293,15 +456,24 @@ test("typed errors: wrong SHA-256, 404, not a GGUF, truncated file; nothing bad 
   assert.deepEqual(r.cached, [URL_], "only the verified model is cached");
 });
 
-test("a model larger than a page can hold is refused before its download: model_too_large, the connection closed", { timeout: 120_000 }, async () => {
+test("a model larger than a page can hold is refused before its download: model_too_large, the connection closed", {
+  timeout: 120_000,
+}, async () => {
   // The server announces 5 GiB, sends 64 KiB of a real GGUF header, then holds the connection.
-  let sent = 0, closed = false;
+  let sent = 0,
+    closed = false;
   env.answer["/huge.gguf"] = (res) => {
-    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": String(5 * 2 ** 30), "Cross-Origin-Embedder-Policy": "require-corp" });
+    res.writeHead(200, {
+      "Content-Type": "application/octet-stream",
+      "Content-Length": String(5 * 2 ** 30),
+      "Cross-Origin-Embedder-Policy": "require-corp",
+    });
     const head = readFileSync(join(ROOT, "models", MODEL)).subarray(0, 65536);
     res.write(head);
     sent = head.length;
-    res.on("close", () => { closed = true; });
+    res.on("close", () => {
+      closed = true;
+    });
   };
   const r = await page.evaluate(async () => {
     const t0 = performance.now();

@@ -2,5 +2,7 @@
 import * as Ouvert from "/www/ouvert.js";
 window.Ouvert = Ouvert;
 window.violations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.violations.push(`${e.violatedDirective} ${e.blockedURI}`),
+);
 window.apiReady = true;

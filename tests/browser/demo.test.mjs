@@ -14,7 +14,12 @@ const SHOTS = join(ROOT, "target/screenshots");
 let env, page;
 
 before(async () => {
-  env = await startBrowser({ mounts: { "/dist/models": join(ROOT, "models"), "/dist/tiny": join(ROOT, "target/tiny-models") } });
+  env = await startBrowser({
+    mounts: {
+      "/dist/models": join(ROOT, "models"),
+      "/dist/tiny": join(ROOT, "target/tiny-models"),
+    },
+  });
   page = await env.context.newPage({ viewport: { width: 1200, height: 1000 } });
   page.on("pageerror", (e) => console.error("[page]", e));
   await page.goto(`${env.origin}/dist/`);
@@ -27,18 +32,28 @@ after(async () => {
 
 const ready = () => page.waitForSelector("#status[data-state=ready]", { timeout: 240_000 });
 
-test("the model loads with its card; the prompt shows as tokens with their ids", { timeout: 300_000 }, async () => {
+test("the model loads with its card; the prompt shows as tokens with their ids", {
+  timeout: 300_000,
+}, async () => {
   await ready();
   assert.match(await page.locator("#card").textContent(), /Gemma 3 270m.*gemma/s);
   await page.locator("#prompt").fill("Le chat dort.");
   await page.waitForFunction(() => document.querySelectorAll("#tokens .tok").length === 5);
   const shown = await page.locator("#tokens .tok small").allTextContents();
-  assert.deepEqual(shown.map(Number), fromPreTrained().encode("Le chat dort."), "Hugging Face's ids");
+  assert.deepEqual(
+    shown.map(Number),
+    fromPreTrained().encode("Le chat dort."),
+    "Hugging Face's ids",
+  );
   assert.equal(await page.locator("#tokens .tok span").first().textContent(), "<bos>");
 });
 
-test("generation shows each token's alternatives as bars; clicking one branches the text", { timeout: 300_000 }, async () => {
-  await page.locator("#prompt").fill("La Loire est le plus long fleuve de France. Elle prend sa source");
+test("generation shows each token's alternatives as bars; clicking one branches the text", {
+  timeout: 300_000,
+}, async () => {
+  await page
+    .locator("#prompt")
+    .fill("La Loire est le plus long fleuve de France. Elle prend sa source");
   await page.locator("#temperature").fill("0");
   await page.locator("#maxTokens").fill("16");
   await page.locator("#generate").click();
@@ -53,10 +68,21 @@ test("generation shows each token's alternatives as bars; clicking one branches 
   const bars = page.locator("#bars button");
   assert.equal(await bars.count(), 10);
   const pcts = (await page.locator("#bars .pct").allTextContents()).map((s) => parseFloat(s));
-  assert.ok(pcts.every((p, i) => i === 0 || p <= pcts[i - 1]), "sorted by probability");
+  assert.ok(
+    pcts.every((p, i) => i === 0 || p <= pcts[i - 1]),
+    "sorted by probability",
+  );
   assert.ok(pcts.reduce((a, b) => a + b) <= 100.5);
-  assert.equal(await page.locator("#bars button[aria-current=true]").count(), 1, "the chosen token is marked");
-  assert.equal(await bars.first().getAttribute("aria-current"), "true", "at temperature 0 the chosen token is the most likely");
+  assert.equal(
+    await page.locator("#bars button[aria-current=true]").count(),
+    1,
+    "the chosen token is marked",
+  );
+  assert.equal(
+    await bars.first().getAttribute("aria-current"),
+    "true",
+    "at temperature 0 the chosen token is the most likely",
+  );
   await page.screenshot({ path: join(SHOTS, "demo-choices.png"), fullPage: true });
 
   const alt = bars.nth(1);
@@ -65,7 +91,11 @@ test("generation shows each token's alternatives as bars; clicking one branches 
   await page.waitForSelector("#output[data-state=done]", { timeout: 120_000 });
   const after = await tokens.allTextContents();
   assert.deepEqual(after.slice(0, 2), before.slice(0, 2), "the text before the branch stays");
-  assert.equal(JSON.stringify(after[2]).slice(1, -1), altText, "the alternative takes the step's place");
+  assert.equal(
+    JSON.stringify(after[2]).slice(1, -1),
+    altText,
+    "the alternative takes the step's place",
+  );
   assert.ok(after.length > 3, "and the model writes on from there");
 });
 
@@ -77,18 +107,32 @@ test("French and English", async () => {
   assert.equal(await page.locator("h1").textContent(), "Comment un modèle de langue écrit");
 });
 
-test("another GGUF loads from a URL, a file or a drop, with its card; what is not a supported model says why and keeps the model", { timeout: 300_000 }, async () => {
+test("another GGUF loads from a URL, a file or a drop, with its card; what is not a supported model says why and keeps the model", {
+  timeout: 300_000,
+}, async () => {
   const card = () => page.locator("#card").textContent();
   const status = () => page.locator("#status").textContent();
   const write = async () => {
-    await page.evaluate(() => { document.querySelector("#output").dataset.state = "idle"; });
+    await page.evaluate(() => {
+      document.querySelector("#output").dataset.state = "idle";
+    });
     await page.locator("#generate").click();
     await page.waitForSelector("#output[data-state=done]", { timeout: 60_000 });
     return page.locator("#output button.tok").count();
   };
-  const cardShows = (text) => page.waitForFunction((t) => document.querySelector("#card").textContent.includes(t) && document.querySelector("#status").dataset.state === "ready", text, { timeout: 120_000 });
+  const cardShows = (text) =>
+    page.waitForFunction(
+      (t) =>
+        document.querySelector("#card").textContent.includes(t) &&
+        document.querySelector("#status").dataset.state === "ready",
+      text,
+      { timeout: 120_000 },
+    );
   await page.locator("#other summary").click();
-  assert.match(await page.locator("#supported").textContent(), /gemma3, gemma2, llama, qwen2, qwen3, phi3.*Q4_0.*Q6_K/s);
+  assert.match(
+    await page.locator("#supported").textContent(),
+    /gemma3, gemma2, llama, qwen2, qwen3, phi3.*Q4_0.*Q6_K/s,
+  );
 
   await page.locator("#model-url").fill(`${env.origin}/dist/tiny/qwen2.gguf`);
   await page.locator("#url-form button").click();
@@ -102,26 +146,54 @@ test("another GGUF loads from a URL, a file or a drop, with its card; what is no
   await page.evaluate(async (url) => {
     const dt = new DataTransfer();
     dt.items.add(new File([await (await fetch(url)).blob()], "gemma2.gguf"));
-    document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    document
+      .querySelector("#drop")
+      .dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
   }, `${env.origin}/dist/tiny/gemma2.gguf`);
   await cardShows("tiny random gemma2 (gemma2, F16)");
 
   const failsWith = async (file, code) => {
     await page.locator("#model-file").setInputFiles(file);
     await page.waitForSelector("#status[data-state=error]", { timeout: 60_000 });
-    assert.match(await status(), new RegExp(`\\(${code}\\) : .{40,}(reste chargé|stays loaded)`), await status());
+    assert.match(
+      await status(),
+      new RegExp(`\\(${code}\\) : .{40,}(reste chargé|stays loaded)`),
+      await status(),
+    );
     assert.match(await card(), /tiny random gemma2/, "the card still shows the loaded model");
   };
-  await failsWith({ name: "notes.gguf", mimeType: "application/octet-stream", buffer: Buffer.from("these are my notes, not a model") }, "bad_magic");
+  await failsWith(
+    {
+      name: "notes.gguf",
+      mimeType: "application/octet-stream",
+      buffer: Buffer.from("these are my notes, not a model"),
+    },
+    "bad_magic",
+  );
   // The same tiny Gemma 3 with its architecture renamed (every key keeps its length).
-  const renamed = Buffer.from(readFileSync(join(ROOT, "target/tiny-models/gemma3.gguf")).toString("latin1").replaceAll("gemma3", "mamba9"), "latin1");
-  await failsWith({ name: "mamba.gguf", mimeType: "application/octet-stream", buffer: renamed }, "unsupported_architecture");
+  const renamed = Buffer.from(
+    readFileSync(join(ROOT, "target/tiny-models/gemma3.gguf"))
+      .toString("latin1")
+      .replaceAll("gemma3", "mamba9"),
+    "latin1",
+  );
+  await failsWith(
+    { name: "mamba.gguf", mimeType: "application/octet-stream", buffer: renamed },
+    "unsupported_architecture",
+  );
   await page.screenshot({ path: join(SHOTS, "demo-other-model.png"), fullPage: true });
   assert.equal(await write(), 8, "the loaded model still writes after the failures");
 });
 
-test("after the first visit the site and the model work with the network cut", { timeout: 300_000 }, async () => {
-  await page.waitForFunction(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true), null, { timeout: 30_000 });
+test("after the first visit the site and the model work with the network cut", {
+  timeout: 300_000,
+}, async () => {
+  await page.waitForFunction(
+    () =>
+      navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true),
+    null,
+    { timeout: 30_000 },
+  );
   await page.evaluate(() => navigator.serviceWorker.ready);
   const seen = env.requests.length;
   env.block = () => true; // the server drops every connection from now on
@@ -133,7 +205,10 @@ test("after the first visit the site and the model work with the network cut", {
     await page.locator("#generate").click();
     await page.waitForSelector("#output[data-state=done]", { timeout: 120_000 });
     assert.equal(await page.locator("#output button.tok").count(), 8);
-    assert.match(await page.locator("#offline-state").textContent(), /sans réseau|without a network/);
+    assert.match(
+      await page.locator("#offline-state").textContent(),
+      /sans réseau|without a network/,
+    );
     await page.screenshot({ path: join(SHOTS, "demo-offline.png"), fullPage: true });
   } finally {
     env.block = null;

@@ -18,22 +18,41 @@ after(async () => {
   await env.close();
 });
 
-test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens", { timeout: 900_000 }, async () => {
+test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens", {
+  timeout: 900_000,
+}, async () => {
   const ref = reference();
-  const prompts = ref.prompts.map((p) => ({ id: p.id, text: p.text, top5: p.llama_cpp.top5_first.map((t) => t.id) }));
-  const results = await page.evaluate(async ({ url, prompts }) => {
-    const t0 = performance.now();
-    const engine = await window.ouvert.load(url, 1024);
-    const loadMs = performance.now() - t0;
-    const out = [];
-    for (const p of prompts) {
-      const ids = Array.from(engine.tokenize(p.text, false));
-      const logits = await engine.logits(Uint32Array.from(ids));
-      const gen = await window.ouvert.generate(engine, Uint32Array.from(ids), { maxTokens: 32, temperature: 0, stopAtEos: false });
-      out.push({ id: p.id, ids, top5Logits: p.top5.map((t) => logits[t]), tokens: gen.tokens, stats: gen.stats });
-    }
-    return { loadMs, out };
-  }, { url: `/models/${MODEL}`, prompts });
+  const prompts = ref.prompts.map((p) => ({
+    id: p.id,
+    text: p.text,
+    top5: p.llama_cpp.top5_first.map((t) => t.id),
+  }));
+  const results = await page.evaluate(
+    async ({ url, prompts }) => {
+      const t0 = performance.now();
+      const engine = await window.ouvert.load(url, 1024);
+      const loadMs = performance.now() - t0;
+      const out = [];
+      for (const p of prompts) {
+        const ids = Array.from(engine.tokenize(p.text, false));
+        const logits = await engine.logits(Uint32Array.from(ids));
+        const gen = await window.ouvert.generate(engine, Uint32Array.from(ids), {
+          maxTokens: 32,
+          temperature: 0,
+          stopAtEos: false,
+        });
+        out.push({
+          id: p.id,
+          ids,
+          top5Logits: p.top5.map((t) => logits[t]),
+          tokens: gen.tokens,
+          stats: gen.stats,
+        });
+      }
+      return { loadMs, out };
+    },
+    { url: `/models/${MODEL}`, prompts },
+  );
 
   const failures = [];
   for (const r of results.out) {
@@ -43,13 +62,22 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
     const n = mustMatch(want.step_margin, MARGIN);
     let same = 0;
     while (same < r.tokens.length && r.tokens[same] === want.greedy_ids[same]) same++;
-    console.log(`${r.id.padEnd(18)} top5 worst diff ${worst.toFixed(4)}; greedy equal ${same} (must ${n}); ` +
-      `prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`);
-    if (same < n) failures.push(`${r.id}: greedy differs at step ${same} (reference margin ${want.step_margin[same]})`);
-    want.top5_first.forEach((a, i) => want.top5_first.slice(i + 1).forEach((b, k) => {
-      if (a.logit - b.logit > ORDER_GAP && r.top5Logits[i] <= r.top5Logits[i + 1 + k]) failures.push(`${r.id}: ${b.id} ranks above ${a.id}`);
-    }));
-    if (worst > LOGIT_TOL) failures.push(`${r.id}: first-position logits off by ${worst.toFixed(4)}`);
+    console.log(
+      `${r.id.padEnd(18)} top5 worst diff ${worst.toFixed(4)}; greedy equal ${same} (must ${n}); ` +
+        `prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`,
+    );
+    if (same < n)
+      failures.push(
+        `${r.id}: greedy differs at step ${same} (reference margin ${want.step_margin[same]})`,
+      );
+    want.top5_first.forEach((a, i) =>
+      want.top5_first.slice(i + 1).forEach((b, k) => {
+        if (a.logit - b.logit > ORDER_GAP && r.top5Logits[i] <= r.top5Logits[i + 1 + k])
+          failures.push(`${r.id}: ${b.id} ranks above ${a.id}`);
+      }),
+    );
+    if (worst > LOGIT_TOL)
+      failures.push(`${r.id}: first-position logits off by ${worst.toFixed(4)}`);
   }
   console.log(`model load in the page: ${results.loadMs.toFixed(0)} ms`);
   assert.deepEqual(failures, []);
@@ -58,7 +86,12 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
 test("the simd128 dot products equal scalar code on random blocks", async () => {
   const result = await page.evaluate(async () => {
     await window.ouvert.init();
-    try { window.ouvert.kernelSelfCheck(); return "ok"; } catch (e) { return `${e.code}: ${e.message}`; }
+    try {
+      window.ouvert.kernelSelfCheck();
+      return "ok";
+    } catch (e) {
+      return `${e.code}: ${e.message}`;
+    }
   });
   assert.equal(result, "ok");
 });
@@ -76,11 +109,15 @@ test("bad files give typed errors in JS, and the page stays usable", async () =>
         return `${e instanceof Error}:${e.code}`;
       }
     };
-    const gguf = new Uint8Array([0x47, 0x47, 0x55, 0x46, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const gguf = new Uint8Array([
+      0x47, 0x47, 0x55, 0x46, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
     return {
       html: await attempt(new TextEncoder().encode("<!doctype html><title>404</title>")),
       shortDownload: await attempt(new Uint8Array(10), 100),
-      version: await attempt(new Uint8Array([0x47, 0x47, 0x55, 0x46, 99, 0, 0, 0, ...new Uint8Array(16)])),
+      version: await attempt(
+        new Uint8Array([0x47, 0x47, 0x55, 0x46, 99, 0, 0, 0, ...new Uint8Array(16)]),
+      ),
       noArch: await attempt(gguf),
     };
   });

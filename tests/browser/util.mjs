@@ -11,7 +11,9 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 export const MODEL = "gemma-3-270m-q4_k_m.gguf";
 
 export function reference() {
-  const path = process.env.OUVERT_REFERENCE || join(ROOT, "../shared/reference/gemma-3-270m-q4_k_m.reference.json");
+  const path =
+    process.env.OUVERT_REFERENCE ||
+    join(ROOT, "../shared/reference/gemma-3-270m-q4_k_m.reference.json");
   return JSON.parse(readFileSync(path, "utf8"));
 }
 
@@ -22,7 +24,10 @@ export function badFiles() {
   const fd = openSync(join(ROOT, "models", MODEL), "r");
   readSync(fd, head, 0, head.length, 0);
   closeSync(fd);
-  writeFileSync(join(dir, "not-a-gguf.gguf"), Buffer.from("<!doctype html><title>404</title>".repeat(20)));
+  writeFileSync(
+    join(dir, "not-a-gguf.gguf"),
+    Buffer.from("<!doctype html><title>404</title>".repeat(20)),
+  );
   writeFileSync(join(dir, "truncated.gguf"), head);
   return dir;
 }
@@ -43,19 +48,44 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
   const env = { requests: [], block: null, answer: {} };
   const server = await serve({
     root: join(ROOT, "tests/browser"),
-    mounts: { "/models": join(ROOT, "models"), "/www": join(ROOT, "www"), "/dist": join(ROOT, "dist"), "/pkg": join(ROOT, "pkg"), ...mounts },
+    mounts: {
+      "/models": join(ROOT, "models"),
+      "/www": join(ROOT, "www"),
+      "/dist": join(ROOT, "dist"),
+      "/pkg": join(ROOT, "pkg"),
+      ...mounts,
+    },
     onRequest: (path, url, res) => {
       env.requests.push(url);
-      if (env.answer[path]) { env.answer[path](res); return "answered"; }
+      if (env.answer[path]) {
+        env.answer[path](res);
+        return "answered";
+      }
       return !env.block?.(path);
     },
   });
   const origin = `http://127.0.0.1:${server.address().port}`;
   const marker = `--ouvert-test=${process.pid}-${Date.now()}`; // finds this browser's processes
-  const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", marker];
-  if (webgpu) args.push("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan");
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args });
+  const args = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    marker,
+  ];
+  if (webgpu)
+    args.push(
+      "--enable-unsafe-webgpu",
+      "--use-webgpu-adapter=swiftshader",
+      "--enable-features=Vulkan",
+    );
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args,
+  });
   const context = await browser.newContext();
   const outside = [];
   await context.route("**/*", (route) => {
@@ -65,8 +95,16 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
     return route.abort();
   });
   return Object.assign(env, {
-    origin, browser, context, outside, marker,
-    async close() { await browser.close(); server.closeAllConnections(); server.close(); },
+    origin,
+    browser,
+    context,
+    outside,
+    marker,
+    async close() {
+      await browser.close();
+      server.closeAllConnections();
+      server.close();
+    },
   });
 }
 

@@ -33,26 +33,44 @@ try {
 `,
 };
 
-test("a fresh Vite app installs the packed package, builds, and generates", { timeout: 600_000 }, async () => {
+test("a fresh Vite app installs the packed package, builds, and generates", {
+  timeout: 600_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), "ouvert-vite-"));
-  const run = (cmd, args) => execFileSync(cmd, args, { cwd: dir, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+  const run = (cmd, args) =>
+    execFileSync(cmd, args, { cwd: dir, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
   run("npm", ["pack", join(ROOT, "pkg"), "--pack-destination", dir, "--silent"]);
   const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-  writeFileSync(join(dir, "package.json"), JSON.stringify({
-    name: "ouvert-vite-check", private: true, type: "module",
-    dependencies: { ouvert: `file:./${tarball}` }, devDependencies: { vite: VITE },
-  }));
+  writeFileSync(
+    join(dir, "package.json"),
+    JSON.stringify({
+      name: "ouvert-vite-check",
+      private: true,
+      type: "module",
+      dependencies: { ouvert: `file:./${tarball}` },
+      devDependencies: { vite: VITE },
+    }),
+  );
   for (const [name, text] of Object.entries(APP)) writeFileSync(join(dir, name), text);
   run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"]);
   const build = run("npx", ["vite", "build", "--base", "/app/"]);
-  console.log(build.split("\n").filter((l) => l.includes("dist/")).join("\n"));
+  console.log(
+    build
+      .split("\n")
+      .filter((l) => l.includes("dist/"))
+      .join("\n"),
+  );
 
   const ref = reference().prompts.find((p) => p.id === "english");
-  env = await startBrowser({ mounts: { "/app": join(dir, "dist"), "/app/models": join(ROOT, "models") } });
+  env = await startBrowser({
+    mounts: { "/app": join(dir, "dist"), "/app/models": join(ROOT, "models") },
+  });
   const page = await env.context.newPage();
   page.on("pageerror", (e) => console.error("[page]", e));
   await page.goto(`${env.origin}/app/index.html?prompt=${encodeURIComponent(ref.text)}`);
-  const result = await (await page.waitForFunction(() => window.result, null, { timeout: 300_000 })).jsonValue();
+  const result = await (
+    await page.waitForFunction(() => window.result, null, { timeout: 300_000 })
+  ).jsonValue();
   assert.equal(result.error, undefined, result.error);
   assert.equal(result.backend, "wasm");
   assert.deepEqual(result.promptTokens, ref.llama_cpp.prompt_ids);

@@ -19,39 +19,59 @@ after(async () => {
   await env.close();
 });
 
-test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost device continues on wasm", { timeout: 1_200_000 }, async () => {
+test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost device continues on wasm", {
+  timeout: 1_200_000,
+}, async () => {
   const ref = reference();
-  const prompts = ref.prompts.filter((p) => PROMPTS.includes(p.id)).map((p) => ({
-    id: p.id, ids: p.llama_cpp.prompt_ids, top5: p.llama_cpp.top5_first.map((t) => t.id),
-    n: Math.max(1, mustMatch(p.llama_cpp.step_margin, MARGIN)),
-  }));
-  const r = await page.evaluate(async ({ url, prompts }) => {
-    const { load, generate } = window.ouvert;
-    const t0 = performance.now();
-    const engine = await load(url, 512, "webgpu");
-    const out = { loadMs: performance.now() - t0, info: engine.info(), prompts: [] };
-    for (const p of prompts) {
-      const ids = Uint32Array.from(p.ids);
-      const logits = await engine.logits(ids);
-      const t1 = performance.now();
-      const gen = await generate(engine, ids, { maxTokens: p.n, temperature: 0, stopAtEos: false });
-      out.prompts.push({ id: p.id, top5Logits: p.top5.map((t) => logits[t]), tokens: gen.tokens, ms: performance.now() - t1 });
-    }
-    // A device lost mid-generation: the step fails with webgpu_lost, the engine moves to
-    // wasm, and the next request works there.
-    const ids = Uint32Array.from(prompts[0].ids);
-    engine.start(ids, { maxTokens: 4, temperature: 0, stopAtEos: false });
-    out.lost = engine.loseDeviceForTesting();
-    try {
-      for (;;) if ((await engine.step()).type === "done") break;
-      out.lostError = "none";
-    } catch (e) {
-      out.lostError = e.code;
-    }
-    out.after = engine.info();
-    out.afterTokens = (await generate(engine, ids, { maxTokens: prompts[0].n, temperature: 0, stopAtEos: false })).tokens;
-    return out;
-  }, { url: `/models/${MODEL}`, prompts });
+  const prompts = ref.prompts
+    .filter((p) => PROMPTS.includes(p.id))
+    .map((p) => ({
+      id: p.id,
+      ids: p.llama_cpp.prompt_ids,
+      top5: p.llama_cpp.top5_first.map((t) => t.id),
+      n: Math.max(1, mustMatch(p.llama_cpp.step_margin, MARGIN)),
+    }));
+  const r = await page.evaluate(
+    async ({ url, prompts }) => {
+      const { load, generate } = window.ouvert;
+      const t0 = performance.now();
+      const engine = await load(url, 512, "webgpu");
+      const out = { loadMs: performance.now() - t0, info: engine.info(), prompts: [] };
+      for (const p of prompts) {
+        const ids = Uint32Array.from(p.ids);
+        const logits = await engine.logits(ids);
+        const t1 = performance.now();
+        const gen = await generate(engine, ids, {
+          maxTokens: p.n,
+          temperature: 0,
+          stopAtEos: false,
+        });
+        out.prompts.push({
+          id: p.id,
+          top5Logits: p.top5.map((t) => logits[t]),
+          tokens: gen.tokens,
+          ms: performance.now() - t1,
+        });
+      }
+      // A device lost mid-generation: the step fails with webgpu_lost, the engine moves to
+      // wasm, and the next request works there.
+      const ids = Uint32Array.from(prompts[0].ids);
+      engine.start(ids, { maxTokens: 4, temperature: 0, stopAtEos: false });
+      out.lost = engine.loseDeviceForTesting();
+      try {
+        for (;;) if ((await engine.step()).type === "done") break;
+        out.lostError = "none";
+      } catch (e) {
+        out.lostError = e.code;
+      }
+      out.after = engine.info();
+      out.afterTokens = (
+        await generate(engine, ids, { maxTokens: prompts[0].n, temperature: 0, stopAtEos: false })
+      ).tokens;
+      return out;
+    },
+    { url: `/models/${MODEL}`, prompts },
+  );
 
   console.log(`WebGPU (SwiftShader) load ${r.loadMs.toFixed(0)} ms on ${r.info.adapter}`);
   assert.equal(r.info.backend, "webgpu");
@@ -61,8 +81,11 @@ test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost dev
     const want = ref.prompts.find((p) => p.id === got.id).llama_cpp;
     const n = prompts.find((p) => p.id === got.id).n;
     const worst = Math.max(...want.top5_first.map((t, i) => Math.abs(got.top5Logits[i] - t.logit)));
-    console.log(`${got.id.padEnd(10)} top-5 logits off llama.cpp by ≤${worst.toFixed(3)}; ${n} greedy tokens in ${got.ms.toFixed(0)} ms`);
-    if (worst > LOGIT_TOL) failures.push(`${got.id}: first-position logits off by ${worst.toFixed(3)}`);
+    console.log(
+      `${got.id.padEnd(10)} top-5 logits off llama.cpp by ≤${worst.toFixed(3)}; ${n} greedy tokens in ${got.ms.toFixed(0)} ms`,
+    );
+    if (worst > LOGIT_TOL)
+      failures.push(`${got.id}: first-position logits off by ${worst.toFixed(3)}`);
     if (JSON.stringify(got.tokens.slice(0, n)) !== JSON.stringify(want.greedy_ids.slice(0, n))) {
       failures.push(`${got.id}: greedy ${got.tokens} vs llama.cpp ${want.greedy_ids.slice(0, n)}`);
     }
@@ -73,21 +96,33 @@ test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost dev
   assert.equal(r.after.backend, "wasm");
   assert.equal(r.after.fallback.code, "webgpu_lost");
   const first = ref.prompts.find((p) => p.id === prompts[0].id).llama_cpp;
-  assert.deepEqual(r.afterTokens, first.greedy_ids.slice(0, r.afterTokens.length), "after the loss, wasm gives llama.cpp's tokens");
+  assert.deepEqual(
+    r.afterTokens,
+    first.greedy_ids.slice(0, r.afterTokens.length),
+    "after the loss, wasm gives llama.cpp's tokens",
+  );
 });
 
-test("through the API, backend auto: the weights go to the GPU while the file downloads, and it gives llama.cpp's tokens", { timeout: 600_000 }, async () => {
+test("through the API, backend auto: the weights go to the GPU while the file downloads, and it gives llama.cpp's tokens", {
+  timeout: 600_000,
+}, async () => {
   const want = reference().prompts.find((p) => p.id === "one_word").llama_cpp;
   const n = Math.max(1, Math.min(3, mustMatch(want.step_margin, MARGIN)));
   const api = await openApiPage(env);
-  const r = await api.evaluate(async ({ url, ids, n }) => {
-    const e = await Ouvert.createEngine({ model: url, backend: "auto", contextLength: 256 });
-    const out = await e.complete({ ids }, { maxTokens: n, temperature: 0, stopAtEos: false });
-    await e.dispose();
-    return { info: e.info, tokens: out.tokens };
-  }, { url: `/models/${MODEL}`, ids: want.prompt_ids, n });
+  const r = await api.evaluate(
+    async ({ url, ids, n }) => {
+      const e = await Ouvert.createEngine({ model: url, backend: "auto", contextLength: 256 });
+      const out = await e.complete({ ids }, { maxTokens: n, temperature: 0, stopAtEos: false });
+      await e.dispose();
+      return { info: e.info, tokens: out.tokens };
+    },
+    { url: `/models/${MODEL}`, ids: want.prompt_ids, n },
+  );
   await api.close();
   assert.equal(r.info.backend, "webgpu");
-  assert.ok(r.info.streamedToGpu > 200e6, `${r.info.streamedToGpu} bytes of weights went up while the file arrived`);
+  assert.ok(
+    r.info.streamedToGpu > 200e6,
+    `${r.info.streamedToGpu} bytes of weights went up while the file arrived`,
+  );
   assert.deepEqual(r.tokens, want.greedy_ids.slice(0, n));
 });

@@ -22,10 +22,20 @@ after(async () => {
 });
 
 const widget = (id) => page.locator(`#${id}`);
-const events = (type, id) => page.evaluate(([type, id]) => events.filter((e) => e.type === type && e.id === id).map((e) => e.detail), [type, id]);
+const events = (type, id) =>
+  page.evaluate(
+    ([type, id]) => events.filter((e) => e.type === type && e.id === id).map((e) => e.detail),
+    [type, id],
+  );
 
-test("two widgets naming one model share one engine; the model card shows", { timeout: 300_000 }, async () => {
-  await page.waitForFunction(() => ["a", "b"].every((id) => document.getElementById(id).engine), null, { timeout: 240_000 });
+test("two widgets naming one model share one engine; the model card shows", {
+  timeout: 300_000,
+}, async () => {
+  await page.waitForFunction(
+    () => ["a", "b"].every((id) => document.getElementById(id).engine),
+    null,
+    { timeout: 240_000 },
+  );
   assert.ok(await page.evaluate(() => a.engine === b.engine), "one engine for both");
   const workers = page.workers().length;
   const modelFetches = env.requests.filter((p) => p === "/models/gemma-3-270m-q4_k_m.gguf").length;
@@ -37,17 +47,33 @@ test("two widgets naming one model share one engine; the model card shows", { ti
   assert.match(card, /gemma/);
   assert.match(card, /a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818/);
   const progress = await events("ouvert-progress", "a");
-  assert.ok(progress.length > 0 || (await events("ouvert-progress", "b")).length > 0, "progress events");
-  assert.equal(await widget("a").getByRole("textbox", { name: "Votre message" }).count(), 1, "the input has a French label");
-  assert.equal(await widget("b").getByRole("textbox", { name: "Your message" }).getAttribute("placeholder"), "Say hello");
+  assert.ok(
+    progress.length > 0 || (await events("ouvert-progress", "b")).length > 0,
+    "progress events",
+  );
+  assert.equal(
+    await widget("a").getByRole("textbox", { name: "Votre message" }).count(),
+    1,
+    "the input has a French label",
+  );
+  assert.equal(
+    await widget("b").getByRole("textbox", { name: "Your message" }).getAttribute("placeholder"),
+    "Say hello",
+  );
 });
 
-test("the widget streams an answer with Enter, and HTML in prompts and output stays text", { timeout: 300_000 }, async () => {
+test("the widget streams an answer with Enter, and HTML in prompts and output stays text", {
+  timeout: 300_000,
+}, async () => {
   const payload = `<img src=x onerror="window.pwned=1"><b>bold</b>`;
   const input = widget("a").getByRole("textbox");
   await input.fill(`Répète exactement : ${payload} ${payload} ${payload}`);
   await input.press("Enter");
-  await page.waitForFunction(() => events.some((e) => e.type === "ouvert-done" && e.id === "a"), null, { timeout: 120_000 });
+  await page.waitForFunction(
+    () => events.some((e) => e.type === "ouvert-done" && e.id === "a"),
+    null,
+    { timeout: 120_000 },
+  );
   const tokens = await events("ouvert-token", "a");
   const [done] = await events("ouvert-done", "a");
   assert.ok(tokens.length > 1, "tokens streamed one by one");
@@ -57,24 +83,43 @@ test("the widget streams an answer with Enter, and HTML in prompts and output st
   assert.ok(bubbles[0].includes(payload), "the prompt shows as typed");
   assert.ok(bubbles[1].endsWith(done.text), "the answer shows as generated");
   console.log(`answer: ${JSON.stringify(done.text)}`);
-  assert.equal(await page.evaluate(() => a.shadowRoot.querySelectorAll("li img, li b:not(:first-child)").length), 0, "no element made from text");
+  assert.equal(
+    await page.evaluate(
+      () => a.shadowRoot.querySelectorAll("li img, li b:not(:first-child)").length,
+    ),
+    0,
+    "no element made from text",
+  );
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   assert.match(await widget("a").locator("[part=status]").textContent(), /jetons\/s/);
   assert.equal(await widget("a").getByRole("log").getAttribute("aria-busy"), "false");
   await page.screenshot({ path: join(SHOTS, "widget-answer.png") });
 });
 
-test("the stop button stops the answer within a token; the next message works", { timeout: 300_000 }, async () => {
+test("the stop button stops the answer within a token; the next message works", {
+  timeout: 300_000,
+}, async () => {
   const input = widget("b").getByRole("textbox");
   await input.fill("Write a long story about a lighthouse keeper.");
   await widget("b").getByRole("button", { name: "Send" }).click();
-  await page.waitForFunction(() => events.filter((e) => e.type === "ouvert-token" && e.id === "b").length >= 3, null, { timeout: 120_000 });
+  await page.waitForFunction(
+    () => events.filter((e) => e.type === "ouvert-token" && e.id === "b").length >= 3,
+    null,
+    { timeout: 120_000 },
+  );
   const stop = widget("b").getByRole("button", { name: "Stop" });
   assert.ok(await stop.isVisible());
   await page.screenshot({ path: join(SHOTS, "widget-streaming.png") });
   // Count the tokens at the moment the click lands, in the page.
-  await page.evaluate(() => b.shadowRoot.querySelector("[part~=stop]").addEventListener("click",
-    () => { window.atStop = events.filter((e) => e.type === "ouvert-token" && e.id === "b").length; }, { once: true }));
+  await page.evaluate(() =>
+    b.shadowRoot.querySelector("[part~=stop]").addEventListener(
+      "click",
+      () => {
+        window.atStop = events.filter((e) => e.type === "ouvert-token" && e.id === "b").length;
+      },
+      { once: true },
+    ),
+  );
   await stop.click();
   const atStop = await page.evaluate(() => window.atStop);
   await page.waitForFunction(() => b.shadowRoot.querySelector("[part~=stop]").hidden);
@@ -84,21 +129,39 @@ test("the stop button stops the answer within a token; the next message works", 
   assert.match((await widget("b").locator("li").allTextContents())[1], /\(stopped\)$/);
   await input.fill("Hello!");
   await input.press("Enter");
-  await page.waitForFunction(() => events.some((e) => e.type === "ouvert-done" && e.id === "b"), null, { timeout: 120_000 });
+  await page.waitForFunction(
+    () => events.some((e) => e.type === "ouvert-done" && e.id === "b"),
+    null,
+    { timeout: 120_000 },
+  );
   assert.equal(await widget("b").locator("li").count(), 4);
 });
 
 test("errors show as readable messages and ouvert-error events", { timeout: 300_000 }, async () => {
-  await page.waitForFunction(() => ["missing", "corrupt", "integrity"].every((id) => events.some((e) => e.type === "ouvert-error" && e.id === id)),
-    null, { timeout: 240_000 });
-  const expect = { missing: ["network", /could not be downloaded/], corrupt: ["bad_magic", /pas un modèle/], integrity: ["integrity", /SHA-256 differs/] };
+  await page.waitForFunction(
+    () =>
+      ["missing", "corrupt", "integrity"].every((id) =>
+        events.some((e) => e.type === "ouvert-error" && e.id === id),
+      ),
+    null,
+    { timeout: 240_000 },
+  );
+  const expect = {
+    missing: ["network", /could not be downloaded/],
+    corrupt: ["bad_magic", /pas un modèle/],
+    integrity: ["integrity", /SHA-256 differs/],
+  };
   for (const [id, [code, sentence]] of Object.entries(expect)) {
     const [err] = await events("ouvert-error", id);
     assert.equal(err.code, code, id);
     const alert = widget(id).getByRole("alert");
     assert.ok(await alert.isVisible(), `${id}: the error is visible`);
     assert.match(await alert.textContent(), sentence);
-    assert.ok(await widget(id).getByRole("button", { name: /Send|Envoyer/ }).isDisabled());
+    assert.ok(
+      await widget(id)
+        .getByRole("button", { name: /Send|Envoyer/ })
+        .isDisabled(),
+    );
   }
   await page.screenshot({ path: join(SHOTS, "widget-errors.png"), fullPage: true });
 });
