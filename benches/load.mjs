@@ -47,7 +47,7 @@ for (const round of ["cold", ...Array(cachedRounds).fill("cached"), "blob"]) {
   if (round === "cached") firsts.push(r.first);
   console.log(
     round,
-    JSON.stringify(r, (k, v) => (typeof v === "number" ? Math.round(v) : v)),
+    JSON.stringify(r, (_k, v) => (typeof v === "number" ? Math.round(v) : v)),
   );
 }
 firsts.sort((a, b) => a - b);

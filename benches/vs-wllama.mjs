@@ -115,7 +115,7 @@ for (let round = 0; round < rounds; round++) {
     };
     results[name].push(row);
     console.log(
-      `round ${round} ${name.padEnd(6)} ${JSON.stringify(row, (k, v) => (typeof v === "number" ? Math.round(v * 10) / 10 : v))}`,
+      `round ${round} ${name.padEnd(6)} ${JSON.stringify(row, (_k, v) => (typeof v === "number" ? Math.round(v * 10) / 10 : v))}`,
     );
   }
 }

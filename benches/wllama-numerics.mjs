@@ -104,7 +104,8 @@ for (const r of out) {
   });
   const worst = Math.max(...diffs.filter((d) => d !== null).map(Math.abs));
   const firstTie = want.step_margin.findIndex((m) => m < 0.1);
-  const s = (summary[r.engine] ??= { toFirstTie: 0, worst: 0 });
+  summary[r.engine] ??= { toFirstTie: 0, worst: 0 };
+  const s = summary[r.engine];
   s.toFirstTie += steps >= (firstTie < 0 ? want.greedy_ids.length : firstTie);
   s.worst = Math.max(s.worst, worst);
   console.log(

@@ -386,6 +386,9 @@ impl WasmEngine {
     /// `{type: "piece", token, text, chosen, top}` or `{type: "done", output}`. Between
     /// steps the caller may stop. A lost GPU rejects with `webgpu_lost` and moves the engine
     /// to wasm.
+    // The borrow is the engine's lock for the whole step: a call that arrives during the
+    // await fails with `busy` instead of running on a cache this step is changing.
+    #[allow(clippy::await_holding_refcell_ref)]
     pub fn step(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -423,6 +426,9 @@ impl WasmEngine {
     }
 
     /// Resolves to the logits after `ids` (for tests and the teaching demo).
+    // The borrow is the engine's lock for the whole step: a call that arrives during the
+    // await fails with `busy` instead of running on a cache this step is changing.
+    #[allow(clippy::await_holding_refcell_ref)]
     pub fn logits(&self, ids: Vec<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {

@@ -109,7 +109,9 @@ function acquire(el, model, sha256, backend, onProgress) {
       model,
       sha256: sha256 || undefined,
       backend,
-      onProgress: (p) => entry.listeners.forEach((f) => f(p)),
+      onProgress: (p) => {
+        for (const f of entry.listeners) f(p);
+      },
     });
     entry.engine.catch(() => shared.get(key) === entry && shared.delete(key)); // a failed load may be retried
     shared.set(key, entry);

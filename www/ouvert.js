@@ -251,9 +251,13 @@ export class Engine {
       ended = true;
       this.#pending.delete(id);
       signal?.removeEventListener("abort", onAbort);
-      err
-        ? settle.ko((error = err))
-        : settle.ok((output = { ...out, promptTokens: promptIds ?? out.promptTokens }));
+      if (err) {
+        error = err;
+        settle.ko(err);
+      } else {
+        output = { ...out, promptTokens: promptIds ?? out.promptTokens };
+        settle.ok(output);
+      }
       wakeUp();
     };
     const onAbort = () => {
@@ -269,7 +273,8 @@ export class Engine {
       settle.ko(error);
     } else if (signal?.aborted) {
       ended = true;
-      settle.ko((error = abortError()));
+      error = abortError();
+      settle.ko(error);
     } else {
       id = this.#request({ type: "generate", prompt: body, options: opts }, (m) => {
         if (m.type === "prompt") promptIds = m.ids;

@@ -35,13 +35,13 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
       matched = "";
     for (const [prefix, dir] of Object.entries(mounts)) {
       // the longest matching mount wins
-      if (path.startsWith(prefix + "/") && prefix.length > matched.length) {
+      if (path.startsWith(`${prefix}/`) && prefix.length > matched.length) {
         base = resolve(dir);
         rel = path.slice(prefix.length);
         matched = prefix;
       }
     }
-    const file = normalize(join(base, rel.endsWith("/") ? rel + "index.html" : rel));
+    const file = normalize(join(base, rel.endsWith("/") ? `${rel}index.html` : rel));
     const headers = {
       "Cross-Origin-Opener-Policy": "same-origin",
       "Cross-Origin-Embedder-Policy": "require-corp",
@@ -53,7 +53,7 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
     } catch {
       stat = null;
     }
-    if (!stat || !stat.isFile()) {
+    if (!stat?.isFile()) {
       res.writeHead(404, headers);
       res.end("not found");
       return;

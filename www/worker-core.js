@@ -331,7 +331,8 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   // order its first load derived next to it, and a load that caches the model keeps one.
   const mergeOrder = src.source === "cache" ? await readMergeOrder(src.name) : null;
   const newLoader = (bytes, hash) => {
-    const loader = (current = new wasm.ModelLoader(bytes, hash));
+    const loader = new wasm.ModelLoader(bytes, hash);
+    current = loader;
     giveGpu();
     if (mergeOrder) loader.useMergeOrder(mergeOrder); // the engine checks it fits
     if (src.source === "cache" || writer) loader.keepMergeOrder(); // kept only when derived

@@ -70,12 +70,12 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
       failures.push(
         `${r.id}: greedy differs at step ${same} (reference margin ${want.step_margin[same]})`,
       );
-    want.top5_first.forEach((a, i) =>
+    want.top5_first.forEach((a, i) => {
       want.top5_first.slice(i + 1).forEach((b, k) => {
         if (a.logit - b.logit > ORDER_GAP && r.top5Logits[i] <= r.top5Logits[i + 1 + k])
           failures.push(`${r.id}: ${b.id} ranks above ${a.id}`);
-      }),
-    );
+      });
+    });
     if (worst > LOGIT_TOL)
       failures.push(`${r.id}: first-position logits off by ${worst.toFixed(4)}`);
   }

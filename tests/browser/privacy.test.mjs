@@ -153,7 +153,7 @@ test("storage full: the model runs without being cached, and info says why", {
 }, async () => {
   const cdp = await env.context.newCDPSession(page);
   await page.evaluate(() =>
-    window.Ouvert.deleteCachedModel(location.origin + "/models/gemma-3-270m-q4_k_m.gguf"),
+    window.Ouvert.deleteCachedModel(`${location.origin}/models/gemma-3-270m-q4_k_m.gguf`),
   );
   await cdp.send("Storage.overrideQuotaForOrigin", { origin: env.origin, quotaSize: 32 * 2 ** 20 });
   try {

@@ -90,7 +90,7 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
   const outside = [];
   await context.route("**/*", (route) => {
     const url = route.request().url();
-    if (url.startsWith(origin + "/")) return route.continue();
+    if (url.startsWith(`${origin}/`)) return route.continue();
     outside.push(url);
     return route.abort();
   });
