@@ -87,6 +87,7 @@ ensure_node() {
     npm ci --no-audit --no-fund --loglevel=error
   fi
   apt_install chromium chromium
+  apt_install firefox-esr firefox-esr
 }
 
 cmd_build() {
@@ -105,13 +106,14 @@ cmd_build() {
   # `worker-src 'self'` policy forbids; its own URL (same origin as the runtime) is allowed.
   local helper; helper=$(find www/wasm-mt/snippets -name workerHelpers.no-bundler.js)
   grep -q 'URL.createObjectURL(scriptBlob)' "$helper" || { echo "wasm-bindgen-rayon's worker start changed; check $helper" >&2; exit 1; }
-  sed -i 's|let scriptBlob = await fetch(import.meta.url).then(r => r.blob());||; s|URL.createObjectURL(scriptBlob)|import.meta.url|' "$helper"
+  # From another origin (a CDN) a worker cannot start from its URL: there, the blob: copy.
+  sed -i 's|let scriptBlob = await fetch(import.meta.url).then(r => r.blob());||; s|URL.createObjectURL(scriptBlob)|new URL(import.meta.url).origin === location.origin ? import.meta.url : URL.createObjectURL(await fetch(import.meta.url).then((r) => r.blob()))|' "$helper"
   log "threaded wasm: $(stat -c %s www/wasm-mt/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt/ouvert_bg.wasm | wc -c) gzipped"
   assemble_pkg
   assemble_dist
 }
 
-RUNTIME=(ouvert.js worker.js worker-mt.js worker-core.js store.js ouvert-chat.js)
+RUNTIME=(ouvert.js errors.js worker.js worker-mt.js worker-core.js store.js ouvert-chat.js)
 
 assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   local version; version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)

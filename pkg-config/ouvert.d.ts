@@ -77,6 +77,12 @@ export interface EngineInfo {
   license: string | null;
   contextLength: number;
   vocabSize: number;
+  /**
+   * Where the chat template comes from: "file" (an instruct model, trained to converse),
+   * "builtin" (the architecture's turns, which a base model was not trained on), or null
+   * (plain completion only: `{ messages }` prompts fail with `invalid_chat`).
+   */
+  chatTemplate: "file" | "builtin" | null;
   /** Hex SHA-256 of the file. */
   sha256: string;
   bytes: number;
@@ -114,7 +120,12 @@ export interface GenerateOptions {
   stop?: string | string[];
   /** Report this many most likely tokens at every step (`piece.top`). */
   topLogprobs?: number;
-  /** Drop the start of a prompt that does not fit the context, instead of `context_overflow`. */
+  /**
+   * When the prompt and `maxTokens` do not fit the context. A conversation (`{ messages }`)
+   * drops its oldest turns, keeping the system prompt and the last message, unless this is
+   * false (then `context_overflow`). Other prompts fail with `context_overflow` unless this
+   * is true (then the start of the prompt is dropped).
+   */
   truncate?: boolean;
   /** Stop at end-of-sequence and end-of-turn tokens (default true). */
   stopAtEos?: boolean;
@@ -141,6 +152,8 @@ export interface Piece {
 
 export interface Stats {
   promptTokens: number;
+  /** Leading prompt tokens already in the KV cache (the conversation so far): not computed again. */
+  cachedPromptTokens: number;
   completionTokens: number;
   timeToFirstTokenMs: number;
   prefillTokensPerSecond: number;
@@ -155,6 +168,8 @@ export interface Completion {
   promptTokens: number[];
   finishReason: "stop" | "length";
   stats: Stats;
+  /** Oldest messages of a conversation left out because it outgrew the context. */
+  droppedMessages: number;
 }
 
 export type Prompt =
@@ -167,6 +182,8 @@ export type Prompt =
 export interface Generation extends AsyncIterable<Piece> {
   /** The whole completion, once generation ends. */
   result: Promise<Completion>;
+  /** The prompt as the model reads it, before the first token. */
+  prompt: Promise<{ ids: number[]; droppedMessages: number }>;
 }
 
 export interface ChatMessage {
@@ -191,7 +208,19 @@ export interface ChatCompletionRequest {
   /** With `logprobs`: this many most likely tokens at each step too. */
   top_logprobs?: number;
   n?: 1;
+  /** Ouvert: false to fail with `context_overflow` instead of dropping the oldest turns. */
+  truncate?: boolean;
+  /** A last chunk with `usage` (and no choices). */
+  stream_options?: { include_usage?: boolean };
   signal?: AbortSignal;
+}
+
+export interface ChatCompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** The conversation so far, found in the KV cache and not computed again. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export interface ChatCompletionTokenLogprob {
@@ -217,7 +246,9 @@ export interface ChatCompletion {
     logprobs: ChatCompletionLogprobs | null;
     finish_reason: "stop" | "length";
   }[];
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  usage: ChatCompletionUsage;
+  /** Ouvert: oldest messages left out because the conversation outgrew the context. */
+  dropped_messages: number;
 }
 
 export interface ChatCompletionChunk {
@@ -231,6 +262,10 @@ export interface ChatCompletionChunk {
     logprobs: ChatCompletionLogprobs | null;
     finish_reason: "stop" | "length" | null;
   }[];
+  /** On the first chunk: oldest messages left out because the conversation outgrew the context. */
+  dropped_messages?: number;
+  /** On the last chunk, with `stream_options.include_usage`. */
+  usage?: ChatCompletionUsage;
 }
 
 export class Engine {

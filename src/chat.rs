@@ -24,6 +24,11 @@ const GEMMA_TEMPLATE: &str = "{{ bos_token }}\
 {%- endfor -%}\
 {%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}";
 
+/// Whether a file without a chat template still gets one: its architecture's known turns.
+pub fn has_builtin_template(architecture: &str) -> bool {
+    architecture.starts_with("gemma")
+}
+
 pub struct ChatTemplate {
     source: String,
     bos: String,
@@ -47,7 +52,7 @@ impl ChatTemplate {
             .unwrap_or("");
         let source = match g.get("tokenizer.chat_template").and_then(Value::as_str) {
             Some(t) => t.to_owned(),
-            None if arch.starts_with("gemma") => GEMMA_TEMPLATE.to_owned(),
+            None if has_builtin_template(arch) => GEMMA_TEMPLATE.to_owned(),
             None => return None,
         };
         Some(ChatTemplate {

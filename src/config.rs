@@ -78,6 +78,10 @@ pub struct ModelCard {
     pub size_label: Option<String>,
     pub quantization: String,
     pub parameters: u64,
+    /// Where its chat template comes from: `"file"` (trained to converse: an instruct
+    /// model), `"builtin"` (the architecture's turns, which a base model was not trained
+    /// on), or none (plain completion only).
+    pub chat_template: Option<&'static str>,
 }
 
 impl ModelCard {
@@ -101,7 +105,15 @@ impl ModelCard {
                 .map(|e| e.0.to_string())
                 .unwrap_or_default(),
         };
+        let chat_template = if g.get("tokenizer.chat_template").is_some() {
+            Some("file")
+        } else if crate::chat::has_builtin_template(&arch) {
+            Some("builtin")
+        } else {
+            None
+        };
         ModelCard {
+            chat_template,
             name: s("general.name").unwrap_or_else(|| arch.clone()),
             architecture: arch,
             license: s("general.license"),

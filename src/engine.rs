@@ -47,6 +47,14 @@ impl Default for GenerateOptions {
     }
 }
 
+/// A conversation's prompt ids, and how many of its oldest messages were left out to fit.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatPrompt {
+    pub ids: Vec<u32>,
+    pub dropped_messages: usize,
+}
+
 /// One generated token, as streamed to the caller.
 #[derive(Debug, Clone, Serialize)]
 pub struct Piece {
@@ -96,6 +104,9 @@ pub enum FinishReason {
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub prompt_tokens: usize,
+    /// Leading prompt tokens whose keys were already in the cache (the conversation so
+    /// far, when a request extends the last one): only the others were computed.
+    pub cached_prompt_tokens: usize,
     pub completion_tokens: usize,
     pub time_to_first_token_ms: f64,
     pub prefill_tokens_per_second: f64,
@@ -146,6 +157,8 @@ pub struct Generation {
     /// Text that may be the beginning of a stop string.
     held: String,
     finish: Option<FinishReason>,
+    /// Prompt tokens reused from the cache when the generation started.
+    reused: usize,
     t0: f64,
     t_first: f64,
 }
@@ -248,6 +261,42 @@ impl Engine {
         Ok(ids)
     }
 
+    /// Prompt ids for a conversation that leaves `reserve` positions of the context for
+    /// the answer: while it does not fit, its oldest turn (a user message and the replies
+    /// up to the next one) is dropped; leading system messages and the last turn stay.
+    pub fn encode_chat_fitting(
+        &mut self,
+        messages: &[Message],
+        reserve: usize,
+    ) -> Result<ChatPrompt> {
+        let system = messages.iter().take_while(|m| m.role == "system").count();
+        let mut kept = messages.to_vec();
+        let mut dropped = 0;
+        loop {
+            let ids = self.encode_chat(&kept)?;
+            if ids.len() + reserve <= self.context() {
+                return Ok(ChatPrompt {
+                    ids,
+                    dropped_messages: dropped,
+                });
+            }
+            // The oldest turn after the system messages, if it is not the last one.
+            let turn = kept[system + 1..]
+                .iter()
+                .position(|m| m.role == "user")
+                .map(|i| i + 1);
+            let Some(n) = turn.filter(|&n| system + n < kept.len()) else {
+                bail!(
+                    "context_overflow",
+                    "the last message and the system prompt ({} tokens) plus max_tokens ({reserve}) exceed the context of {} tokens; shorten the message, lower max_tokens, or load with a larger contextLength",
+                    ids.len(),
+                    self.context()
+                );
+            };
+            dropped += kept.drain(system..system + n).count();
+        }
+    }
+
     /// Logits after `ids`, reusing the cache for the prefix shared with the last call.
     pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         block_on(self.logits_async(ids))
@@ -322,6 +371,7 @@ impl Engine {
             decoder: StreamDecoder::default(),
             held: String::new(),
             finish: None,
+            reused: self.cached.len(),
             t0: now_ms(),
             t_first: 0.0,
         })
@@ -422,6 +472,7 @@ impl Engine {
         Output {
             stats: Stats {
                 prompt_tokens: g.prompt.len(),
+                cached_prompt_tokens: g.reused,
                 completion_tokens: g.tokens.len(),
                 time_to_first_token_ms: g.t_first - g.t0,
                 prefill_tokens_per_second: rate(g.prompt.len(), g.t_first - g.t0),

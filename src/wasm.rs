@@ -24,6 +24,15 @@ fn js_error(e: Error) -> JsValue {
     err.into()
 }
 
+fn chat_messages(messages: JsValue) -> Result<Vec<Message>, JsValue> {
+    serde_wasm_bindgen::from_value(messages).map_err(|e| {
+        js_error(Error::new(
+            "invalid_argument",
+            format!("messages must be [{{role, content}}] with string fields: {e}"),
+        ))
+    })
+}
+
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| js_error(Error::new("internal", e.to_string())))
@@ -362,14 +371,28 @@ impl WasmEngine {
     /// Prompt ids of a conversation (`[{role, content}]`) through the model's chat template.
     #[wasm_bindgen(js_name = encodeChat)]
     pub fn encode_chat(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
-        let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages).map_err(|e| {
-            js_error(Error::new(
-                "invalid_argument",
-                format!("messages must be [{{role, content}}] with string fields: {e}"),
-            ))
-        })?;
+        let messages = chat_messages(messages)?;
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
         i.engine.encode_chat(&messages).map_err(js_error)
+    }
+
+    /// `{ids, droppedMessages}`: a conversation's prompt ids leaving room for the answer
+    /// (`options.maxTokens`), its oldest turns dropped while it does not fit (the system
+    /// prompt stays).
+    #[wasm_bindgen(js_name = encodeChatFitting)]
+    pub fn encode_chat_fitting(
+        &self,
+        messages: JsValue,
+        options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let messages = chat_messages(messages)?;
+        let reserve = generate_options(options)?.max_tokens;
+        let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        to_js(
+            &i.engine
+                .encode_chat_fitting(&messages, reserve)
+                .map_err(js_error)?,
+        )
     }
 
     /// Begins generating from prompt ids; `step` advances it. Ends any generation in progress.

@@ -1,9 +1,11 @@
 // Ouvert's JavaScript API. The engine runs in a Web Worker (worker.js), so the page never
 // blocks; this module turns its messages into promises, async iterators and AbortSignals.
 // Types: ouvert.d.ts. Errors: OuvertError, with a stable `code`.
+import { cspError, OuvertError } from "./errors.js";
+
+export { OuvertError } from "./errors.js";
 export { listCachedModels, deleteCachedModel, storageEstimate } from "./store.js";
 
-/** An error with a stable `code` ("network", "integrity", "aborted", "bad_magic", …). */
 /** What the engine runs: GGUF `general.architecture` values and weight types. */
 export const SUPPORTED = Object.freeze({
   architectures: Object.freeze(["gemma3", "gemma2", "llama", "qwen2", "qwen3", "phi3"]),
@@ -24,14 +26,6 @@ export const SUPPORTED = Object.freeze({
   ]),
 });
 
-export class OuvertError extends Error {
-  constructor(code, message, options) {
-    super(message, options);
-    this.name = "OuvertError";
-    this.code = code;
-  }
-}
-
 const BACKENDS = ["auto", "webgpu", "wasm"];
 const GENERATE_KEYS = [
   "maxTokens",
@@ -48,8 +42,29 @@ const GENERATE_KEYS = [
   "stopAtEos",
 ];
 
+// A DOMException's numeric `code` is not one of ours.
 const toError = (e) =>
-  e instanceof OuvertError ? e : new OuvertError(e?.code ?? "internal", e?.message ?? String(e));
+  e instanceof OuvertError
+    ? e
+    : new OuvertError(typeof e?.code === "string" ? e.code : "internal", e?.message ?? String(e));
+
+/**
+ * The engine's worker. A worker's script must come from the page's origin: when this module
+ * comes from another one (a CDN), the worker starts from a blob: URL of the page's origin
+ * whose one line imports the real script (which the CDN's CORS headers allow).
+ */
+function startWorker(threaded) {
+  const options = { type: "module", name: "ouvert" };
+  if (new URL(import.meta.url).origin !== globalThis.location?.origin) {
+    const url = new URL(threaded ? "./worker-mt.js" : "./worker.js", import.meta.url);
+    const blob = new Blob([`import ${JSON.stringify(url.href)};`], { type: "text/javascript" });
+    return new Worker(URL.createObjectURL(blob), options);
+  }
+  // Two literal `new Worker(new URL(…))` forms, so that bundlers find both workers.
+  return threaded
+    ? new Worker(new URL("./worker-mt.js", import.meta.url), options)
+    : new Worker(new URL("./worker.js", import.meta.url), options);
+}
 const abortError = () => new OuvertError("aborted", "the request was aborted");
 
 /**
@@ -91,10 +106,21 @@ export async function createEngine(options = {}) {
   const want =
     threads ?? Math.max(1, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 1) / 2));
   const threaded = globalThis.crossOriginIsolated === true && want > 1;
-  // Two literal `new URL` forms, so that bundlers find both workers.
-  const worker = threaded
-    ? new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" })
-    : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
+  // What this page's Content-Security-Policy blocks while the worker starts says why it failed.
+  let violation = null;
+  const onViolation = (e) => {
+    violation ??= e;
+  };
+  globalThis.document?.addEventListener("securitypolicyviolation", onViolation);
+  let worker;
+  try {
+    worker = startWorker(threaded);
+  } catch (e) {
+    globalThis.document?.removeEventListener("securitypolicyviolation", onViolation);
+    throw violation || e?.name === "SecurityError"
+      ? cspError(violation ?? { effectiveDirective: "worker-src" })
+      : toError(e);
+  }
   const engine = new Engine(worker);
   try {
     engine.info = await engine._load(
@@ -105,7 +131,9 @@ export async function createEngine(options = {}) {
     return engine;
   } catch (e) {
     worker.terminate();
-    throw e;
+    throw e.code === "worker_failed" && violation ? cspError(violation) : e;
+  } finally {
+    globalThis.document?.removeEventListener("securitypolicyviolation", onViolation);
   }
 }
 
@@ -232,12 +260,19 @@ export class Engine {
     let ended = false,
       error = null,
       output = null,
-      promptIds = null;
-    let settle;
+      promptIds = null,
+      droppedMessages = 0;
+    let settle, settlePrompt;
     const result = new Promise((ok, ko) => {
       settle = { ok, ko };
     });
     result.catch(() => {}); // the iterator reports the error; `result` may go unobserved
+    // The prompt as the engine will see it: its ids, and the oldest messages a conversation
+    // too long for the context lost.
+    const promptReady = new Promise((ok, ko) => {
+      settlePrompt = { ok, ko };
+    });
+    promptReady.catch(() => {});
 
     const wakeUp = () => {
       if (waiting) {
@@ -254,8 +289,9 @@ export class Engine {
       if (err) {
         error = err;
         settle.ko(err);
+        settlePrompt.ko(err);
       } else {
-        output = { ...out, promptTokens: promptIds ?? out.promptTokens };
+        output = { ...out, promptTokens: promptIds ?? out.promptTokens, droppedMessages };
         settle.ok(output);
       }
       wakeUp();
@@ -271,14 +307,19 @@ export class Engine {
         "prompt must be a string, an array of token ids, { ids } or { messages }",
       );
       settle.ko(error);
+      settlePrompt.ko(error);
     } else if (signal?.aborted) {
       ended = true;
       error = abortError();
       settle.ko(error);
+      settlePrompt.ko(error);
     } else {
       id = this.#request({ type: "generate", prompt: body, options: opts }, (m) => {
-        if (m.type === "prompt") promptIds = m.ids;
-        else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
+        if (m.type === "prompt") {
+          promptIds = m.ids;
+          droppedMessages = m.droppedMessages ?? 0;
+          settlePrompt.ok({ ids: m.ids, droppedMessages });
+        } else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
         else if (m.type === "piece") {
           pieces.push({
             token: m.token,
@@ -295,6 +336,7 @@ export class Engine {
 
     return {
       result,
+      prompt: promptReady,
       [Symbol.asyncIterator]() {
         return {
           next: async () => {
@@ -343,6 +385,8 @@ export class Engine {
       stop: body.stop ?? undefined,
       // At least one: the chosen token's log-probability comes with the alternatives.
       topLogprobs: body.logprobs ? Math.max(1, body.top_logprobs ?? 0) : 0,
+      // A conversation longer than the context loses its oldest turns unless this is false.
+      truncate: body.truncate,
       signal: signal ?? body.signal,
     };
     // OpenAI's per-token entries: the token's own text, its bytes, its log-probability.
@@ -371,6 +415,13 @@ export class Engine {
       model: this.info.name,
     };
     const reason = (r) => (r === "stop" ? "stop" : "length");
+    const usage = (stats) => ({
+      prompt_tokens: stats.promptTokens,
+      completion_tokens: stats.completionTokens,
+      total_tokens: stats.promptTokens + stats.completionTokens,
+      // The conversation so far, found in the KV cache: computed again only when it changed.
+      prompt_tokens_details: { cached_tokens: stats.cachedPromptTokens },
+    });
     if (!stream) {
       const pieces = [];
       for await (const p of run) pieces.push(p);
@@ -386,11 +437,8 @@ export class Engine {
             finish_reason: reason(r.finishReason),
           },
         ],
-        usage: {
-          prompt_tokens: r.stats.promptTokens,
-          completion_tokens: r.stats.completionTokens,
-          total_tokens: r.stats.promptTokens + r.stats.completionTokens,
-        },
+        usage: usage(r.stats),
+        dropped_messages: r.droppedMessages,
       };
     }
     return (async function* () {
@@ -401,7 +449,9 @@ export class Engine {
           { index: 0, delta, logprobs: pieces.length ? logprobs(pieces) : null, finish_reason },
         ],
       });
-      yield chunk({ role: "assistant", content: "" });
+      // The first chunk says how many of the oldest messages did not fit the context.
+      const { droppedMessages } = await run.prompt;
+      yield { ...chunk({ role: "assistant", content: "" }), dropped_messages: droppedMessages };
       // A token whose text is held back (part of a character, or of a possible stop string)
       // reports its log-probability with the next chunk that has text.
       let pending = [];
@@ -412,7 +462,11 @@ export class Engine {
           pending = [];
         }
       }
-      yield chunk({}, pending, reason((await run.result).finishReason));
+      const r = await run.result;
+      yield chunk({}, pending, reason(r.finishReason));
+      if (body.stream_options?.include_usage) {
+        yield { ...meta, object: "chat.completion.chunk", choices: [], usage: usage(r.stats) };
+      }
     })();
   }
 

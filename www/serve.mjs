@@ -18,13 +18,25 @@ const TYPES = {
   ".ts": "text/plain; charset=utf-8",
 };
 
-// `onRequest(path, url, res)` sees every request; returning false drops the connection, as a
+// `onRequest(path, url, res, req)` sees every request; returning false drops the connection, as a
 // network failure would (the tests use it to cut the network); returning "answered" means
 // it wrote the response itself.
-export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
+// Cross-origin isolation (COOP and COEP): what a page needs for wasm threads.
+export const ISOLATED = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+};
+// What public CDNs send, so that pages on any origin (isolated or not) can load the files.
+export const CDN = {
+  "Access-Control-Allow-Origin": "*",
+  "Cross-Origin-Resource-Policy": "cross-origin",
+};
+
+// `headers` go with every response (default: ISOLATED).
+export function serve({ root, mounts = {}, port = 0, onRequest = () => true, headers = ISOLATED }) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    const seen = onRequest(path, req.url, res);
+    const seen = onRequest(path, req.url, res, req);
     if (seen === false) {
       req.socket.destroy();
       return;
@@ -42,11 +54,7 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
       }
     }
     const file = normalize(join(base, rel.endsWith("/") ? `${rel}index.html` : rel));
-    const headers = {
-      "Cross-Origin-Opener-Policy": "same-origin",
-      "Cross-Origin-Embedder-Policy": "require-corp",
-      "Cache-Control": "no-cache",
-    };
+    const sent = { ...headers, "Cache-Control": "no-cache" };
     let stat;
     try {
       stat = file.startsWith(base) && statSync(file);
@@ -54,12 +62,12 @@ export function serve({ root, mounts = {}, port = 0, onRequest = () => true }) {
       stat = null;
     }
     if (!stat?.isFile()) {
-      res.writeHead(404, headers);
+      res.writeHead(404, sent);
       res.end("not found");
       return;
     }
     res.writeHead(200, {
-      ...headers,
+      ...sent,
       "Content-Type": TYPES[extname(file)] || "application/octet-stream",
       "Content-Length": stat.size,
     });

@@ -24,10 +24,23 @@ export function serve(mod) {
   wasm = mod;
 }
 
+// What the page's Content-Security-Policy blocked in this worker (the model's fetch, the
+// wasm's compilation), to name the directive when that fails.
+let violation = null;
+self.addEventListener("securitypolicyviolation", (e) => {
+  violation = { effectiveDirective: e.effectiveDirective, blockedURI: e.blockedURI };
+});
+const cspBlocked = () => violation && cspError(violation);
+
 // `ouvert.js` asks for more than one thread only from the threaded build's worker.
 function start(threads) {
   ready ??= (async () => {
-    await wasm.default();
+    try {
+      await wasm.default();
+    } catch (e) {
+      ready = null;
+      throw cspBlocked() ?? e;
+    }
     if (threads > 1) {
       await wasm.initThreadPool(threads);
       wasm.threadsStarted(threads);
@@ -89,12 +102,18 @@ async function handle(msg) {
 async function generate({ id, prompt, options }) {
   if (!engine) throw fail("disposed", "the engine is not loaded");
   if (aborted.delete(id)) throw fail("aborted", "generation was aborted before it started");
-  const ids = prompt.messages
-    ? engine.encodeChat(prompt.messages)
-    : prompt.ids
-      ? Uint32Array.from(prompt.ids)
-      : engine.tokenize(prompt.text, false);
-  post({ type: "prompt", id, ids: Array.from(ids) });
+  // A conversation too long for the context loses its oldest turns (unless truncate is
+  // false: then the engine answers context_overflow).
+  let ids;
+  let droppedMessages = 0;
+  if (prompt.messages && options.truncate !== false) {
+    ({ ids, droppedMessages } = engine.encodeChatFitting(prompt.messages, options));
+  } else if (prompt.messages) {
+    ids = engine.encodeChat(prompt.messages);
+  } else {
+    ids = prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
+  }
+  post({ type: "prompt", id, ids: Array.from(ids), droppedMessages });
   engine.start(ids, options);
   for (;;) {
     await yieldToEvents();
@@ -196,6 +215,8 @@ async function open(model, sha256, useCache) {
   try {
     res = await fetch(model);
   } catch (e) {
+    const blocked = cspBlocked();
+    if (blocked) throw blocked;
     throw fail(
       "network",
       `could not download the model from ${model} (${e.message}); check the URL, the network and the server's CORS headers`,

@@ -2,7 +2,15 @@
 // the same rules as tests/reference.rs (which explains the tolerances).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, openHarness, reference, mustMatch, MODEL } from "./util.mjs";
+import {
+  startBrowser,
+  openHarness,
+  reference,
+  instructReference,
+  mustMatch,
+  MODEL,
+  INSTRUCT_MODEL,
+} from "./util.mjs";
 
 const MARGIN = 0.25;
 const LOGIT_TOL = 0.75;
@@ -80,6 +88,78 @@ test("reference prompts: llama.cpp's prompt ids, first logits and greedy tokens"
       failures.push(`${r.id}: first-position logits off by ${worst.toFixed(4)}`);
   }
   console.log(`model load in the page: ${results.loadMs.toFixed(0)} ms`);
+  assert.deepEqual(failures, []);
+});
+
+test("the instruct model: llama.cpp's prompt ids (plain and chat), greedy tokens, the stop at <|im_end|>", {
+  timeout: 900_000,
+}, async () => {
+  const ref = instructReference();
+  const IM_END = 151645;
+  // The prompts whose answer ends (at <|im_end|>) within the steps that must match.
+  const ends = Object.fromEntries(
+    ref.prompts.map((p) => {
+      const n = mustMatch(p.llama_cpp.step_margin, MARGIN);
+      const at = p.llama_cpp.greedy_ids.slice(0, n).indexOf(IM_END);
+      return [p.id, at];
+    }),
+  );
+  const own = await openHarness(env); // a wasm instance of its own, freed with the page
+  const results = await own.evaluate(
+    async ({ url, prompts, ends }) => {
+      const engine = await window.ouvert.load(url, 1024);
+      const out = [];
+      for (const p of prompts) {
+        const ids = Array.from(
+          p.messages ? engine.encodeChat(p.messages) : engine.tokenize(p.text, false),
+        );
+        const greedy = { maxTokens: 32, temperature: 0 };
+        const gen = await window.ouvert.generate(engine, Uint32Array.from(ids), {
+          ...greedy,
+          stopAtEos: false,
+        });
+        const answer =
+          ends[p.id] >= 0
+            ? await window.ouvert.generate(engine, Uint32Array.from(ids), greedy)
+            : null;
+        out.push({ id: p.id, ids, tokens: gen.tokens, stats: gen.stats, answer });
+      }
+      engine.free();
+      return out;
+    },
+    { url: `/models/${INSTRUCT_MODEL}`, prompts: ref.prompts, ends },
+  );
+  await own.close();
+  const failures = [];
+  for (const r of results) {
+    const want = ref.prompts.find((p) => p.id === r.id).llama_cpp;
+    assert.deepEqual(r.ids, want.prompt_ids, `${r.id}: prompt ids`);
+    const n = mustMatch(want.step_margin, MARGIN);
+    let same = 0;
+    while (same < r.tokens.length && r.tokens[same] === want.greedy_ids[same]) same++;
+    console.log(
+      `${r.id.padEnd(16)} greedy equal ${same} (must ${n}); prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`,
+    );
+    if (same < n)
+      failures.push(`${r.id}: greedy differs at step ${same} (margin ${want.step_margin[same]})`);
+    if (r.answer) {
+      const end = ends[r.id];
+      assert.equal(r.answer.finishReason, "stop", `${r.id}: the answer ends at <|im_end|>`);
+      assert.deepEqual(
+        r.answer.tokens,
+        want.greedy_ids.slice(0, end + 1),
+        `${r.id}: where it ends`,
+      );
+      assert.equal(
+        r.answer.text,
+        want.greedy_text.slice(0, want.greedy_text.indexOf("<|im_end|>")),
+      );
+    }
+  }
+  assert.ok(
+    Object.values(ends).some((at) => at >= 0),
+    "some reference answer ends",
+  );
   assert.deepEqual(failures, []);
 });
 

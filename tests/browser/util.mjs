@@ -9,11 +9,19 @@ import { serve } from "../../www/serve.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 export const MODEL = "gemma-3-270m-q4_k_m.gguf";
+/** The instruct model (Qwen2.5 Coder 0.5B Instruct). */
+export const INSTRUCT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 
 export function reference() {
   const path =
     process.env.OUVERT_REFERENCE ||
     join(ROOT, "../shared/reference/gemma-3-270m-q4_k_m.reference.json");
+  return JSON.parse(readFileSync(path, "utf8"));
+}
+
+/** llama.cpp's outputs on the instruct model. */
+export function instructReference() {
+  const path = join(ROOT, "../shared/reference/qwen2.5-coder-0.5b-instruct-q4_k_m.reference.json");
   return JSON.parse(readFileSync(path, "utf8"));
 }
 
@@ -40,12 +48,12 @@ export function mustMatch(margins, minMargin) {
 
 /**
  * Serves tests/browser with /www, /dist, /pkg and /models mounted, and starts Chromium.
- * `requests` logs every URL (path and query) the server saw; setting `block` to a predicate on the path
+ * `requests` logs every URL (path and query) the server saw, `methods` each as [method, URL]; setting `block` to a predicate on the path
  * (or `() => true`) makes the server drop those connections, as a cut network would;
  * `answer[path] = (res) => …` writes the response for a path itself.
  */
-export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
-  const env = { requests: [], block: null, answer: {} };
+export async function startBrowser({ webgpu = false, mounts = {}, allow = [] } = {}) {
+  const env = { requests: [], methods: [], block: null, answer: {} };
   const server = await serve({
     root: join(ROOT, "tests/browser"),
     mounts: {
@@ -55,8 +63,9 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
       "/pkg": join(ROOT, "pkg"),
       ...mounts,
     },
-    onRequest: (path, url, res) => {
+    onRequest: (path, url, res, req) => {
       env.requests.push(url);
+      env.methods.push([req.method, url]);
       if (env.answer[path]) {
         env.answer[path](res);
         return "answered";
@@ -90,7 +99,7 @@ export async function startBrowser({ webgpu = false, mounts = {} } = {}) {
   const outside = [];
   await context.route("**/*", (route) => {
     const url = route.request().url();
-    if (url.startsWith(`${origin}/`)) return route.continue();
+    if ([origin, ...allow].some((o) => url.startsWith(`${o}/`))) return route.continue();
     outside.push(url);
     return route.abort();
   });

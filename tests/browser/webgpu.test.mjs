@@ -3,7 +3,16 @@
 // of them run natively on lavapipe in tests/gpu.rs). The same rules as engine.test.mjs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser, openHarness, openApiPage, reference, mustMatch, MODEL } from "./util.mjs";
+import {
+  startBrowser,
+  openHarness,
+  openApiPage,
+  reference,
+  instructReference,
+  mustMatch,
+  MODEL,
+  INSTRUCT_MODEL,
+} from "./util.mjs";
 
 const MARGIN = 0.25;
 const LOGIT_TOL = 0.75;
@@ -125,4 +134,39 @@ test("through the API, backend auto: the weights go to the GPU while the file do
     `${r.info.streamedToGpu} bytes of weights went up while the file arrived`,
   );
   assert.deepEqual(r.tokens, want.greedy_ids.slice(0, n));
+});
+
+test("the instruct model on WebGPU: a chat answer equal to llama.cpp's, ending at <|im_end|>", {
+  timeout: 900_000,
+}, async () => {
+  // One prompt (a forward pass of this model takes seconds on SwiftShader; every chat
+  // prompt runs in wasm in engine.test.mjs, and two on lavapipe in tests/instruct.rs).
+  const p = instructReference().prompts.find((x) => x.id === "chat_system");
+  const want = p.llama_cpp;
+  const end = want.greedy_ids.indexOf(151645);
+  assert.ok(
+    end >= 0 && end < mustMatch(want.step_margin, MARGIN),
+    "the reference answer ends in time",
+  );
+  const own = await openHarness(env);
+  const r = await own.evaluate(
+    async ({ url, messages, maxTokens }) => {
+      const engine = await window.ouvert.load(url, 256, "webgpu");
+      const ids = engine.encodeChat(messages);
+      const t0 = performance.now();
+      const out = await window.ouvert.generate(engine, ids, { maxTokens, temperature: 0 });
+      const info = engine.info();
+      engine.free();
+      return { info, ids: Array.from(ids), out, ms: performance.now() - t0 };
+    },
+    { url: `/models/${INSTRUCT_MODEL}`, messages: p.messages, maxTokens: want.greedy_ids.length },
+  );
+  await own.close();
+  console.log(
+    `instruct model on ${r.info.adapter}: ${JSON.stringify(r.out.text)} in ${r.ms.toFixed(0)} ms`,
+  );
+  assert.equal(r.info.backend, "webgpu");
+  assert.deepEqual(r.ids, want.prompt_ids);
+  assert.deepEqual(r.out.tokens, want.greedy_ids.slice(0, end + 1));
+  assert.equal(r.out.finishReason, "stop");
 });

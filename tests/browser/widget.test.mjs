@@ -43,7 +43,7 @@ test("two widgets naming one model share one engine; the model card shows", {
   assert.ok(workers <= 2, `${workers} workers (one shared, at most one for the integrity widget)`);
   const card = await widget("a").locator("dl").textContent();
   assert.match(card, /Gemma 3 270m/);
-  assert.match(card, /253 MB/);
+  assert.match(card, /253\sMo/, "French units in a French widget");
   assert.match(card, /gemma/);
   assert.match(card, /a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818/);
   const progress = await events("ouvert-progress", "a");
@@ -78,7 +78,7 @@ test("the widget streams an answer with Enter, and HTML in prompts and output st
   const [done] = await events("ouvert-done", "a");
   assert.ok(tokens.length > 1, "tokens streamed one by one");
   assert.equal(tokens.map((t) => t.text).join(""), done.text);
-  const bubbles = await widget("a").locator("li").allTextContents();
+  const bubbles = await widget("a").locator("li [part~=content]").allTextContents();
   assert.equal(bubbles.length, 2);
   assert.ok(bubbles[0].includes(payload), "the prompt shows as typed");
   assert.ok(bubbles[1].endsWith(done.text), "the answer shows as generated");
@@ -126,7 +126,10 @@ test("the stop button stops the answer within a token; the next message works", 
   const afterStop = (await events("ouvert-token", "b")).length;
   assert.ok(afterStop - atStop <= 1, `${afterStop - atStop} tokens after stop`);
   assert.equal((await events("ouvert-done", "b")).length, 0);
-  assert.match((await widget("b").locator("li").allTextContents())[1], /\(stopped\)$/);
+  assert.match(
+    (await widget("b").locator("li [part~=content]").allTextContents())[1],
+    /\(stopped\)$/,
+  );
   await input.fill("Hello!");
   await input.press("Enter");
   await page.waitForFunction(

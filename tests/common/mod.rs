@@ -20,11 +20,31 @@ pub fn model_path() -> PathBuf {
     p
 }
 
+/// The instruct model (Qwen2.5 Coder 0.5B Instruct), fetched by `./build.sh model`.
+pub fn instruct_model_path() -> PathBuf {
+    let p = root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    assert!(
+        p.exists(),
+        "{} is missing: run ./build.sh model",
+        p.display()
+    );
+    p
+}
+
 /// `../shared/reference/…` (beside the checkout), or `OUVERT_REFERENCE`.
 pub fn reference() -> serde_json::Value {
     let p = std::env::var_os("OUVERT_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/reference/gemma-3-270m-q4_k_m.reference.json"));
+    read_json(&p)
+}
+
+/// llama.cpp's outputs on the instruct model (`../shared/reference/`).
+pub fn instruct_reference() -> serde_json::Value {
+    read_json(&root().join("../shared/reference/qwen2.5-coder-0.5b-instruct-q4_k_m.reference.json"))
+}
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
     serde_json::from_str(&text).expect("reference JSON")
