@@ -7,7 +7,7 @@
 #   ./build.sh test      everything: lint, Rust unit/integration tests and the browser tests
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
-#   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (BENCH_ROUNDS, BENCH_THREADS)
+#   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (both models, 1 and BENCH_THREADS threads; BENCH_ROUNDS)
 #   ./build.sh tiny_reference   re-run llama.cpp on the tiny random models of every architecture and type
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -215,7 +215,8 @@ cmd_demo() {
   cmd_build
   ensure_node
   # The model sits next to the site, so dist/ can be copied as one folder (a USB stick).
-  mkdir -p dist/models && ln -f "$MODEL" dist/models/ 2>/dev/null || cp "$MODEL" dist/models/
+  mkdir -p dist/models
+  for m in "$MODEL" "$QWEN"; do ln -f "$m" dist/models/ 2>/dev/null || cp "$m" dist/models/; done
   log "serving the workshop site on http://127.0.0.1:${PORT:-8080}/"
   node www/serve.mjs --root dist --port "${PORT:-8080}"
 }
@@ -235,7 +236,13 @@ cmd_bench() {
   ensure_node
   cmd_build
   log "Ouvert (wasm) vs wllama in headless Chromium, A B alternating"
-  node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "${BENCH_THREADS:-1}"
+  # Both models, one thread and two (the threaded run measures Ouvert on one thread beside).
+  for m in "$MODEL_NAME" "$QWEN_NAME"; do
+    for t in 1 "${BENCH_THREADS:-2}"; do
+      log "$m, $t thread(s)"
+      BENCH_MODEL=$m node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "$t"
+    done
+  done
   log "numerics: Ouvert (wasm) and wllama against native llama.cpp's reference"
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }

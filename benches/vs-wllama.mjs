@@ -2,7 +2,7 @@
 // GGUF, same server, alternating A B A B: load (network, then cache), time to first token,
 // prefill of a 128- and a 512-token prompt, greedy decode of 128 tokens, peak memory, and
 // runtime size. Prints a table (per-round Ouvert/wllama ratios and their median) and JSON.
-//   ./build.sh bench   (or: ./build.sh build && node benches/vs-wllama.mjs [rounds] [threads])
+//   ./build.sh bench   (or: ./build.sh build && [BENCH_MODEL=file.gguf] node benches/vs-wllama.mjs [rounds] [threads])
 import { startBrowser, ROOT, MODEL, reference } from "../tests/browser/util.mjs";
 import { join } from "node:path";
 import { writeFileSync, readFileSync, readdirSync } from "node:fs";
@@ -11,7 +11,11 @@ import { execFileSync } from "node:child_process";
 
 const rounds = Number(process.argv[2] ?? 3);
 const threads = Number(process.argv[3] ?? 1);
-const out = process.env.BENCH_JSON ?? join(ROOT, "target/bench-vs-wllama.json");
+// The model: the default one, or BENCH_MODEL (a file name in models/, such as the instruct model).
+const model = process.env.BENCH_MODEL ?? MODEL;
+const out =
+  process.env.BENCH_JSON ??
+  join(ROOT, `target/bench-vs-wllama-${model.replace(/\.gguf$/, "")}.json`);
 
 // Prompts of known length: a long French reference text cut to n tokens (BOS included),
 // with a per-run number in front so no engine can reuse a cached prefix.
@@ -60,7 +64,7 @@ const cut = await (async () => {
       await e.dispose();
       return r;
     },
-    { url: `/models/${MODEL}`, long },
+    { url: `/models/${model}`, long },
   );
   await env.close();
   return r;
@@ -81,7 +85,7 @@ for (let round = 0; round < rounds; round++) {
     ];
     const others = new Set(chromiumRss().keys());
     const { env, page } = await openPage();
-    const args = { name, url: `/models/${MODEL}`, threads, runs };
+    const args = { name, url: `/models/${model}`, threads, runs };
     const coldMs = await page.evaluate(
       ({ name, url, threads }) => window.coldLoad(name, url, 2048, threads),
       args,
@@ -187,9 +191,13 @@ if (threads > 1) {
     );
   }
 }
-console.log(table.join("\n"));
+console.log(`${model}, ${threads} thread(s):\n${table.join("\n")}`);
 writeFileSync(
   out,
-  JSON.stringify({ date: new Date().toISOString(), threads, rounds, results, sizes }, null, 2),
+  JSON.stringify(
+    { date: new Date().toISOString(), model, threads, rounds, results, sizes },
+    null,
+    2,
+  ),
 );
 console.log(`JSON in ${out}`);

@@ -9,10 +9,23 @@ import {
   SUPPORTED,
 } from "./ouvert.js";
 
-const DEFAULT_MODEL = {
-  url: "models/gemma-3-270m-q4_k_m.gguf",
-  sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-};
+// The models `./build.sh demo` puts next to the site: a base model (the default: it
+// continues text) and an instruct model (trained on conversations).
+const BUNDLED = [
+  {
+    name: "Gemma 3 270M",
+    kind: "base",
+    url: "models/gemma-3-270m-q4_k_m.gguf",
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+  },
+  {
+    name: "Qwen2.5 Coder 0.5B Instruct",
+    kind: "instruct",
+    url: "models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+  },
+];
+const DEFAULT_MODEL = BUNDLED[0];
 const TOP = 10; // alternatives shown per step
 
 const STRINGS = {
@@ -69,6 +82,9 @@ const STRINGS = {
     stopped: "Arrêté.",
     offline: "Cette page et le modèle sont enregistrés : elle fonctionne aussi sans réseau.",
     other: "Essayer un autre modèle",
+    bundledHelp: "Les modèles fournis avec ce site :",
+    base: "modèle de base : il prolonge un texte",
+    instruct: "modèle instruit : il a appris à converser",
     otherHelp:
       "N’importe quel fichier GGUF d’une architecture et d’une quantification prises en charge :",
     modelUrl: "Adresse du fichier GGUF",
@@ -129,6 +145,9 @@ const STRINGS = {
     stopped: "Stopped.",
     offline: "This page and the model are stored: it works without a network too.",
     other: "Try another model",
+    bundledHelp: "The models that come with this site:",
+    base: "base model: it continues text",
+    instruct: "instruct model: trained to converse",
     otherHelp: "Any GGUF file of a supported architecture and quantization:",
     modelUrl: "Address of the GGUF file",
     loadUrl: "Load",
@@ -181,6 +200,7 @@ function applyLanguage() {
     b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
   state.lastStatus?.();
   showSupported();
+  showBundled();
   if (state.engine) showCard(state.engine.info);
   if (state.selected >= 0) showChoices(state.selected);
   showStorage();
@@ -235,6 +255,23 @@ async function showStorage() {
     ),
   );
   $("estimate").textContent = est.quota ? t().used(mb(est.usage), mb(est.quota)) : "";
+}
+
+function showBundled() {
+  $("bundled").replaceChildren(
+    ...BUNDLED.map((m) =>
+      el(
+        "li",
+        {},
+        el("button", {
+          type: "button",
+          textContent: m.name,
+          onclick: () => load(m.url, m.sha256),
+        }),
+        ` ${t()[m.kind]}`,
+      ),
+    ),
+  );
 }
 
 function showSupported() {
@@ -472,7 +509,4 @@ $("drop").ondrop = (e) => {
 };
 const params = new URLSearchParams(location.search);
 const first = params.get("model") ?? DEFAULT_MODEL.url;
-load(
-  first,
-  params.get("sha256") ?? (first === DEFAULT_MODEL.url ? DEFAULT_MODEL.sha256 : undefined),
-);
+load(first, params.get("sha256") ?? BUNDLED.find((m) => m.url === first)?.sha256);

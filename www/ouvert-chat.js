@@ -207,7 +207,7 @@ pre { margin: 0.4em 0; padding: 0.5em 0.65em; border-radius: 6px; background: va
   white-space: pre; font: var(--ouvert-code-font, 0.9em/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace); }
 small[part~=cut] { display: block; margin-top: 0.25em; opacity: 0.75; }
 [part~=actions] { display: flex; gap: 0.4em; margin-top: 0.35em; }
-[part~=actions] button, header button { font-size: 0.8em; padding: 0.15em 0.55em; background: transparent; color: var(--ouvert-accent, #2553c8); }
+[part~=actions] button, header button { white-space: nowrap; font-size: 0.8em; padding: 0.15em 0.55em; background: transparent; color: var(--ouvert-accent, #2553c8); }
 form { display: flex; gap: 0.5em; align-items: flex-end; }
 textarea { flex: 1; font: inherit; padding: 0.45em; border: 1px solid #b9b9c3; border-radius: 6px; resize: vertical; min-height: 2.6em; }
 button { font: inherit; padding: 0.45em 0.9em; border-radius: 6px; border: 1px solid var(--ouvert-accent, #2553c8); cursor: pointer;
@@ -627,6 +627,7 @@ export class OuvertChat extends HTMLElement {
     if (!Number.isNaN(penalty)) options.repeatPenalty = penalty;
     let answer = "";
     let ok = false;
+    let cutShort = false;
     try {
       const run = this.#engine.generate({ messages }, options);
       const { droppedMessages } = await run.prompt;
@@ -639,11 +640,7 @@ export class OuvertChat extends HTMLElement {
         this.#emit("ouvert-token", { token: piece.token, text: piece.text });
       }
       const result = await run.result;
-      if (result.finishReason === "length") {
-        const cut = el("small", this.#t.cut);
-        cut.setAttribute("part", "cut");
-        reply.li.append(cut);
-      }
+      cutShort = result.finishReason === "length";
       e.status.textContent = `${result.stats.decodeTokensPerSecond.toLocaleString(this.#t === STRINGS.fr ? "fr" : "en", { maximumFractionDigits: 1 })} ${this.#t.tokps} · ${this.#where()}`;
       this.#emit("ouvert-done", result);
       ok = true;
@@ -657,15 +654,22 @@ export class OuvertChat extends HTMLElement {
         this.#showError(err, "answer");
       }
     } finally {
+      const atEnd = this.#atEnd();
       if (ok) {
         reply.content = answer;
         this.#messages.push(reply);
+      }
+      if (cutShort) {
+        const cut = el("small", this.#t.cut);
+        cut.setAttribute("part", "cut");
+        reply.li.append(cut);
       }
       this.#abort = null;
       e.send.disabled = !this.#engine;
       e.stop.hidden = true;
       e.log.setAttribute("aria-busy", "false");
       this.#updateActions();
+      this.#follow(atEnd);
       if (this.shadowRoot.activeElement === e.stop || !this.shadowRoot.activeElement)
         e.input.focus();
     }
@@ -707,9 +711,13 @@ function el(tag, text) {
  * fence's language word dropped; a fence still open while streaming runs to the end).
  */
 function renderText(parent, text) {
-  const nodes = text.split("```").map((part, i) => {
-    // Text after a code block starts on the fence's line break: the block already breaks it.
-    if (i % 2 === 0) return document.createTextNode(i > 0 ? part.replace(/^\n/, "") : part);
+  const parts = text.split("```");
+  const nodes = parts.map((part, i) => {
+    // The line breaks around a fence: the block breaks the line already.
+    if (i % 2 === 0) {
+      const before = i + 1 < parts.length ? part.replace(/\n+$/, "") : part;
+      return document.createTextNode(i > 0 ? before.replace(/^\n/, "") : before);
+    }
     const pre = document.createElement("pre");
     pre.setAttribute("part", "code");
     const code = document.createElement("code");

@@ -134,7 +134,15 @@ test("another GGUF loads from a URL, a file or a drop, with its card; what is no
     /gemma3, gemma2, llama, qwen2, qwen3, phi3.*Q4_0.*Q6_K/s,
   );
 
-  await page.locator("#model-url").fill(`${env.origin}/dist/tiny/qwen2.gguf`);
+  // The instruct model that comes with the site, one click away.
+  assert.match(await page.locator("#bundled").textContent(), /Gemma 3 270M.*Qwen2.5 Coder/s);
+  await page.locator("#bundled button", { hasText: "Qwen2.5 Coder" }).click();
+  await cardShows("Qwen2.5 Coder 0.5B Instruct AWQ (qwen2, Q4_K_M)");
+  await page.locator("#maxTokens").fill("8");
+  assert.equal(await write(), 8, "the instruct model writes");
+
+  // A relative address is a URL too.
+  await page.locator("#model-url").fill("tiny/qwen2.gguf");
   await page.locator("#url-form button").click();
   await cardShows("tiny random qwen2 (qwen2, F16)");
   await page.locator("#maxTokens").fill("8");
