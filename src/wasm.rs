@@ -528,7 +528,10 @@ async fn to_gpu(
         .await
         .unwrap_or_else(|| gpu.adapter.clone());
     let lose = gpu.destroyer();
-    let probe = [engine.tokenizer.bos.unwrap_or(0)];
+    // Ordinary text, as the model reads it (BOS first where it wants one): a control token
+    // alone, such as Qwen's <|endoftext|>, sets off activations so large that rounding
+    // alone moves its logits by about 2.
+    let probe = engine.encode("The")?;
     let want = engine.logits_async(&probe).await?;
     engine.use_backend(gpu)?;
     let got = engine.logits_async(&probe).await;

@@ -208,16 +208,17 @@ fn a_long_conversation_drops_its_oldest_turns() {
     );
 }
 
-/// On a GPU (lavapipe in `./build.sh test`, where a forward pass of this model takes about a
-/// second): the two chat prompts whose answers llama.cpp ends within the steps that must
-/// match, answered whole, ending at `<|im_end|>` as there.
+/// On a GPU (lavapipe in `./build.sh test`, where a forward pass of this model takes seconds):
+/// a two-turn chat whose answer llama.cpp ends within the steps that must match, answered
+/// whole, ending at `<|im_end|>` as there. (SwiftShader answers another one in
+/// tests/browser/webgpu.test.mjs.)
 #[test]
-fn on_the_gpu_two_answers_match_llama_cpp() {
+fn on_the_gpu_an_answer_matches_llama_cpp() {
     let Some(g) = gpu() else { return };
     let bytes = std::fs::read(instruct_model_path()).unwrap();
     let mut e = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 512).unwrap();
     let reference = instruct_reference();
-    for id in ["chat_system", "chat_two_turns"] {
+    for id in ["chat_two_turns"] {
         let p = reference["prompts"]
             .as_array()
             .unwrap()
