@@ -27,6 +27,8 @@ export const SUPPORTED = Object.freeze({
 });
 
 const BACKENDS = ["auto", "webgpu", "wasm"];
+// The engine's generation options (GenerateOptions and SamplerConfig in Rust; tests/options.rs
+// holds this list, the typings and the Rust structs to the same names).
 const GENERATE_KEYS = [
   "maxTokens",
   "temperature",
@@ -41,6 +43,8 @@ const GENERATE_KEYS = [
   "truncate",
   "stopAtEos",
 ];
+// Options that stay in the page (the engine never sees them).
+const CALLER_KEYS = ["signal", "onPrefill", "onPiece"];
 
 // A DOMException's numeric `code` is not one of ours.
 const toError = (e) =>
@@ -234,6 +238,9 @@ export class Engine {
    */
   generate(prompt, options = {}) {
     const { signal, onPrefill } = options;
+    const unknown = Object.keys(options).filter(
+      (k) => !GENERATE_KEYS.includes(k) && !CALLER_KEYS.includes(k),
+    );
     const opts = { stopAtEos: true };
     for (const k of GENERATE_KEYS) if (options[k] !== undefined) opts[k] = options[k];
     if (typeof opts.stop === "string") opts.stop = [opts.stop];
@@ -300,7 +307,15 @@ export class Engine {
       if (!ended) this.#worker.postMessage({ type: "abort", id });
     };
     let id = 0;
-    if (!body) {
+    if (unknown.length) {
+      ended = true;
+      error = new OuvertError(
+        "invalid_argument",
+        `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; the options are ${[...GENERATE_KEYS, ...CALLER_KEYS].join(", ")}`,
+      );
+      settle.ko(error);
+      settlePrompt.ko(error);
+    } else if (!body) {
       ended = true;
       error = new OuvertError(
         "invalid_argument",

@@ -81,11 +81,22 @@ self.onmessage = ({ data: msg }) => {
     });
 };
 
+// The worker's whole protocol. From the page: `load`, `call` (one of CALLS), `generate`,
+// `abort`. To the page: `progress` and `ready` (a load), `result` (a call), `prompt`,
+// `prefill`, `piece` and `done` (a generation), `info` (the engine moved to wasm), and
+// `error` for any request, an unknown one included.
+const CALLS = new Set(["tokenize", "detokenize", "tokenStrings", "encodeChat"]);
+
 async function handle(msg) {
   switch (msg.type) {
     case "load":
       return load(msg);
     case "call": {
+      if (!CALLS.has(msg.method))
+        throw fail(
+          "invalid_argument",
+          `the engine's worker has no method ${JSON.stringify(msg.method)}; it answers ${[...CALLS].join(", ")}`,
+        );
       if (!engine) throw fail("disposed", "the engine is not loaded");
       const value = await engine[msg.method](...msg.args);
       return post({
@@ -96,6 +107,11 @@ async function handle(msg) {
     }
     case "generate":
       return generate(msg);
+    default:
+      throw fail(
+        "invalid_argument",
+        `unknown message ${JSON.stringify(msg?.type)}; the engine's worker answers load, call, generate and abort`,
+      );
   }
 }
 

@@ -291,6 +291,53 @@ test("chat.completions.create: OpenAI-shaped response and stream", {
   assert.ok(sp.every((e) => e.logprob <= 0 && e.top_logprobs.length === 0 && "bytes" in e));
 });
 
+test("chat.completions.create in a conversation: the next request reads only its new tokens; one longer than the context drops its oldest turns", {
+  timeout: 300_000,
+}, async () => {
+  const r = await page.evaluate(async () => {
+    const messages = [
+      { role: "system", content: "Tu réponds en français." },
+      { role: "user", content: "Bonjour ! Comment vas-tu ?" },
+    ];
+    const first = await engine.chat.completions.create({
+      messages,
+      max_tokens: 12,
+      temperature: 0,
+    });
+    messages.push(first.choices[0].message, { role: "user", content: "Et demain ?" });
+    const second = await engine.chat.completions.create({
+      messages,
+      max_tokens: 12,
+      temperature: 0,
+    });
+    // 1,000 of the 1,024 positions kept for the answer: the first turns must go.
+    const long = { messages, max_tokens: 1000, temperature: 0, stop: [" "] };
+    const trimmed = await engine.chat.completions.create(long);
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ ...long, stream: true }))
+      chunks.push(c);
+    let overflow = null;
+    try {
+      await engine.chat.completions.create({ ...long, truncate: false });
+    } catch (e) {
+      overflow = e.code;
+    }
+    return { first, second, trimmed, firstChunk: chunks[0], overflow };
+  });
+  const u1 = r.first.usage,
+    u2 = r.second.usage;
+  console.log(
+    `turn 2: ${u2.prompt_tokens} prompt tokens, ${u2.prompt_tokens_details.cached_tokens} from the cache`,
+  );
+  assert.ok(u2.prompt_tokens_details.cached_tokens >= u1.prompt_tokens + u1.completion_tokens - 1);
+  assert.ok(u2.prompt_tokens - u2.prompt_tokens_details.cached_tokens <= 16, "only the new turn");
+  assert.equal(r.first.dropped_messages, 0);
+  assert.equal(r.trimmed.dropped_messages, 2, "the first exchange went, the system prompt stayed");
+  assert.ok(r.trimmed.usage.prompt_tokens + 1000 <= 1024);
+  assert.equal(r.firstChunk.dropped_messages, 2, "a stream says so in its first chunk");
+  assert.equal(r.overflow, "context_overflow");
+});
+
 test("tokenize and detokenize", async () => {
   const r = await page.evaluate(async () => {
     const ids = await engine.tokenize("Bonjour « le monde » !");
@@ -304,6 +351,45 @@ test("tokenize and detokenize", async () => {
   assert.equal(r.text, "Bonjour « le monde » !");
   assert.equal(r.strings[0], "<bos>");
   assert.equal(r.strings.length, r.ids.length);
+});
+
+test("an unknown or misspelt option is invalid_argument naming it; the worker answers an unknown message with an error", async () => {
+  const r = await page.evaluate(async () => {
+    const attempt = async (options) => {
+      try {
+        await engine.complete("Bonjour", options);
+        return "ok";
+      } catch (e) {
+        return `${e.code}: ${e.message}`;
+      }
+    };
+    // The worker's protocol is a closed set: anything else gets an error answer.
+    const worker = new Worker("/www/worker.js", { type: "module" });
+    const answer = (msg) =>
+      new Promise((resolve) => {
+        worker.addEventListener("message", ({ data }) => data.id === msg.id && resolve(data));
+        worker.postMessage(msg);
+      });
+    const unknown = await answer({ type: "transmogrify", id: 1 });
+    const method = await answer({ type: "call", id: 2, method: "free", args: [] });
+    worker.terminate();
+    return {
+      misspelt: await attempt({ maxTokens: 2, temprature: 0 }),
+      good: await attempt({ maxTokens: 2, temperature: 0 }),
+      unknown,
+      method,
+    };
+  });
+  assert.match(
+    r.misspelt,
+    /^invalid_argument: unknown option temprature; the options are .*temperature/,
+  );
+  assert.equal(r.good, "ok", "the engine serves the next request");
+  assert.equal(r.unknown.type, "error");
+  assert.equal(r.unknown.error.code, "invalid_argument");
+  assert.match(r.unknown.error.message, /transmogrify/);
+  assert.equal(r.method.type, "error");
+  assert.match(r.method.error.message, /no method "free"/);
 });
 
 test("a second createEngine for the model reads the cache: no request, works with the model's server cut off", {

@@ -1,0 +1,76 @@
+//! One list of generation options across three languages: the Rust structs (what the engine
+//! reads), `GENERATE_KEYS` in www/ouvert.js (what the page sends; any other key is an
+//! `invalid_argument` there) and `GenerateOptions` in pkg-config/ouvert.d.ts (what a
+//! developer's editor offers). An option added to one and not the others fails here.
+
+use ouvert::engine::GenerateOptions;
+use std::collections::BTreeSet;
+
+/// Options the page keeps to itself (the engine never sees them).
+const PAGE_ONLY: [&str; 2] = ["signal", "onPrefill"];
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// The names in the block of `source` that starts at `start` and ends at `end`, each found
+/// by `name` (a key at the start of a line).
+fn names(source: &str, start: &str, end: &str, key: fn(&str) -> Option<&str>) -> BTreeSet<String> {
+    let from = source
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not found"));
+    let block = &source[from + start.len()..];
+    let block = &block[..block.find(end).unwrap()];
+    block
+        .lines()
+        .filter_map(|l| key(l.trim()))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn rust_the_javascript_list_and_the_typings_name_the_same_options() {
+    let rust: BTreeSet<String> = serde_json::to_value(GenerateOptions::default())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let js = names(
+        &read("www/ouvert.js"),
+        "const GENERATE_KEYS = [",
+        "];",
+        |l| {
+            l.strip_suffix(',')
+                .unwrap_or(l)
+                .strip_prefix('"')?
+                .strip_suffix('"')
+        },
+    );
+    let mut typed = names(
+        &read("pkg-config/ouvert.d.ts"),
+        "export interface GenerateOptions {",
+        "\n}",
+        |l| {
+            l.split_once("?:")
+                .map(|(k, _)| k)
+                .filter(|k| k.chars().all(char::is_alphanumeric))
+        },
+    );
+    for k in PAGE_ONLY {
+        assert!(
+            typed.remove(k),
+            "the typings lost the page's own option {k}"
+        );
+    }
+    assert!(rust.len() >= 10, "{rust:?}");
+    assert_eq!(
+        js, rust,
+        "www/ouvert.js GENERATE_KEYS against the Rust options"
+    );
+    assert_eq!(
+        typed, rust,
+        "pkg-config/ouvert.d.ts GenerateOptions against the Rust options"
+    );
+}
