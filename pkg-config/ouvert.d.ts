@@ -12,6 +12,7 @@ export type ErrorCode =
   | "busy"
   | "disposed"
   | "worker_failed"
+  | "csp_blocked"
   | "bad_magic"
   | "unsupported_version"
   | "truncated_file"

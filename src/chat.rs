@@ -1,6 +1,7 @@
 //! Chat prompts: the GGUF's own `tokenizer.chat_template` (Jinja, run by minijinja) when
 //! the file has one, else the architecture's known template.
 
+use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, Value};
 use serde::{Deserialize, Serialize};
@@ -65,7 +66,7 @@ impl ChatTemplate {
     /// The prompt text for `messages`, ending with the opening of the assistant's turn.
     pub fn render(&self, messages: &[Message]) -> Result<String> {
         if messages.is_empty() {
-            crate::bail!("invalid_argument", "a chat needs at least one message");
+            crate::bail!(Code::InvalidArgument, "a chat needs at least one message");
         }
         let mut env = minijinja::Environment::new();
         // As Hugging Face's apply_chat_template runs Jinja, which the templates are written for.
@@ -88,7 +89,7 @@ impl ChatTemplate {
         );
         let fail = |e: minijinja::Error| {
             Error::new(
-                "invalid_chat",
+                Code::InvalidChat,
                 format!("the chat template could not render these messages: {e}"),
             )
         };

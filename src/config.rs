@@ -1,6 +1,7 @@
 //! Reading typed values out of GGUF metadata, with errors that name the key.
 
 use crate::bail;
+use crate::error::Code;
 use crate::error::Result;
 use crate::gguf::Gguf;
 
@@ -15,7 +16,7 @@ impl<'a> Meta<'a> {
         match gguf.get("general.architecture").and_then(|v| v.as_str()) {
             Some(arch) => Ok(Meta { gguf, arch }),
             None => bail!(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 "the model file does not say its architecture (general.architecture)"
             ),
         }
@@ -33,7 +34,7 @@ impl<'a> Meta<'a> {
             Some(v) => match v.as_u64() {
                 Some(n) if n <= 1 << 32 => Ok(Some(n as usize)),
                 _ => bail!(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     "metadata {full} should be a small unsigned integer, found {v:?}"
                 ),
             },
@@ -51,7 +52,7 @@ impl<'a> Meta<'a> {
             Some(v) => match v.as_f64() {
                 Some(x) if x.is_finite() => Ok(Some(x as f32)),
                 _ => bail!(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     "metadata {full} should be a number, found {v:?}"
                 ),
             },
@@ -60,7 +61,7 @@ impl<'a> Meta<'a> {
 
     fn missing<T>(&self, key: &str) -> Result<T> {
         bail!(
-            "invalid_metadata",
+            Code::InvalidMetadata,
             "the model file lacks {}.{key}, which the {} architecture needs",
             self.arch,
             self.arch

@@ -6,6 +6,7 @@ use crate::bail;
 use crate::chat::{ChatTemplate, Message};
 use crate::config::ModelCard;
 use crate::cpu::Cpu;
+use crate::error::Code;
 use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
@@ -207,7 +208,7 @@ impl Engine {
             .expect("a started build gives a tokenizer")?;
         if tokenizer.vocab_size() != model.vocab() {
             bail!(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 "the vocabulary has {} tokens but the embedding has {} rows; the file is inconsistent",
                 tokenizer.vocab_size(),
                 model.vocab()
@@ -247,7 +248,7 @@ impl Engine {
     pub fn encode_chat(&mut self, messages: &[Message]) -> Result<Vec<u32>> {
         let Some(t) = &self.chat else {
             bail!(
-                "invalid_chat",
+                Code::InvalidChat,
                 "this model has no chat template; use plain completion instead"
             );
         };
@@ -287,7 +288,7 @@ impl Engine {
                 .map(|i| i + 1);
             let Some(n) = turn.filter(|&n| system + n < kept.len()) else {
                 bail!(
-                    "context_overflow",
+                    Code::ContextOverflow,
                     "the last message and the system prompt ({} tokens) plus max_tokens ({reserve}) exceed the context of {} tokens; shorten the message, lower max_tokens, or load with a larger contextLength",
                     ids.len(),
                     self.context()
@@ -327,7 +328,7 @@ impl Engine {
                 Event::Prefill { .. } => {}
                 Event::Piece(p) => {
                     if !on_piece(&p) {
-                        bail!("aborted", "generation was stopped by the caller");
+                        bail!(Code::Aborted, "generation was stopped by the caller");
                     }
                 }
                 Event::Done(out) => return Ok(out),
@@ -343,7 +344,7 @@ impl Engine {
         if prompt.len() + opts.max_tokens > ctx {
             if !opts.truncate || opts.max_tokens >= ctx {
                 bail!(
-                    "context_overflow",
+                    Code::ContextOverflow,
                     "the prompt ({} tokens) plus max_tokens ({}) exceed the context of {} tokens; shorten the prompt, lower max_tokens, pass truncate, or load with a larger contextLength",
                     prompt.len(),
                     opts.max_tokens,
@@ -386,7 +387,7 @@ impl Engine {
     pub async fn step_async(&mut self, g: &mut Generation) -> Result<Event> {
         if g.epoch != self.epoch {
             bail!(
-                "superseded",
+                Code::Superseded,
                 "another request used this engine since this generation started; start it again"
             );
         }
@@ -487,14 +488,14 @@ impl Engine {
 
     fn check_prompt(&self, ids: &[u32]) -> Result<()> {
         if ids.is_empty() {
-            bail!("invalid_argument", "the prompt is empty");
+            bail!(Code::InvalidArgument, "the prompt is empty");
         }
         if ids.len() > self.context() {
-            bail!("context_overflow", "the prompt has {} tokens but the context holds {}; shorten it or load the model with a larger contextLength", ids.len(), self.context());
+            bail!(Code::ContextOverflow, "the prompt has {} tokens but the context holds {}; shorten it or load the model with a larger contextLength", ids.len(), self.context());
         }
         if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.model.vocab()) {
             bail!(
-                "invalid_argument",
+                Code::InvalidArgument,
                 "token id {bad} is outside the vocabulary ({} tokens)",
                 self.model.vocab()
             );

@@ -5,6 +5,7 @@
 //! data is not copied: a `TensorInfo` is a byte range into the file.
 
 use crate::bail;
+use crate::error::Code;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -50,7 +51,7 @@ impl DType {
             15 => DType::Q8K,
             30 => DType::BF16,
             _ => bail!(
-                "unsupported_quantization",
+                Code::UnsupportedQuantization,
                 "tensor type {} ({}) is not supported; use a GGUF quantized as F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K…Q6_K",
                 id,
                 ggml_type_name(id)
@@ -233,7 +234,7 @@ impl HeaderWatch {
         self.next_try = usize::MAX;
         match Gguf::parse_header(prefix, self.file_len) {
             Ok(gguf) => Some(gguf),
-            Err(e) if e.code == "truncated_file" && prefix.len() < self.file_len => {
+            Err(e) if e.code == Code::TruncatedFile && prefix.len() < self.file_len => {
                 self.next_try = prefix.len() * 2;
                 None
             }
@@ -256,12 +257,12 @@ impl Gguf {
             pos: 0,
         };
         if prefix.len() < 4 || &prefix[..4] != MAGIC {
-            bail!("bad_magic", "this is not a GGUF model file (it does not start with \"GGUF\"); check the URL and that the server returns the file itself, not an HTML page");
+            bail!(Code::BadMagic, "this is not a GGUF model file (it does not start with \"GGUF\"); check the URL and that the server returns the file itself, not an HTML page");
         }
         r.pos = 4;
         let version = r.u32()?;
         if !(2..=3).contains(&version) {
-            bail!("unsupported_version", "GGUF version {version} is not supported (versions 2 and 3 are); convert the model again with a current llama.cpp");
+            bail!(Code::UnsupportedVersion, "GGUF version {version} is not supported (versions 2 and 3 are); convert the model again with a current llama.cpp");
         }
         let n_tensors = r.u64()?;
         let n_kv = r.u64()?;
@@ -283,7 +284,7 @@ impl Gguf {
             Some(v) => match v.as_u64() {
                 Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
                 _ => bail!(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     "general.alignment must be a power of two, found {v:?}"
                 ),
             },
@@ -295,7 +296,7 @@ impl Gguf {
             let n_dims = r.u32()?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 bail!(
-                    "invalid_tensor",
+                    Code::InvalidTensor,
                     "tensor {name:?} has {n_dims} dimensions (1 to {MAX_DIMS} are allowed)"
                 );
             }
@@ -319,13 +320,13 @@ impl Gguf {
                 .filter(|&n| n > 0 && n <= 1 << 40);
             let Some(elements) = elements else {
                 bail!(
-                    "invalid_tensor",
+                    Code::InvalidTensor,
                     "tensor {name:?} has impossible dimensions {dims:?}"
                 );
             };
             if dims[0] % dtype.block() as u64 != 0 {
                 bail!(
-                    "invalid_tensor",
+                    Code::InvalidTensor,
                     "tensor {name:?}: row length {} is not a multiple of the {} block size {}",
                     dims[0],
                     dtype.name(),
@@ -334,7 +335,7 @@ impl Gguf {
             }
             if rel % alignment != 0 {
                 bail!(
-                    "invalid_tensor",
+                    Code::InvalidTensor,
                     "tensor {name:?} starts at offset {rel}, which is not aligned to {alignment}"
                 );
             }
@@ -344,7 +345,7 @@ impl Gguf {
             match end {
                 Some(end) if end <= file_len as u64 => {}
                 _ => bail!(
-                    "truncated_file",
+                    Code::TruncatedFile,
                     "tensor {name:?} needs bytes up to {} but the file has {file_len}; the download was probably cut short, fetch the file again",
                     end.map_or("beyond 2^64".to_string(), |e| e.to_string())
                 ),
@@ -363,7 +364,7 @@ impl Gguf {
         for w in by_offset.windows(2) {
             if w[0].offset + w[0].bytes > w[1].offset {
                 bail!(
-                    "invalid_tensor",
+                    Code::InvalidTensor,
                     "tensors {:?} and {:?} overlap in the file",
                     w[0].name,
                     w[1].name
@@ -373,7 +374,7 @@ impl Gguf {
         let mut names = std::collections::HashSet::with_capacity(tensors.len());
         for t in &tensors {
             if !names.insert(t.name.as_str()) {
-                bail!("invalid_tensor", "tensor {:?} appears twice", t.name);
+                bail!(Code::InvalidTensor, "tensor {:?} appears twice", t.name);
             }
         }
 
@@ -412,7 +413,7 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: u64) -> Result<&'a [u8]> {
         let left = (self.buf.len() - self.pos) as u64;
         if n > left {
-            bail!("truncated_file", "the model file ends inside its header (at byte {}); the download was probably cut short, fetch the file again", self.buf.len());
+            bail!(Code::TruncatedFile, "the model file ends inside its header (at byte {}); the download was probably cut short, fetch the file again", self.buf.len());
         }
         let s = &self.buf[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -422,7 +423,7 @@ impl<'a> Reader<'a> {
     fn check_count(&self, count: u64, min_size: u64, what: &str) -> Result<()> {
         let left = (self.buf.len() - self.pos) as u64;
         if count.saturating_mul(min_size) > left {
-            bail!("truncated_file", "the header announces {count} {what}, more than the {left} remaining bytes can hold; the file is truncated or corrupt");
+            bail!(Code::TruncatedFile, "the header announces {count} {what}, more than the {left} remaining bytes can hold; the file is truncated or corrupt");
         }
         Ok(())
     }
@@ -442,7 +443,10 @@ impl<'a> Reader<'a> {
         let bytes = self.take(len)?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
-            Err(_) => bail!("invalid_metadata", "a metadata string is not valid UTF-8"),
+            Err(_) => bail!(
+                Code::InvalidMetadata,
+                "a metadata string is not valid UTF-8"
+            ),
         }
     }
 
@@ -459,7 +463,7 @@ impl<'a> Reader<'a> {
                 0 => Value::Bool(false),
                 1 => Value::Bool(true),
                 b => bail!(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     "a boolean metadata value is {b}, not 0 or 1"
                 ),
             },
@@ -467,7 +471,7 @@ impl<'a> Reader<'a> {
             9 => {
                 if depth > 0 {
                     bail!(
-                        "invalid_metadata",
+                        Code::InvalidMetadata,
                         "nested metadata arrays are not supported"
                     );
                 }
@@ -479,7 +483,7 @@ impl<'a> Reader<'a> {
                     4..=6 => 4,
                     8 | 10 | 11 | 12 => 8,
                     9 => 12,
-                    _ => bail!("invalid_metadata", "unknown metadata value type {elem}"),
+                    _ => bail!(Code::InvalidMetadata, "unknown metadata value type {elem}"),
                 };
                 self.check_count(count, min_size, "array elements")?;
                 let mut items = Vec::with_capacity(count as usize);
@@ -491,7 +495,7 @@ impl<'a> Reader<'a> {
             10 => Value::U64(self.u64()?),
             11 => Value::I64(i64::from_le_bytes(self.array()?)),
             12 => Value::F64(f64::from_le_bytes(self.array()?)),
-            _ => bail!("invalid_metadata", "unknown metadata value type {ty}"),
+            _ => bail!(Code::InvalidMetadata, "unknown metadata value type {ty}"),
         })
     }
 }

@@ -8,6 +8,7 @@
 use crate::chat::Message;
 use crate::cpu::Cpu;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
+use crate::error::Code;
 use crate::error::Error;
 use crate::gguf::{Gguf, HeaderWatch};
 use crate::gpu::{Gpu, StreamingUpload};
@@ -20,14 +21,14 @@ use wasm_bindgen::prelude::*;
 
 fn js_error(e: Error) -> JsValue {
     let err = js_sys::Error::new(&e.message);
-    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.into());
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.as_str().into());
     err.into()
 }
 
 fn chat_messages(messages: JsValue) -> Result<Vec<Message>, JsValue> {
     serde_wasm_bindgen::from_value(messages).map_err(|e| {
         js_error(Error::new(
-            "invalid_argument",
+            Code::InvalidArgument,
             format!("messages must be [{{role, content}}] with string fields: {e}"),
         ))
     })
@@ -35,13 +36,13 @@ fn chat_messages(messages: JsValue) -> Result<Vec<Message>, JsValue> {
 
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error(Error::new("internal", e.to_string())))
+        .map_err(|e| js_error(Error::new(Code::Internal, e.to_string())))
 }
 
 /// Runs this build's SIMD kernels against scalar code on random data; throws if they differ.
 #[wasm_bindgen(js_name = kernelSelfCheck)]
 pub fn kernel_self_check() -> Result<(), JsValue> {
-    crate::cpu::dot::self_check().map_err(|m| js_error(Error::new("internal", m)))
+    crate::cpu::dot::self_check().map_err(|m| js_error(Error::new(Code::Internal, m)))
 }
 
 /// The threaded build's worker pool (wasm-bindgen-rayon): JS awaits `initThreadPool(n)`,
@@ -92,7 +93,7 @@ impl ModelLoader {
     pub fn new(size: f64, hash: bool) -> Result<ModelLoader, JsValue> {
         if !(size >= 0.0 && size <= u32::MAX as f64) {
             return Err(js_error(Error::new(
-                "model_too_large",
+                Code::ModelTooLarge,
                 format!("a {size}-byte model does not fit in a browser's 4 GB wasm memory"),
             )));
         }
@@ -178,7 +179,7 @@ impl ModelLoader {
     pub fn advance(&mut self, n: f64) -> Result<(), JsValue> {
         if self.hasher.is_some() || n.is_nan() || n < 0.0 {
             return Err(js_error(Error::new(
-                "invalid_argument",
+                Code::InvalidArgument,
                 format!(
                     "cannot advance {n} bytes{}",
                     if self.hasher.is_some() {
@@ -245,7 +246,7 @@ pub struct WasmEngine {
 
 fn busy() -> JsValue {
     js_error(Error::new(
-        "busy",
+        Code::Busy,
         "the engine is in the middle of another call; wait for it to finish",
     ))
 }
@@ -264,7 +265,7 @@ impl WasmEngine {
         let file = loader.file.finish().map_err(js_error)?;
         if !matches!(backend.as_str(), "auto" | "webgpu" | "wasm") {
             return Err(js_error(Error::new(
-                "invalid_argument",
+                Code::InvalidArgument,
                 format!("unknown backend {backend:?}; use \"auto\", \"webgpu\" or \"wasm\""),
             )));
         }
@@ -418,7 +419,7 @@ impl WasmEngine {
             let mut i = inner.try_borrow_mut().map_err(|_| busy())?;
             let Some(mut g) = i.generation.take() else {
                 return Err(js_error(Error::new(
-                    "invalid_argument",
+                    Code::InvalidArgument,
                     "no generation in progress; call start first",
                 )));
             };
@@ -474,7 +475,9 @@ impl WasmEngine {
 impl Inner {
     /// After a failed call: a lost GPU moves the model to the CPU, so the next request works.
     fn recover(&mut self, e: Error) -> Error {
-        if self.backend == Where::WebGpu && (e.code == "webgpu_lost" || e.code == "webgpu_error") {
+        if self.backend == Where::WebGpu
+            && (e.code == Code::WebgpuLost || e.code == Code::WebgpuError)
+        {
             self.backend = Where::Wasm;
             self.adapter = None;
             self.lose_device = None;
@@ -549,7 +552,7 @@ async fn to_gpu(
             Ok(_) => "its logits differ from the CPU's".to_owned(),
         };
         engine.use_backend(Cpu)?;
-        return Err(Error::new("webgpu_unavailable", format!("the WebGPU adapter {adapter} failed the self-check ({why}); the model runs on the CPU")));
+        return Err(Error::new(Code::WebgpuUnavailable, format!("the WebGPU adapter {adapter} failed the self-check ({why}); the model runs on the CPU")));
     }
     Ok((adapter, lose, streamed))
 }
@@ -565,7 +568,7 @@ fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
     }
     serde_wasm_bindgen::from_value(options).map_err(|e| {
         js_error(Error::new(
-            "invalid_argument",
+            Code::InvalidArgument,
             format!("bad generation options: {e}"),
         ))
     })

@@ -2,6 +2,7 @@
 //! place. On the web the download streams straight into this buffer (see `wasm.rs`).
 
 use crate::bail;
+use crate::error::Code;
 use crate::error::Result;
 use crate::gguf::{DType, Gguf, TensorInfo};
 
@@ -38,7 +39,7 @@ impl ModelBytes {
     pub fn f32_values(&self, t: &TensorInfo) -> Result<Vec<f32>> {
         if t.dtype != DType::F32 {
             bail!(
-                "unsupported_quantization",
+                Code::UnsupportedQuantization,
                 "tensor {:?} should be F32 but is {}",
                 t.name,
                 t.dtype.name()
@@ -69,7 +70,7 @@ impl Filling {
     pub fn new(len: usize) -> Result<Self> {
         let mut words = Vec::new();
         if words.try_reserve_exact(len.div_ceil(8)).is_err() {
-            bail!("model_too_large", "could not reserve {} MB for the model file; close other tabs or pick a smaller model", len >> 20);
+            bail!(Code::ModelTooLarge, "could not reserve {} MB for the model file; close other tabs or pick a smaller model", len >> 20);
         }
         Ok(Filling {
             words,
@@ -97,7 +98,7 @@ impl Filling {
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         if chunk.len() > self.len - self.written {
             bail!(
-                "invalid_argument",
+                Code::InvalidArgument,
                 "received {} bytes, more than the announced {}",
                 self.written + chunk.len(),
                 self.len
@@ -133,7 +134,7 @@ impl Filling {
     pub unsafe fn advance(&mut self, n: usize) -> Result<()> {
         if n > self.len - self.written {
             bail!(
-                "invalid_argument",
+                Code::InvalidArgument,
                 "cannot advance {n} bytes past {} of {}",
                 self.written,
                 self.len
@@ -147,7 +148,7 @@ impl Filling {
     pub fn finish(mut self) -> Result<ModelBytes> {
         if self.written < self.len {
             bail!(
-                "truncated_file",
+                Code::TruncatedFile,
                 "only {} of {} bytes of the model arrived; fetch it again",
                 self.written,
                 self.len
@@ -171,11 +172,11 @@ impl Filling {
 /// Looks up a tensor and checks its shape (ggml order: `[cols, rows]` for a matrix).
 pub fn expect_tensor<'a>(g: &'a Gguf, name: &str, dims: &[usize]) -> Result<&'a TensorInfo> {
     let Some(t) = g.tensor(name) else {
-        bail!("missing_tensor", "the model file has no tensor {name:?}; it may be incomplete or for another architecture");
+        bail!(Code::MissingTensor, "the model file has no tensor {name:?}; it may be incomplete or for another architecture");
     };
     if t.dims != dims {
         bail!(
-            "invalid_tensor",
+            Code::InvalidTensor,
             "tensor {name:?} has shape {:?} but the model's metadata implies {:?}",
             t.dims,
             dims

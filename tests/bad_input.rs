@@ -16,7 +16,7 @@ fn code(bytes: &[u8]) -> &'static str {
         Ok(_) => "ok",
         Err(e) => {
             assert!(!e.message.is_empty());
-            e.code
+            e.code.as_str()
         }
     }
 }

@@ -181,7 +181,7 @@ fn a_long_conversation_drops_its_oldest_turns() {
     );
     assert!(fitted.ids.len() + 64 <= 256);
     assert!(
-        fitted.dropped_messages > 0 && fitted.dropped_messages % 2 == 0,
+        fitted.dropped_messages > 0 && fitted.dropped_messages.is_multiple_of(2),
         "whole turns"
     );
     let kept = [&chat[..1], &chat[1 + fitted.dropped_messages..]].concat();
@@ -218,37 +218,36 @@ fn on_the_gpu_an_answer_matches_llama_cpp() {
     let bytes = std::fs::read(instruct_model_path()).unwrap();
     let mut e = Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 512).unwrap();
     let reference = instruct_reference();
-    for id in ["chat_two_turns"] {
-        let p = reference["prompts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["id"] == id)
-            .unwrap();
-        let r = &p["llama_cpp"];
-        let prompt = e.encode_chat(&messages(&p["messages"])).unwrap();
-        assert_eq!(prompt, ids(&r["prompt_ids"]), "{id}: prompt ids");
-        let margins: Vec<f64> = r["step_margin"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
-        let want = ids(&r["greedy_ids"]);
-        let end = want.iter().position(|&t| t == IM_END).unwrap();
-        assert!(
-            end < must_match(&margins, MARGIN),
-            "{id}: the reference answer ends in time"
-        );
-        let out = e
-            .generate(&prompt, &greedy(want.len(), true), &mut |_| true)
-            .unwrap();
-        eprintln!("{id:16} on the GPU: {:?}", out.text);
-        assert_eq!(
-            out.tokens,
-            want[..=end],
-            "{id}: GPU greedy tokens and their end"
-        );
-        assert_eq!(out.finish_reason, FinishReason::Stop);
-    }
+    let id = "chat_two_turns";
+    let p = reference["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap();
+    let r = &p["llama_cpp"];
+    let prompt = e.encode_chat(&messages(&p["messages"])).unwrap();
+    assert_eq!(prompt, ids(&r["prompt_ids"]), "{id}: prompt ids");
+    let margins: Vec<f64> = r["step_margin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_f64().unwrap())
+        .collect();
+    let want = ids(&r["greedy_ids"]);
+    let end = want.iter().position(|&t| t == IM_END).unwrap();
+    assert!(
+        end < must_match(&margins, MARGIN),
+        "{id}: the reference answer ends in time"
+    );
+    let out = e
+        .generate(&prompt, &greedy(want.len(), true), &mut |_| true)
+        .unwrap();
+    eprintln!("{id:16} on the GPU: {:?}", out.text);
+    assert_eq!(
+        out.tokens,
+        want[..=end],
+        "{id}: GPU greedy tokens and their end"
+    );
+    assert_eq!(out.finish_reason, FinishReason::Stop);
 }

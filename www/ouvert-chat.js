@@ -7,6 +7,7 @@
 // Events (bubbling, composed): ouvert-progress, ouvert-token, ouvert-done, ouvert-trim,
 // ouvert-error. Styling: CSS custom properties (--ouvert-*) and ::part(). Model output is
 // only ever set as text (text nodes, textContent), never parsed as HTML.
+import { FILE_ERRORS } from "./errors.js";
 import { createEngine, listCachedModels } from "./ouvert.js";
 
 const STRINGS = {
@@ -127,15 +128,6 @@ const STRINGS = {
     },
   },
 };
-const FILE_ERRORS = [
-  "bad_magic",
-  "unsupported_version",
-  "truncated_file",
-  "invalid_metadata",
-  "invalid_tensor",
-  "missing_tensor",
-  "unsupported_tokenizer",
-];
 // A base model in a chat box repeats itself without a penalty (Gemma 3 270M base answers a
 // recipe question with one Russian sentence over and over); llama.cpp's classic value.
 const BASE_REPEAT_PENALTY = 1.3;
@@ -491,8 +483,7 @@ export class OuvertChat extends HTMLElement {
   #showError(err, during) {
     const t = this.#t,
       code = typeof err?.code === "string" ? err.code : "internal";
-    const sentence =
-      t.errors[code] ?? (FILE_ERRORS.includes(code) ? t.errors.file : t.errors.other);
+    const sentence = t.errors[code] ?? (FILE_ERRORS.has(code) ? t.errors.file : t.errors.other);
     this.#els.errorText.textContent = sentence;
     this.#els.errorDetail.textContent = `${code}: ${err?.message ?? err}`;
     this.#els.error.hidden = false;

@@ -264,18 +264,7 @@ function checkFits(bytes) {
 
 // A cached copy the engine rejects as a file (damaged on disk) is dropped and fetched again;
 // other failures (too large for the GPU, an abort) would fail the same way from the network.
-const FILE_DAMAGE = new Set([
-  "bad_magic",
-  "unsupported_version",
-  "truncated_file",
-  "invalid_metadata",
-  "invalid_tensor",
-  "missing_tensor",
-  "unsupported_quantization",
-  "unsupported_tokenizer",
-  "unsupported_architecture",
-  "integrity",
-]);
+
 async function load(msg) {
   try {
     return await loadFrom(msg, true);
@@ -299,7 +288,7 @@ async function loadFrom(msg, useCache) {
   try {
     return await loadSource(msg, src);
   } catch (e) {
-    if (src.source === "cache" && FILE_DAMAGE.has(e.code)) e.fromCache = true;
+    if (src.source === "cache" && FILE_ERRORS.has(e.code)) e.fromCache = true;
     throw e;
   }
 }

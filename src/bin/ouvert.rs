@@ -6,6 +6,7 @@
 //!                   [--top-logprobs N] [--context N] [--chat] [--ignore-eos]
 
 use ouvert::engine::{Engine, GenerateOptions, DEFAULT_CONTEXT};
+use ouvert::error::Code;
 use ouvert::weights::ModelBytes;
 use ouvert::{Error, Result};
 use serde_json::json;
@@ -39,7 +40,7 @@ impl Args<'_> {
     }
     fn need(&self, flag: &str) -> Result<&str> {
         self.get(flag)
-            .ok_or_else(|| Error::new("invalid_argument", format!("missing {flag}")))
+            .ok_or_else(|| Error::new(Code::InvalidArgument, format!("missing {flag}")))
     }
     fn has(&self, flag: &str) -> bool {
         self.0.iter().any(|a| a == flag)
@@ -49,7 +50,7 @@ impl Args<'_> {
             None => Ok(default),
             Some(s) => s.parse().map_err(|_| {
                 Error::new(
-                    "invalid_argument",
+                    Code::InvalidArgument,
                     format!("{flag} needs a number, got {s:?}"),
                 )
             }),
@@ -60,7 +61,7 @@ impl Args<'_> {
 fn load(a: &Args) -> Result<Engine> {
     let path = a.need("--model")?;
     let bytes = std::fs::read(path)
-        .map_err(|e| Error::new("network", format!("cannot read {path}: {e}")))?;
+        .map_err(|e| Error::new(Code::Network, format!("cannot read {path}: {e}")))?;
     let (file, context) = (
         ModelBytes::from_slice(&bytes)?,
         a.num("--context", DEFAULT_CONTEXT)?,
@@ -73,7 +74,7 @@ fn load(a: &Args) -> Result<Engine> {
             context,
         ),
         other => Err(Error::new(
-            "invalid_argument",
+            Code::InvalidArgument,
             format!("--backend is cpu or gpu, not {other:?}"),
         )),
     }
@@ -84,7 +85,7 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
     match args.first().map(String::as_str) {
         Some("tokenize") => {
             let bytes = std::fs::read(a.need("--model")?)
-                .map_err(|e| Error::new("network", e.to_string()))?;
+                .map_err(|e| Error::new(Code::Network, e.to_string()))?;
             let g = ouvert::gguf::Gguf::parse(&bytes)?;
             let mut tok = ouvert::tokenizer::Tokenizer::from_gguf(&g)?;
             let ids = tok.encode(a.need("--text")?, true, a.has("--parse-special"))?;
@@ -132,7 +133,7 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             Ok(v)
         }
         _ => Err(Error::new(
-            "invalid_argument",
+            Code::InvalidArgument,
             "usage: ouvert tokenize|generate --model PATH …",
         )),
     }

@@ -14,6 +14,7 @@ mod shaders;
 
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
+use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::gguf::{DType, TensorInfo};
 use crate::weights::ModelBytes;
@@ -231,7 +232,7 @@ fn wgsl_type(d: DType) -> &'static str {
 
 fn lost(msg: impl Into<String>) -> Error {
     Error::new(
-        "webgpu_lost",
+        Code::WebgpuLost,
         format!(
             "the GPU stopped answering ({}); the engine continues on the CPU",
             msg.into()
@@ -257,7 +258,7 @@ impl Gpu {
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
             .await
-            .map_err(|e| Error::new("webgpu_unavailable", format!("no WebGPU adapter ({e}); this browser or machine runs the model on the CPU")))?;
+            .map_err(|e| Error::new(Code::WebgpuUnavailable, format!("no WebGPU adapter ({e}); this browser or machine runs the model on the CPU")))?;
         let info = adapter.get_info();
         let have = adapter.limits();
         let limits = wgpu::Limits {
@@ -277,7 +278,7 @@ impl Gpu {
             .await
             .map_err(|e| {
                 Error::new(
-                    "webgpu_unavailable",
+                    Code::WebgpuUnavailable,
                     format!("the WebGPU adapter refused a device ({e}); the model runs on the CPU"),
                 )
             })?;
@@ -285,7 +286,7 @@ impl Gpu {
         let f = failure.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             f.lock().unwrap().get_or_insert_with(|| {
-                Error::new("webgpu_error", format!("a WebGPU call failed: {e}"))
+                Error::new(Code::WebgpuError, format!("a WebGPU call failed: {e}"))
             });
         }));
         let f = failure.clone();
@@ -379,7 +380,7 @@ impl Gpu {
         let (rows, cols) = (t.dims[1..].iter().product::<usize>(), t.dims[0]);
         let row_bytes = cols / t.dtype.block() * t.dtype.block_bytes();
         if cols % 32 != 0 || row_bytes as u64 > self.max_binding {
-            bail!("unsupported_quantization", "tensor {:?} ({cols} columns) does not fit the GPU kernels' 32-value chunks or binding size", t.name);
+            bail!(Code::UnsupportedQuantization, "tensor {:?} ({cols} columns) does not fit the GPU kernels' 32-value chunks or binding size", t.name);
         }
         let per_part = (self.max_binding as usize / row_bytes).max(1);
         let mut parts = Vec::new();
@@ -688,7 +689,7 @@ impl Backend for Gpu {
     fn vector(&mut self, data: &[f32]) -> Result<Vector> {
         let off = self.vecs.host.len();
         if (off + data.len()) as u64 * 4 > self.max_binding {
-            bail!("model_too_large", "the model's norm weights and rope tables exceed the GPU's {} MB binding; load it with a smaller contextLength", self.max_binding >> 20);
+            bail!(Code::ModelTooLarge, "the model's norm weights and rope tables exceed the GPU's {} MB binding; load it with a smaller contextLength", self.max_binding >> 20);
         }
         self.vecs.host.extend_from_slice(data);
         Ok(Vector { off })
@@ -708,7 +709,7 @@ impl Backend for Gpu {
     fn kv_cache(&mut self, slots: usize, width: usize) -> Result<Kv> {
         let bytes = (slots * width * 2) as u64;
         if bytes > self.max_binding {
-            bail!("model_too_large", "a {slots}-position KV cache exceeds the GPU's {} MB binding; load with a smaller contextLength", self.max_binding >> 20);
+            bail!(Code::ModelTooLarge, "a {slots}-position KV cache exceeds the GPU's {} MB binding; load with a smaller contextLength", self.max_binding >> 20);
         }
         Ok(Kv {
             k: self.storage("k cache", bytes),
@@ -775,7 +776,7 @@ impl Backend for Gpu {
             // A split matrix (an output projection larger than one binding) goes part by part.
             if mix != Mix::Each {
                 self.fail(Error::new(
-                    "unsupported_quantization",
+                    Code::UnsupportedQuantization,
                     "a gated MLP matrix larger than one GPU binding is not supported",
                 ));
                 return;

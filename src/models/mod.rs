@@ -10,6 +10,7 @@ pub mod transformer;
 
 use crate::backend::{Backend, Readback};
 use crate::bail;
+use crate::error::Code;
 use crate::error::Result;
 use crate::gguf::Gguf;
 use crate::sampler::Want;
@@ -53,7 +54,7 @@ pub fn load<B: Backend + 'static>(
         "qwen3" => qwen3::spec(g, context)?,
         "phi3" => phi3::spec(g, context)?,
         other => bail!(
-            "unsupported_architecture",
+            Code::UnsupportedArchitecture,
             "the model's architecture {other:?} is not supported (supported: {})",
             SUPPORTED_ARCHITECTURES.join(", ")
         ),

@@ -4,6 +4,7 @@
 
 use super::transformer::Spec;
 use crate::bail;
+use crate::error::Code;
 use crate::error::Result;
 use crate::gguf::Gguf;
 
@@ -11,7 +12,7 @@ pub fn spec(g: &Gguf, context: usize) -> Result<Spec> {
     if g.tensor("rope_factors_long.weight").is_some()
         || g.tensor("rope_factors_short.weight").is_some()
     {
-        bail!("unsupported_architecture", "Phi-3 long-context rope factors (the 128k models) are not supported; use a 4k-context Phi-3 model");
+        bail!(Code::UnsupportedArchitecture, "Phi-3 long-context rope factors (the 128k models) are not supported; use a 4k-context Phi-3 model");
     }
     Spec::read(g, context)
 }

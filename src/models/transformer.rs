@@ -8,6 +8,7 @@ use super::{finish, rope_table, Model, MAX_ROWS};
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::config::Meta;
+use crate::error::Code;
 use crate::error::Result;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::sampler::Want;
@@ -43,7 +44,7 @@ impl Sliding {
             {
                 Some(Some(f)) if f.len() == layers => f,
                 _ => bail!(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     "{key} should be a period or one flag per layer"
                 ),
             },
@@ -103,7 +104,7 @@ impl Spec {
         let kv_heads = m.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
         if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
             bail!(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 "{heads} attention heads cannot share {kv_heads} key/value heads"
             );
         }
@@ -113,31 +114,34 @@ impl Spec {
             || m.opt_usize("attention.value_length")?.unwrap_or(head_dim) != head_dim
         {
             bail!(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 "unsupported attention head size {head_dim}"
             );
         }
         if let Some(rot) = m.opt_usize("rope.dimension_count")? {
             if rot != head_dim {
-                bail!("unsupported_architecture", "rotary embedding over {rot} of {head_dim} head dimensions (partial rope) is not supported");
+                bail!(Code::UnsupportedArchitecture, "rotary embedding over {rot} of {head_dim} head dimensions (partial rope) is not supported");
             }
         }
         // The vocabulary size is the embedding's row count.
         let vocab = match g.tensor("token_embd.weight") {
             Some(t) if t.dims.len() == 2 && t.dims[0] == dim => t.dims[1],
             Some(t) => bail!(
-                "invalid_tensor",
+                Code::InvalidTensor,
                 "token_embd.weight has shape {:?}, not [{dim}, vocabulary]",
                 t.dims
             ),
-            None => bail!("missing_tensor", "the model file has no token_embd.weight"),
+            None => bail!(
+                Code::MissingTensor,
+                "the model file has no token_embd.weight"
+            ),
         };
         // Every layer has its own tensors: a count beyond the file's tensors is a lie, caught
         // before anything is allocated per layer.
         let layers = m.usize("block_count")?;
         if layers == 0 || layers > g.tensors.len() {
             bail!(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 "{}.block_count is {layers}, but the file has {} tensors",
                 m.arch,
                 g.tensors.len()
@@ -153,7 +157,7 @@ impl Spec {
                 .filter(|f| *f > 0.0)
                 .unwrap_or(1.0),
             Some(other) => bail!(
-                "unsupported_architecture",
+                Code::UnsupportedArchitecture,
                 "rope scaling {other:?} is not supported (only linear)"
             ),
         };

@@ -5,6 +5,7 @@
 //! vocabulary's packed bytes and keeps the merges as ids (12 MB). It merges exactly as
 //! the crate's `Word::merge_all` does, so the ids are the same (`tests/tokenizer.rs`).
 
+use crate::error::Code;
 use crate::error::Error;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -393,7 +394,7 @@ impl Model for Bpe {
 
     fn save(&self, _: &Path, _: Option<&str>) -> tokenizers::Result<Vec<PathBuf>> {
         Err(Error::new(
-            "unsupported",
+            Code::Internal,
             "an Ouvert tokenizer is built from its model file, not saved",
         )
         .into())

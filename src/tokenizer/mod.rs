@@ -19,6 +19,7 @@ mod bpe;
 
 use crate::bail;
 use crate::cpu::par;
+use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, Value};
 use bpe::{Bpe, Fallback, Merge, Merges, Packed, Vocab};
@@ -111,7 +112,7 @@ impl Tokenizer {
             .and_then(Value::as_str)
             .unwrap_or("");
         if model != "llama" && model != "gpt2" {
-            bail!("unsupported_tokenizer", "tokenizer type {model:?} is not supported (SentencePiece-style \"llama\" and byte-level BPE \"gpt2\" are)");
+            bail!(Code::UnsupportedTokenizer, "tokenizer type {model:?} is not supported (SentencePiece-style \"llama\" and byte-level BPE \"gpt2\" are)");
         }
         let Vocabulary {
             tokens: packed,
@@ -148,7 +149,7 @@ impl Tokenizer {
                     let order = derive_merges(&tokens, &scores, &kinds, &vocab);
                     let merges = order.resolve(&vocab, &kinds).ok_or_else(|| {
                         Error::new(
-                            "invalid_metadata",
+                            Code::InvalidMetadata,
                             "the vocabulary's merges could not be derived",
                         )
                     })?;
@@ -210,7 +211,7 @@ impl Tokenizer {
                 )
                 .map_err(|e| {
                     Error::new(
-                        "unsupported_tokenizer",
+                        Code::UnsupportedTokenizer,
                         format!("pre-tokenizer {pre:?}: {e}"),
                     )
                 })?;
@@ -237,7 +238,7 @@ impl Tokenizer {
         }
         inner.add_special_tokens(added).map_err(|e| {
             Error::new(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 format!("could not add special tokens: {e}"),
             )
         })?;
@@ -266,7 +267,7 @@ impl Tokenizer {
         self.inner.set_encode_special_tokens(!parse_special);
         let enc = self.inner.encode_fast(text, false).map_err(|e| {
             Error::new(
-                "invalid_argument",
+                Code::InvalidArgument,
                 format!("could not tokenize the text: {e}"),
             )
         })?;
@@ -368,13 +369,13 @@ impl Vocabulary {
                 .collect::<Option<_>>()
                 .ok_or_else(|| bad_meta("tokenizer.ggml.tokens"))?,
             None => bail!(
-                "invalid_metadata",
+                Code::InvalidMetadata,
                 "the model file has no vocabulary (tokenizer.ggml.tokens)"
             ),
         };
         let n = tokens.len();
         if n == 0 || n > 1 << 24 {
-            bail!("invalid_metadata", "the vocabulary has {n} tokens");
+            bail!(Code::InvalidMetadata, "the vocabulary has {n} tokens");
         }
         let scores: Vec<f32> = match g.get("tokenizer.ggml.scores").and_then(Value::as_array) {
             Some(a) if a.len() == n => a
@@ -549,7 +550,7 @@ const TURN_ENDS: &[&str] = &[
 fn file_merges(g: &Gguf, vocab: &Vocab) -> Result<Vec<Merge>> {
     let Some(list) = g.get(MERGES_KEY).and_then(Value::as_array) else {
         bail!(
-            "invalid_metadata",
+            Code::InvalidMetadata,
             "the byte-level BPE vocabulary has no merges (tokenizer.ggml.merges)"
         );
     };
@@ -570,7 +571,7 @@ fn file_merges(g: &Gguf, vocab: &Vocab) -> Result<Vec<Merge>> {
                     joined,
                 }),
                 _ => bail!(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     "the merge {a:?} + {b:?} joins tokens that are not in the vocabulary"
                 ),
             }
@@ -590,7 +591,7 @@ fn pre_tokenizer_regexes(pre: &str) -> Result<&'static [&'static str]> {
         }
         "gpt-2" | "gpt2" | "phi-2" | "olmo" | "mpt" => &[GPT2],
         "smollm" | "exaone" | "codeshell" => &[r"\p{N}", GPT2],
-        other => bail!("unsupported_tokenizer", "the byte-level BPE pre-tokenizer {other:?} is not supported (llama-bpe, qwen2, gpt-2 and smollm are)"),
+        other => bail!(Code::UnsupportedTokenizer, "the byte-level BPE pre-tokenizer {other:?} is not supported (llama-bpe, qwen2, gpt-2 and smollm are)"),
     })
 }
 
@@ -627,7 +628,7 @@ fn int(v: &Value) -> Option<i64> {
 
 fn bad_meta(key: &str) -> Error {
     Error::new(
-        "invalid_metadata",
+        Code::InvalidMetadata,
         format!("tokenizer metadata {key} is malformed"),
     )
 }

@@ -46,7 +46,7 @@ pub fn instruct_reference() -> serde_json::Value {
 
 fn read_json(p: &std::path::Path) -> serde_json::Value {
     let text =
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
     serde_json::from_str(&text).expect("reference JSON")
 }
 
