@@ -243,6 +243,8 @@ cmd_bench() {
       BENCH_MODEL=$m node benches/vs-wllama.mjs "${BENCH_ROUNDS:-5}" "$t"
     done
   done
+  log "a conversation's second turn: first token with the KV cache kept, and without"
+  node benches/turns.mjs "${BENCH_ROUNDS:-5}"
   log "numerics: Ouvert (wasm) and wllama against native llama.cpp's reference"
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }

@@ -441,12 +441,7 @@ fn model_on_gpu_matches_llama_cpp() {
             .zip(&cl)
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
-        let margins: Vec<f64> = r["step_margin"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
+        let margins = margins(&r["step_margin"]);
         let want = ids(&r["greedy_ids"]);
         let n = must_match(&margins, 0.25).min(want.len());
         let opts = GenerateOptions {

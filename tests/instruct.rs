@@ -64,12 +64,7 @@ fn prompts_match_llama_cpp() {
             "{id}: prompt ids differ from llama.cpp"
         );
 
-        let margins: Vec<f64> = r["step_margin"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
+        let margins = margins(&r["step_margin"]);
         let want = ids(&r["greedy_ids"]);
         let n = must_match(&margins, MARGIN);
         let got = e
@@ -228,12 +223,7 @@ fn on_the_gpu_an_answer_matches_llama_cpp() {
     let r = &p["llama_cpp"];
     let prompt = e.encode_chat(&messages(&p["messages"])).unwrap();
     assert_eq!(prompt, ids(&r["prompt_ids"]), "{id}: prompt ids");
-    let margins: Vec<f64> = r["step_margin"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_f64().unwrap())
-        .collect();
+    let margins = margins(&r["step_margin"]);
     let want = ids(&r["greedy_ids"]);
     let end = want.iter().position(|&t| t == IM_END).unwrap();
     assert!(

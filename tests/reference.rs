@@ -82,12 +82,7 @@ fn prompts_match_llama_cpp() {
             }
         }
 
-        let margins: Vec<f64> = r["step_margin"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
+        let margins = margins(&r["step_margin"]);
         let want = ids(&r["greedy_ids"]);
         let n = must_match(&margins, MARGIN);
         let opts = GenerateOptions {

@@ -415,6 +415,8 @@ export class OuvertChat extends HTMLElement {
     const token = ++this.#loadToken;
     const e = this.#els;
     this.#visibility?.disconnect();
+    // The load button goes: keyboard focus moves on to the message box, not to the page.
+    if (this.shadowRoot.activeElement === e.start) e.input.focus();
     e.startBox.hidden = true;
     e.error.hidden = true;
     e.progressBox.hidden = false;
@@ -624,9 +626,10 @@ export class OuvertChat extends HTMLElement {
       const { droppedMessages } = await run.prompt;
       if (droppedMessages > 0) this.#trimmed(droppedMessages);
       for await (const piece of run) {
+        const previous = answer;
         answer += piece.text;
         const atEnd = this.#atEnd();
-        renderText(body, answer);
+        renderText(body, answer, previous);
         this.#follow(atEnd);
         this.#emit("ouvert-token", { token: piece.token, text: piece.text });
       }
@@ -700,8 +703,21 @@ function el(tag, text) {
 /**
  * Shows `text` in `parent` as text nodes, with ``` fenced blocks as preformatted code (the
  * fence's language word dropped; a fence still open while streaming runs to the end).
+ * Given the `previous` text of plain prose, only the new words are added (a screen reader
+ * then reads those, not the whole answer again).
  */
-function renderText(parent, text) {
+function renderText(parent, text, previous) {
+  const last = parent.lastChild;
+  if (
+    previous !== undefined &&
+    !text.includes("`") &&
+    text.startsWith(previous) &&
+    last?.nodeType === Node.TEXT_NODE &&
+    parent.childNodes.length === 1
+  ) {
+    last.appendData(text.slice(previous.length));
+    return;
+  }
   const parts = text.split("```");
   const nodes = parts.map((part, i) => {
     // The line breaks around a fence: the block breaks the line already.

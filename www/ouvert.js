@@ -55,13 +55,27 @@ const toError = (e) =>
 /**
  * The engine's worker. A worker's script must come from the page's origin: when this module
  * comes from another one (a CDN), the worker starts from a blob: URL of the page's origin
- * whose one line imports the real script (which the CDN's CORS headers allow).
+ * that imports the real script (which the CDN's CORS headers allow). The import is dynamic:
+ * under any Content-Security-Policy, Chromium fails a blob: worker's static import from
+ * another origin without a word. Messages that arrive before the script has loaded wait for
+ * it; a script that fails to load fails the worker.
  */
+const CROSS_ORIGIN_WORKER = (url) => `const early = [];
+const hold = (e) => early.push(e.data);
+self.addEventListener("message", hold);
+import(${JSON.stringify(url)}).then(
+  () => {
+    self.removeEventListener("message", hold);
+    for (const data of early) self.dispatchEvent(new MessageEvent("message", { data }));
+  },
+  (e) => setTimeout(() => { throw e; }),
+);`;
+
 function startWorker(threaded) {
   const options = { type: "module", name: "ouvert" };
   if (new URL(import.meta.url).origin !== globalThis.location?.origin) {
     const url = new URL(threaded ? "./worker-mt.js" : "./worker.js", import.meta.url);
-    const blob = new Blob([`import ${JSON.stringify(url.href)};`], { type: "text/javascript" });
+    const blob = new Blob([CROSS_ORIGIN_WORKER(url.href)], { type: "text/javascript" });
     return new Worker(URL.createObjectURL(blob), options);
   }
   // Two literal `new Worker(new URL(…))` forms, so that bundlers find both workers.

@@ -2,6 +2,7 @@
 // straight into wasm memory, then serves requests one at a time. Generation runs a step
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
+import { cspError, FILE_ERRORS } from "./errors.js";
 import {
   beginWrite,
   deleteCachedModel,
@@ -30,7 +31,11 @@ let violation = null;
 self.addEventListener("securitypolicyviolation", (e) => {
   violation = { effectiveDirective: e.effectiveDirective, blockedURI: e.blockedURI };
 });
-const cspBlocked = () => violation && cspError(violation);
+// The violation event may come a task after the failure it caused: wait that task.
+const cspBlocked = async () => {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  return violation && cspError(violation);
+};
 
 // `ouvert.js` asks for more than one thread only from the threaded build's worker.
 function start(threads) {
@@ -39,7 +44,7 @@ function start(threads) {
       await wasm.default();
     } catch (e) {
       ready = null;
-      throw cspBlocked() ?? e;
+      throw (await cspBlocked()) ?? e;
     }
     if (threads > 1) {
       await wasm.initThreadPool(threads);
@@ -231,7 +236,7 @@ async function open(model, sha256, useCache) {
   try {
     res = await fetch(model);
   } catch (e) {
-    const blocked = cspBlocked();
+    const blocked = await cspBlocked();
     if (blocked) throw blocked;
     throw fail(
       "network",

@@ -139,3 +139,27 @@ test("a CSP that forbids the worker gives csp_blocked, naming the directive", {
   assert.match(r.error.message, /blob:/);
   await p.close();
 });
+
+test("a CSP that forbids the model's host or compiling wasm gives csp_blocked, naming the directive", {
+  timeout: 120_000,
+}, async () => {
+  const policies = {
+    // The worker may start, but the model's host is not in connect-src.
+    "/no-connect.html": `script-src 'self' ${cdnOrigin} 'unsafe-inline' 'wasm-unsafe-eval'; worker-src blob:; connect-src 'self'`,
+    // Everything but compiling WebAssembly.
+    "/no-wasm.html": `script-src 'self' ${cdnOrigin} 'unsafe-inline'; worker-src blob:; connect-src 'self' ${cdnOrigin}`,
+  };
+  const errors = {};
+  for (const [path, csp] of Object.entries(policies)) {
+    page(path, "<p>A strict page.</p>", { "Content-Security-Policy": csp });
+    const p = await open(path);
+    errors[path] = (await complete(p, { model: `/models/${MODEL}`, backend: "wasm" })).error;
+    await p.close();
+  }
+  const noConnect = errors["/no-connect.html"];
+  assert.equal(noConnect?.code, "csp_blocked", JSON.stringify(noConnect));
+  assert.match(noConnect.message, /connect-src/);
+  const noWasm = errors["/no-wasm.html"];
+  assert.equal(noWasm?.code, "csp_blocked", JSON.stringify(noWasm));
+  assert.match(noWasm.message, /'wasm-unsafe-eval'/);
+});

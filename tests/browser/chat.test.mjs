@@ -163,6 +163,13 @@ test("regenerate, edit and resend, new conversation", { timeout: 600_000 }, asyn
   const done = await say("What is 2 + 2? Answer with a number.");
   assert.match(done.text, /4/);
 
+  // A box further down with load="visible" starts once scrolled to (sharing the engine).
+  assert.equal(await page.evaluate(() => v.engine), null, "not loaded out of sight");
+  await page.locator("#v").scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => v.engine, null, { timeout: 60_000 });
+  assert.ok(await page.evaluate(() => v.engine === q.engine), "one engine for one model");
+  await page.locator("#q").scrollIntoViewIfNeeded();
+
   await q().getByRole("button", { name: "New conversation" }).click();
   assert.equal(await q().locator("li").count(), 0);
   const fresh = await say("Say hi.");

@@ -58,6 +58,15 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
+/// A reference's per-step top-2 margins (`step_margin`).
+pub fn margins(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|m| m.as_f64().expect("margin"))
+        .collect()
+}
+
 /// How many leading greedy tokens must equal llama.cpp's: up to the first step whose
 /// reference top-2 margin is below `min_margin` (a near tie another engine may break
 /// the other way).
