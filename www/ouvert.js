@@ -72,16 +72,16 @@ import(${JSON.stringify(url)}).then(
 );`;
 
 function startWorker(threaded) {
-  const options = { type: "module", name: "ouvert" };
   if (new URL(import.meta.url).origin !== globalThis.location?.origin) {
     const url = new URL(threaded ? "./worker-mt.js" : "./worker.js", import.meta.url);
     const blob = new Blob([CROSS_ORIGIN_WORKER(url.href)], { type: "text/javascript" });
-    return new Worker(URL.createObjectURL(blob), options);
+    return new Worker(URL.createObjectURL(blob), { type: "module", name: "ouvert" });
   }
-  // Two literal `new Worker(new URL(…))` forms, so that bundlers find both workers.
+  // Two literal `new Worker(new URL(…), { … })` forms, options included: bundlers (Vite)
+  // find both workers only so.
   return threaded
-    ? new Worker(new URL("./worker-mt.js", import.meta.url), options)
-    : new Worker(new URL("./worker.js", import.meta.url), options);
+    ? new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" })
+    : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
 }
 const abortError = () => new OuvertError("aborted", "the request was aborted");
 

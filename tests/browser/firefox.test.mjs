@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import puppeteer from "puppeteer-core";
 import { serve, CDN } from "../../www/serve.mjs";
 import { ROOT, MODEL, INSTRUCT_MODEL, instructReference, mustMatch } from "./util.mjs";
@@ -20,7 +21,22 @@ before(async () => {
     "/www": join(ROOT, "www"),
     "/pkg": join(ROOT, "pkg"),
   };
-  server = await serve({ root: join(ROOT, "tests/browser"), mounts });
+  // /cdn-chat.html: the chat page with the widget's script and the model from the CDN.
+  const chatPage = readFileSync(join(ROOT, "tests/browser/chat.html"), "utf8");
+  server = await serve({
+    root: join(ROOT, "tests/browser"),
+    mounts,
+    onRequest: (path, _url, res) => {
+      if (path !== "/cdn-chat.html") return true;
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(
+        chatPage
+          .replaceAll('"/www/', `"${cdnOrigin}/pkg/`)
+          .replaceAll('"/models/', `"${cdnOrigin}/models/`),
+      );
+      return "answered";
+    },
+  });
   cdn = await serve({ root: join(ROOT, "pkg"), mounts, headers: CDN });
   origin = `http://127.0.0.1:${server.address().port}`;
   cdnOrigin = `http://localhost:${cdn.address().port}`;
@@ -137,10 +153,15 @@ test("Firefox: the runtime and the model from a CDN", { timeout: 300_000 }, asyn
   assert.ok(r.text.length > 0);
 });
 
-test("Firefox: a two-turn conversation in <ouvert-chat> with the instruct model", {
+test("Firefox: a two-turn conversation in <ouvert-chat> from a CDN with the instruct model", {
   timeout: 600_000,
 }, async () => {
-  const page = await open("/chat.html");
+  const page = await open("/cdn-chat.html");
+  assert.match(
+    await page.evaluate(() => document.querySelector("script[type=module][src]").src),
+    /^http:\/\/localhost:/,
+    "the widget's script comes from the CDN",
+  );
   await page.waitForFunction(
     () =>
       document.getElementById("q")?.shadowRoot?.querySelector("[part~=start-button]")?.offsetParent,

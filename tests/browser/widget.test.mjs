@@ -51,6 +51,9 @@ test("two widgets naming one model share one engine; the model card shows", {
     progress.length > 0 || (await events("ouvert-progress", "b")).length > 0,
     "progress events",
   );
+  // Gemma 3 270M is a base model (no chat template in its file): the box says so.
+  assert.match(await widget("a").locator("[part~=notice]").textContent(), /modèle de base/);
+  assert.match(await widget("b").locator("[part~=notice]").textContent(), /base model/);
   assert.equal(
     await widget("a").getByRole("textbox", { name: "Votre message" }).count(),
     1,
@@ -167,4 +170,22 @@ test("errors show as readable messages and ouvert-error events", { timeout: 300_
     );
   }
   await page.screenshot({ path: join(SHOTS, "widget-errors.png"), fullPage: true });
+});
+
+test("after a failed load, “Try again” loads again (and fails again, here)", {
+  timeout: 120_000,
+}, async () => {
+  const before = (await events("ouvert-error", "missing")).length;
+  await widget("missing").getByRole("button", { name: "Try again" }).click();
+  await page.waitForFunction(
+    (n) => events.filter((e) => e.type === "ouvert-error" && e.id === "missing").length > n,
+    before,
+    { timeout: 60_000 },
+  );
+  assert.ok(await widget("missing").getByRole("alert").isVisible());
+  assert.equal(
+    env.requests.filter((p) => p.startsWith("/models/missing.gguf")).length >= 2,
+    true,
+    "the model was requested again",
+  );
 });
