@@ -15,7 +15,7 @@ const threads = Number(process.argv[3] ?? 1);
 const model = process.env.BENCH_MODEL ?? MODEL;
 const out =
   process.env.BENCH_JSON ??
-  join(ROOT, `target/bench-vs-wllama-${model.replace(/\.gguf$/, "")}.json`);
+  join(ROOT, `target/bench-vs-wllama-${model.replace(/\.gguf$/, "")}-${threads}t.json`);
 
 // Prompts of known length: a long French reference text cut to n tokens (BOS included),
 // with a per-run number in front so no engine can reuse a cached prefix.
