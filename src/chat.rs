@@ -1,8 +1,7 @@
 //! Chat prompts: the GGUF's own `tokenizer.chat_template` (Jinja, run by minijinja) when
 //! the file has one, else the architecture's known template.
 
-use crate::error::Code;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::gguf::{Gguf, Value};
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +24,24 @@ const GEMMA_TEMPLATE: &str = "{{ bos_token }}\
 {%- endfor -%}\
 {%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}";
 
-/// Whether a file without a chat template still gets one: its architecture's known turns.
-pub fn has_builtin_template(architecture: &str) -> bool {
-    architecture.starts_with("gemma")
+/// Where a file's chat template comes from: `"file"` (its own: an instruct model),
+/// `"builtin"` (none in the file, but its architecture's known turns), or none at all.
+pub fn template_origin(g: &Gguf) -> Option<&'static str> {
+    let arch = g
+        .get("general.architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if file_template(g).is_some() {
+        Some("file")
+    } else if arch.starts_with("gemma") {
+        Some("builtin")
+    } else {
+        None
+    }
+}
+
+fn file_template(g: &Gguf) -> Option<&str> {
+    g.get("tokenizer.chat_template").and_then(Value::as_str)
 }
 
 pub struct ChatTemplate {
@@ -47,14 +61,9 @@ impl ChatTemplate {
                 .unwrap_or("")
                 .to_owned()
         };
-        let arch = g
-            .get("general.architecture")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let source = match g.get("tokenizer.chat_template").and_then(Value::as_str) {
-            Some(t) => t.to_owned(),
-            None if has_builtin_template(arch) => GEMMA_TEMPLATE.to_owned(),
-            None => return None,
+        let source = match template_origin(g)? {
+            "file" => file_template(g)?.to_owned(),
+            _ => GEMMA_TEMPLATE.to_owned(),
         };
         Some(ChatTemplate {
             source,

@@ -1,8 +1,7 @@
 //! Reading typed values out of GGUF metadata, with errors that name the key.
 
 use crate::bail;
-use crate::error::Code;
-use crate::error::Result;
+use crate::error::{Code, Result};
 use crate::gguf::Gguf;
 
 pub struct Meta<'a> {
@@ -106,15 +105,8 @@ impl ModelCard {
                 .map(|e| e.0.to_string())
                 .unwrap_or_default(),
         };
-        let chat_template = if g.get("tokenizer.chat_template").is_some() {
-            Some("file")
-        } else if crate::chat::has_builtin_template(&arch) {
-            Some("builtin")
-        } else {
-            None
-        };
         ModelCard {
-            chat_template,
+            chat_template: crate::chat::template_origin(g),
             name: s("general.name").unwrap_or_else(|| arch.clone()),
             architecture: arch,
             license: s("general.license"),

@@ -6,8 +6,7 @@ use crate::bail;
 use crate::chat::{ChatTemplate, Message};
 use crate::config::ModelCard;
 use crate::cpu::Cpu;
-use crate::error::Code;
-use crate::error::Result;
+use crate::error::{Code, Result};
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
 use crate::sampler::{Sampler, SamplerConfig, Scores, TopLogits, Want};
@@ -281,12 +280,14 @@ impl Engine {
                     dropped_messages: dropped,
                 });
             }
-            // The oldest turn after the system messages, if it is not the last one.
-            let turn = kept[system + 1..]
+            // The oldest turn after the system messages: up to the next user message, so
+            // there is none when the last turn is all that is left.
+            let after_first = kept.get(system + 1..).unwrap_or_default();
+            let Some(n) = after_first
                 .iter()
                 .position(|m| m.role == "user")
-                .map(|i| i + 1);
-            let Some(n) = turn.filter(|&n| system + n < kept.len()) else {
+                .map(|i| i + 1)
+            else {
                 bail!(
                     Code::ContextOverflow,
                     "the last message and the system prompt ({} tokens) plus max_tokens ({reserve}) exceed the context of {} tokens; shorten the message, lower max_tokens, or load with a larger contextLength",

@@ -5,8 +5,7 @@
 //! data is not copied: a `TensorInfo` is a byte range into the file.
 
 use crate::bail;
-use crate::error::Code;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::collections::HashMap;
 
 const MAGIC: &[u8; 4] = b"GGUF";

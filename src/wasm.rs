@@ -8,8 +8,7 @@
 use crate::chat::Message;
 use crate::cpu::Cpu;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
-use crate::error::Code;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::gguf::{Gguf, HeaderWatch};
 use crate::gpu::{Gpu, StreamingUpload};
 use crate::tokenizer::{EarlyTokenizer, MergeOrder};

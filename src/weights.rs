@@ -2,8 +2,7 @@
 //! place. On the web the download streams straight into this buffer (see `wasm.rs`).
 
 use crate::bail;
-use crate::error::Code;
-use crate::error::Result;
+use crate::error::{Code, Result};
 use crate::gguf::{DType, Gguf, TensorInfo};
 
 pub struct ModelBytes {

@@ -201,6 +201,12 @@ fn a_long_conversation_drops_its_oldest_turns() {
         e.encode_chat_fitting(&huge, 64).unwrap_err().code,
         "context_overflow"
     );
+    // Nothing but a system prompt, too long: an error, not a panic (which kills a worker).
+    let only_system = vec![message("system", &"word ".repeat(400))];
+    assert_eq!(
+        e.encode_chat_fitting(&only_system, 64).unwrap_err().code,
+        "context_overflow"
+    );
 }
 
 /// On a GPU (lavapipe in `./build.sh test`, where a forward pass of this model takes seconds):

@@ -280,9 +280,7 @@ export class Engine {
     let waiting = null; // the iterator's pending next()
     let ended = false,
       error = null,
-      output = null,
-      promptIds = null,
-      droppedMessages = 0;
+      promptRead = null; // the worker's "prompt" message: the ids and the messages dropped
     let settle, settlePrompt;
     const result = new Promise((ok, ko) => {
       settle = { ok, ko };
@@ -312,8 +310,11 @@ export class Engine {
         settle.ko(err);
         settlePrompt.ko(err);
       } else {
-        output = { ...out, promptTokens: promptIds ?? out.promptTokens, droppedMessages };
-        settle.ok(output);
+        settle.ok({
+          ...out,
+          promptTokens: promptRead?.ids ?? out.promptTokens,
+          droppedMessages: promptRead?.droppedMessages ?? 0,
+        });
       }
       wakeUp();
     };
@@ -345,9 +346,8 @@ export class Engine {
     } else {
       id = this.#request({ type: "generate", prompt: body, options: opts }, (m) => {
         if (m.type === "prompt") {
-          promptIds = m.ids;
-          droppedMessages = m.droppedMessages ?? 0;
-          settlePrompt.ok({ ids: m.ids, droppedMessages });
+          promptRead = { ids: m.ids, droppedMessages: m.droppedMessages };
+          settlePrompt.ok(promptRead);
         } else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
         else if (m.type === "piece") {
           pieces.push({

@@ -14,8 +14,7 @@ mod shaders;
 
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
-use crate::error::Code;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::gguf::{DType, TensorInfo};
 use crate::weights::ModelBytes;
 use std::cell::RefCell;

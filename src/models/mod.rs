@@ -10,8 +10,7 @@ pub mod transformer;
 
 use crate::backend::{Backend, Readback};
 use crate::bail;
-use crate::error::Code;
-use crate::error::Result;
+use crate::error::{Code, Result};
 use crate::gguf::Gguf;
 use crate::sampler::Want;
 use crate::weights::ModelBytes;

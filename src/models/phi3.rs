@@ -4,8 +4,7 @@
 
 use super::transformer::Spec;
 use crate::bail;
-use crate::error::Code;
-use crate::error::Result;
+use crate::error::{Code, Result};
 use crate::gguf::Gguf;
 
 pub fn spec(g: &Gguf, context: usize) -> Result<Spec> {

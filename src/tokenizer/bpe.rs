@@ -5,8 +5,7 @@
 //! vocabulary's packed bytes and keeps the merges as ids (12 MB). It merges exactly as
 //! the crate's `Word::merge_all` does, so the ids are the same (`tests/tokenizer.rs`).
 
-use crate::error::Code;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};

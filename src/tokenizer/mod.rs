@@ -19,8 +19,7 @@ mod bpe;
 
 use crate::bail;
 use crate::cpu::par;
-use crate::error::Code;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::gguf::{Gguf, Value};
 use bpe::{Bpe, Fallback, Merge, Merges, Packed, Vocab};
 use std::collections::HashMap;
