@@ -93,13 +93,13 @@ ensure_node() {
 cmd_build() {
   ensure_rust
   log "building the wasm engine (wasm32, simd128)"
-  cargo build --release --lib --target wasm32-unknown-unknown
+  cargo build --release --lib --target wasm32-unknown-unknown --no-default-features
   rm -rf www/wasm
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
   log "wasm: $(stat -c %s www/wasm/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm/ouvert_bg.wasm | wc -c) gzipped"
   log "building the threaded wasm engine (atomics, shared memory, a pool of workers)"
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown \
-    --features threads -Z build-std=panic_abort,std --target-dir target/mt
+    --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/mt
   rm -rf www/wasm-mt
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm-mt target/mt/wasm32-unknown-unknown/release/ouvert.wasm
   # wasm-bindgen-rayon starts its workers from a blob: copy of its script, which a page's
@@ -109,6 +109,11 @@ cmd_build() {
   # From another origin (a CDN) a worker cannot start from its URL: there, the blob: copy.
   sed -i 's|let scriptBlob = await fetch(import.meta.url).then(r => r.blob());||; s|URL.createObjectURL(scriptBlob)|new URL(import.meta.url).origin === location.origin ? import.meta.url : URL.createObjectURL(await fetch(import.meta.url).then((r) => r.blob()))|' "$helper"
   log "threaded wasm: $(stat -c %s www/wasm-mt/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt/ouvert_bg.wasm | wc -c) gzipped"
+  log "building the grammar module (llguidance, loaded on the first constrained request)"
+  cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --features grammar-module
+  rm -rf www/wasm-grammar
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm-grammar target/wasm32-unknown-unknown/release/ouvert.wasm
+  log "grammar module: $(stat -c %s www/wasm-grammar/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-grammar/ouvert_bg.wasm | wc -c) gzipped"
   assemble_pkg
   assemble_dist
 }
@@ -121,6 +126,7 @@ assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   cp "${RUNTIME[@]/#/www/}" pkg/
   cp -r www/wasm pkg/wasm
   cp -r www/wasm-mt pkg/wasm-mt
+  cp -r www/wasm-grammar pkg/wasm-grammar
   cp pkg-config/README.md pkg-config/*.d.ts pkg/
   sed "s/__VERSION__/$version/" pkg-config/package.json >pkg/package.json
   log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped; threaded, for isolated pages: $(cat pkg/*.js $(find pkg/wasm-mt -type f) | gzip -9 | wc -c))"
@@ -148,12 +154,13 @@ cmd_lint() { # formatting and lints, Rust and JavaScript: any finding fails
   cargo fmt --check
   (cd fuzz && cargo fmt --check)
   npx biome check
-  log "clippy: native (with and without threads), wasm32, threaded wasm32"
+  log "clippy: native (with and without threads), wasm32 (the engine, the grammar module), threaded wasm32"
   cargo clippy --quiet --all-targets --target-dir target/clippy -- -D warnings
   cargo clippy --quiet --all-targets --features threads --target-dir target/clippy -- -D warnings
-  cargo clippy --quiet --lib --target wasm32-unknown-unknown --target-dir target/clippy -- -D warnings
+  cargo clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --target-dir target/clippy -- -D warnings
+  cargo clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features grammar-module --target-dir target/clippy -- -D warnings
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo clippy --quiet --lib --target wasm32-unknown-unknown \
-    --features threads -Z build-std=panic_abort,std --target-dir target/clippy-mt -- -D warnings
+    --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/clippy-mt -- -D warnings
 }
 
 cmd_test() {
@@ -225,6 +232,8 @@ cmd_bench() {
   cmd_model
   log "kernel benchmark: Q5_0 dot product, scalar vs SIMD; decode speed"
   cargo bench --bench kernels
+  log "constrained decoding: the vocabulary's build, the mask per token against a decode step"
+  cargo bench --bench constraint
   local venv=$ROOT/target/llama-venv
   if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
     log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes on 2 cores)"

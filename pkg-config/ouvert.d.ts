@@ -130,10 +130,31 @@ export interface GenerateOptions {
   truncate?: boolean;
   /** Stop at end-of-sequence and end-of-turn tokens (default true). */
   stopAtEos?: boolean;
+  /**
+   * Hold the output to a form: at each step only the tokens that keep it valid may be drawn.
+   * A format the engine cannot honour fails with `invalid_argument` naming the part, before
+   * any token. Output cut by `maxTokens` has `finishReason: "length"`: it may not parse.
+   * The first request with a format loads the grammar module (~0.5 MB gzipped) and reads
+   * the model's vocabulary once (about a second).
+   */
+  responseFormat?: ResponseFormat;
   signal?: AbortSignal;
   /** Called as the prompt is read (long prompts are read in chunks). */
   onPrefill?: (p: { done: number; total: number }) => void;
 }
+
+/**
+ * What the output must be. JSON is written on one line (`{"a": 1, "b": [2, 3]}`).
+ * `regex`: Rust regex syntax, matched whole (no look-around or back-references).
+ * `grammar`: Lark (llguidance's dialect) or GBNF (llama.cpp's), one of the two.
+ */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; schema: object | true }
+  | { type: "regex"; pattern: string }
+  | { type: "grammar"; lark: string; gbnf?: never }
+  | { type: "grammar"; gbnf: string; lark?: never };
 
 export interface TopToken {
   token: number;
@@ -159,6 +180,8 @@ export interface Stats {
   timeToFirstTokenMs: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** Time spent computing what `responseFormat` allows at each step (part of the above). */
+  constraintMs: number;
 }
 
 export interface Completion {
@@ -213,6 +236,12 @@ export interface ChatCompletionRequest {
   truncate?: boolean;
   /** A last chunk with `usage` (and no choices). */
   stream_options?: { include_usage?: boolean };
+  /** OpenAI's forms (`strict` or not, the output follows the schema), or Ouvert's `regex` and `grammar`. */
+  response_format?:
+    | { type: "text" }
+    | { type: "json_object" }
+    | { type: "json_schema"; json_schema: { name?: string; schema: object; strict?: boolean } }
+    | Extract<ResponseFormat, { type: "regex" | "grammar" }>;
   signal?: AbortSignal;
 }
 

@@ -5,6 +5,7 @@ use crate::backend::{Backend, Readback};
 use crate::bail;
 use crate::chat::{ChatTemplate, Message};
 use crate::config::ModelCard;
+use crate::constraint::{mask_logits, ResponseFormat, TokenConstraint};
 use crate::cpu::Cpu;
 use crate::error::{Code, Result};
 use crate::gguf::Gguf;
@@ -33,6 +34,8 @@ pub struct GenerateOptions {
     pub truncate: bool,
     /// Stop at EOS and end-of-turn tokens (true), or generate through them.
     pub stop_at_eos: bool,
+    /// Hold the output to a JSON Schema, a regex or a grammar.
+    pub response_format: Option<ResponseFormat>,
 }
 
 impl Default for GenerateOptions {
@@ -43,6 +46,7 @@ impl Default for GenerateOptions {
             stop: Vec::new(),
             truncate: false,
             stop_at_eos: true,
+            response_format: None,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Stats {
     pub time_to_first_token_ms: f64,
     pub prefill_tokens_per_second: f64,
     pub decode_tokens_per_second: f64,
+    /// Time spent computing what a `response_format` allows (included in the above).
+    pub constraint_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +143,9 @@ pub struct Engine {
     cached: Vec<u32>,
     /// Bumped whenever the cache is repurposed, so a stale `Generation` cannot continue.
     epoch: u64,
+    /// The vocabulary as the constraint engine reads it, built on first use.
+    #[cfg(feature = "grammars")]
+    grammars: Option<crate::constraint::Grammars>,
 }
 
 /// A generation in progress. `Engine::start` makes one and `Engine::step` advances it by
@@ -150,6 +159,8 @@ pub struct Generation {
     /// The last sampled token, fed to the model at the next step.
     unfed: Option<u32>,
     sampler: Sampler,
+    /// What keeps the output valid, under a `response_format`.
+    constraint: Option<Box<dyn TokenConstraint>>,
     history: Vec<u32>,
     tokens: Vec<u32>,
     text: String,
@@ -159,8 +170,19 @@ pub struct Generation {
     finish: Option<FinishReason>,
     /// Prompt tokens reused from the cache when the generation started.
     reused: usize,
+    constraint_ms: f64,
     t0: f64,
     t_first: f64,
+}
+
+impl Generation {
+    /// What a step needs from the model: a constrained step masks the whole row first.
+    fn want(&self) -> Want {
+        match self.constraint {
+            Some(_) => Want::Logits,
+            None => self.sampler.want(),
+        }
+    }
 }
 
 impl Engine {
@@ -222,6 +244,8 @@ impl Engine {
             tokenizer,
             cached: Vec::new(),
             epoch: 0,
+            #[cfg(feature = "grammars")]
+            grammars: None,
         })
     }
 
@@ -338,8 +362,32 @@ impl Engine {
     }
 
     /// Begins a generation from prompt ids; nothing is computed until `step`. Starting
-    /// another generation (or calling `logits`) ends this one.
+    /// another generation (or calling `logits`) ends this one. A `response_format` is
+    /// compiled here (built with `grammars`; otherwise see `start_with`).
     pub fn start(&mut self, prompt: &[u32], opts: GenerateOptions) -> Result<Generation> {
+        #[cfg(feature = "grammars")]
+        if let Some(format) = &opts.response_format {
+            let constraint = self.grammars()?.matcher(format)?;
+            return self.start_with(prompt, opts, constraint.map(|m| Box::new(m) as _));
+        }
+        self.start_with(prompt, opts, None)
+    }
+
+    /// `start`, with the constraint for the options' `response_format` made by the caller
+    /// (the page's grammar module).
+    pub fn start_with(
+        &mut self,
+        prompt: &[u32],
+        opts: GenerateOptions,
+        constraint: Option<Box<dyn TokenConstraint>>,
+    ) -> Result<Generation> {
+        let free = matches!(opts.response_format, None | Some(ResponseFormat::Text));
+        if !free && constraint.is_none() {
+            bail!(
+                Code::Internal,
+                "a responseFormat needs the grammar module, which was not given"
+            );
+        }
         let ctx = self.context();
         let mut prompt = prompt.to_vec();
         if prompt.len() + opts.max_tokens > ctx {
@@ -363,6 +411,7 @@ impl Engine {
         Ok(Generation {
             epoch: self.epoch,
             sampler: Sampler::new(opts.sampler.clone()),
+            constraint,
             history: prompt.clone(),
             prompt,
             opts,
@@ -374,6 +423,7 @@ impl Engine {
             held: String::new(),
             finish: None,
             reused: self.cached.len(),
+            constraint_ms: 0.0,
             t0: now_ms(),
             t_first: 0.0,
         })
@@ -393,7 +443,7 @@ impl Engine {
             );
         }
         if g.scores.is_none() {
-            let want = g.sampler.want();
+            let want = g.want();
             let out = self.feed_chunk(&g.prompt, want).await?;
             if self.cached.len() == g.prompt.len() {
                 g.scores = Some(self.scores(out, want));
@@ -411,12 +461,17 @@ impl Engine {
             return Ok(Event::Done(self.finish(g, reason)));
         }
         if let Some(tok) = g.unfed.take() {
-            let want = g.sampler.want();
+            let want = g.want();
             let pending = self.model.forward(&[tok], self.cached.len(), want);
             let out = self.settle(pending, &[tok]).await?;
             g.scores = Some(self.scores(out, want));
         }
         let scores = g.scores.as_mut().expect("the prompt was fed");
+        if let (Some(c), Scores::Logits(logits)) = (&mut g.constraint, &mut *scores) {
+            let t = now_ms();
+            mask_logits(&c.allowed()?, logits);
+            g.constraint_ms += now_ms() - t;
+        }
         let pick = g.sampler.sample_scores(scores, &g.history);
         let tok = pick.token;
         let weighed = |token, logprob| TopToken {
@@ -447,9 +502,24 @@ impl Engine {
                 top,
             }));
         }
+        let complete = match &mut g.constraint {
+            Some(c) => {
+                let t = now_ms();
+                c.consume(tok)?;
+                g.constraint_ms += now_ms() - t;
+                c.is_done()
+            }
+            None => false,
+        };
         g.held.push_str(&g.decoder.push(&self.tokenizer, tok));
         let (mut emit, stopped) = split_at_stop(&mut g.held, &g.opts.stop);
-        if stopped {
+        if complete {
+            // Nothing may follow a complete constrained output: the end, without waiting
+            // for the model to choose EOS.
+            g.finish = Some(FinishReason::Stop);
+            emit.push_str(&std::mem::take(&mut g.held));
+            emit.push_str(&g.decoder.finish());
+        } else if stopped {
             g.finish = Some(FinishReason::Stop);
         } else if g.tokens.len() >= g.opts.max_tokens || g.history.len() >= self.context() {
             g.finish = Some(FinishReason::Length);
@@ -479,12 +549,30 @@ impl Engine {
                 time_to_first_token_ms: g.t_first - g.t0,
                 prefill_tokens_per_second: rate(g.prompt.len(), g.t_first - g.t0),
                 decode_tokens_per_second: rate(decode_n, t_end - g.t_first),
+                constraint_ms: g.constraint_ms,
             },
             prompt_tokens: g.prompt.clone(),
             tokens: std::mem::take(&mut g.tokens),
             text: std::mem::take(&mut g.text),
             finish_reason: reason,
         }
+    }
+
+    /// The constraint engine's view of the vocabulary, built on first use.
+    #[cfg(feature = "grammars")]
+    fn grammars(&mut self) -> Result<&crate::constraint::Grammars> {
+        if self.grammars.is_none() {
+            let words = self.tokenizer.grammar_words(self.model.vocab());
+            let grammars = crate::constraint::Grammars::new(&words, &self.tokenizer.stop_ids)?;
+            self.grammars = Some(grammars);
+        }
+        Ok(self.grammars.as_ref().expect("just built"))
+    }
+
+    /// The model's output tokens as the constraint engine reads them (for the page's
+    /// grammar module).
+    pub fn grammar_words(&self) -> Vec<Vec<u8>> {
+        self.tokenizer.grammar_words(self.model.vocab())
     }
 
     fn check_prompt(&self, ids: &[u32]) -> Result<()> {

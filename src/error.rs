@@ -146,6 +146,16 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A real JavaScript `Error` with the `code` property.
+#[cfg(target_arch = "wasm32")]
+impl From<Error> for wasm_bindgen::JsValue {
+    fn from(e: Error) -> Self {
+        let err = js_sys::Error::new(&e.message);
+        let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.as_str().into());
+        err.into()
+    }
+}
+
 /// `bail!(Code, "format", args…)` returns an `Err(Error)` from the current function.
 #[macro_export]
 macro_rules! bail {

@@ -3,16 +3,20 @@
 pub mod backend;
 pub mod chat;
 pub mod config;
+pub mod constraint;
 pub mod cpu;
 pub mod engine;
 pub mod error;
+pub mod gbnf;
 pub mod gguf;
 pub mod gpu;
 pub mod models;
 pub mod sampler;
 pub mod tokenizer;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "grammar-module")))]
 pub mod wasm;
+#[cfg(all(target_arch = "wasm32", feature = "grammar-module"))]
+pub mod wasm_grammar;
 pub mod weights;
 
 pub use error::{Error, Result};

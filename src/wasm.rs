@@ -6,6 +6,7 @@
 //! file exists once in memory.
 
 use crate::chat::Message;
+use crate::constraint::TokenConstraint;
 use crate::cpu::Cpu;
 use crate::engine::{Engine, Event, GenerateOptions, Generation};
 use crate::error::{Code, Error};
@@ -19,9 +20,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 fn js_error(e: Error) -> JsValue {
-    let err = js_sys::Error::new(&e.message);
-    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.as_str().into());
-    err.into()
+    e.into()
 }
 
 fn chat_messages(messages: JsValue) -> Result<Vec<Message>, JsValue> {
@@ -396,11 +395,18 @@ impl WasmEngine {
     }
 
     /// Begins generating from prompt ids; `step` advances it. Ends any generation in progress.
-    pub fn start(&self, ids: &[u32], options: JsValue) -> Result<(), JsValue> {
+    /// Under `options.responseFormat`, `constraint` is the grammar module's `GrammarMatcher`
+    /// for it (anything with `allowed()`, `consume(token)` and `isDone()`).
+    pub fn start(&self, ids: &[u32], options: JsValue, constraint: JsValue) -> Result<(), JsValue> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
         i.generation = None;
         let opts = generate_options(options)?;
-        let g = i.engine.start(ids, opts).map_err(js_error)?;
+        let constraint = (!constraint.is_undefined() && !constraint.is_null())
+            .then(|| Box::new(JsConstraint(constraint)) as Box<dyn TokenConstraint>);
+        let g = i
+            .engine
+            .start_with(ids, opts, constraint)
+            .map_err(js_error)?;
         i.generation = Some(g);
         Ok(())
     }
@@ -440,6 +446,30 @@ impl WasmEngine {
             }
             to_js(&v)
         })
+    }
+
+    /// The model's output tokens as the grammar module reads them: every token's bytes one
+    /// after the other, where each ends, and the ids that end a generation.
+    #[wasm_bindgen(js_name = grammarVocabulary)]
+    pub fn grammar_vocabulary(&self) -> Result<JsValue, JsValue> {
+        let i = self.inner.try_borrow().map_err(|_| busy())?;
+        let words = i.engine.grammar_words();
+        let mut ends: Vec<u32> = Vec::with_capacity(words.len());
+        let mut bytes = Vec::new();
+        for w in &words {
+            bytes.extend_from_slice(w);
+            ends.push(bytes.len() as u32);
+        }
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v);
+        set("bytes", js_sys::Uint8Array::from(bytes.as_slice()).into())?;
+        set("ends", js_sys::Uint32Array::from(ends.as_slice()).into())?;
+        let stops = &i.engine.tokenizer.stop_ids;
+        set(
+            "stopIds",
+            js_sys::Uint32Array::from(stops.as_slice()).into(),
+        )?;
+        Ok(out.into())
     }
 
     /// Drops the generation in progress; the engine stays ready for the next one.
@@ -560,6 +590,50 @@ async fn to_gpu(
 /// llama.cpp does; the GPU does not): well under 1 on this scale, where a wrong kernel is
 /// off by tens.
 const SELF_CHECK_TOLERANCE: f32 = 2.0;
+
+/// A constraint from the grammar module, called through JavaScript at each step.
+struct JsConstraint(JsValue);
+
+impl JsConstraint {
+    fn call(&self, method: &str, args: &js_sys::Array) -> crate::Result<JsValue> {
+        let failed = |e: JsValue| {
+            let code = js_sys::Reflect::get(&e, &"code".into())
+                .ok()
+                .and_then(|c| c.as_string());
+            let message = js_sys::Reflect::get(&e, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+                .unwrap_or_else(|| format!("{e:?}"));
+            let code = match code.as_deref() {
+                Some("invalid_argument") => Code::InvalidArgument,
+                _ => Code::Internal,
+            };
+            Error::new(code, format!("the grammar module failed: {message}"))
+        };
+        let f: js_sys::Function = js_sys::Reflect::get(&self.0, &method.into())
+            .map_err(failed)?
+            .dyn_into()
+            .map_err(|_| Error::new(Code::Internal, format!("the constraint has no {method}()")))?;
+        f.apply(&self.0, args).map_err(failed)
+    }
+}
+
+impl TokenConstraint for JsConstraint {
+    fn allowed(&mut self) -> crate::Result<Vec<u32>> {
+        let bits = self.call("allowed", &js_sys::Array::new())?;
+        Ok(js_sys::Uint32Array::new(&bits).to_vec())
+    }
+
+    fn consume(&mut self, token: u32) -> crate::Result<()> {
+        self.call("consume", &js_sys::Array::of1(&token.into()))
+            .map(|_| ())
+    }
+
+    fn is_done(&mut self) -> bool {
+        self.call("isDone", &js_sys::Array::new())
+            .is_ok_and(|v| v.is_truthy())
+    }
+}
 
 fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
     if options.is_undefined() || options.is_null() {

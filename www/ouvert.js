@@ -42,6 +42,7 @@ const GENERATE_KEYS = [
   "topLogprobs",
   "truncate",
   "stopAtEos",
+  "responseFormat",
 ];
 // Options that stay in the page (the engine never sees them).
 const CALLER_KEYS = ["signal", "onPrefill", "onPiece"];
@@ -416,6 +417,7 @@ export class Engine {
       topLogprobs: body.logprobs ? Math.max(1, body.top_logprobs ?? 0) : 0,
       // A conversation longer than the context loses its oldest turns unless this is false.
       truncate: body.truncate,
+      responseFormat: responseFormat(body.response_format),
       signal: signal ?? body.signal,
     };
     // OpenAI's per-token entries: the token's own text, its bytes, its log-probability.
@@ -506,6 +508,23 @@ export class Engine {
     this.#disposed = true;
     this.#worker.terminate();
   }
+}
+
+/**
+ * OpenAI's `response_format` as the engine's `responseFormat`: `json_object`, `json_schema`
+ * (`{ json_schema: { name, schema, strict } }`; the output always follows the schema, strict
+ * or not), or `text`; the engine's own forms (`regex`, `grammar`) pass as they are.
+ */
+function responseFormat(format) {
+  if (format == null || format.type === "text") return undefined;
+  if (format.type !== "json_schema") return format;
+  const schema = format.json_schema?.schema;
+  if (schema == null || typeof schema !== "object")
+    throw new OuvertError(
+      "invalid_argument",
+      "response_format json_schema needs { json_schema: { name, schema } } with a JSON Schema object",
+    );
+  return { type: "json_schema", schema };
 }
 
 function contentText(content) {

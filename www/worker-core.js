@@ -134,18 +134,53 @@ async function generate({ id, prompt, options }) {
   } else {
     ids = prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
   }
+  const constraint = await constraintFor(options.responseFormat);
   post({ type: "prompt", id, ids: Array.from(ids), droppedMessages });
-  engine.start(ids, options);
-  for (;;) {
-    await yieldToEvents();
-    if (aborted.delete(id)) {
-      engine.cancel();
-      throw fail("aborted", "generation was aborted");
+  try {
+    engine.start(ids, options, constraint);
+    for (;;) {
+      await yieldToEvents();
+      if (aborted.delete(id)) {
+        engine.cancel();
+        throw fail("aborted", "generation was aborted");
+      }
+      const event = await engine.step();
+      post({ ...event, id });
+      if (event.type === "done") return;
     }
-    const event = await engine.step();
-    post({ ...event, id });
-    if (event.type === "done") return;
+  } finally {
+    engine.cancel(); // the engine lets go of the constraint before it is freed
+    constraint?.free();
   }
+}
+
+// Constrained decoding lives in a wasm module of its own (llguidance, ~0.5 MB gzipped),
+// loaded on the first request with a responseFormat; it reads the model's vocabulary once.
+let grammarModule = null;
+let vocabulary = null; // { engine, tokens }: the vocabulary of the engine it was read from
+
+async function constraintFor(format) {
+  if (format == null || format.type === "text") return undefined;
+  grammarModule ??= import("./wasm-grammar/ouvert.js").then(
+    async (m) => {
+      await m.default();
+      return m;
+    },
+    async (e) => {
+      grammarModule = null;
+      throw (
+        (await cspBlocked()) ??
+        fail("network", `the grammar module could not be loaded (${e.message}); try again`)
+      );
+    },
+  );
+  const m = await grammarModule;
+  if (vocabulary?.engine !== engine) {
+    vocabulary?.tokens.free();
+    const { bytes, ends, stopIds } = engine.grammarVocabulary();
+    vocabulary = { engine, tokens: new m.GrammarVocabulary(bytes, ends, stopIds) };
+  }
+  return vocabulary.tokens.matcher(JSON.stringify(format));
 }
 
 /**

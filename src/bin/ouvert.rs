@@ -4,6 +4,7 @@
 //!   ouvert generate --model PATH --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
 //!                   [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]...
 //!                   [--top-logprobs N] [--context N] [--chat] [--ignore-eos]
+//!                   [--response-format JSON]   e.g. '{"type":"regex","pattern":"[0-9]+"}'
 
 use ouvert::engine::{Engine, GenerateOptions, DEFAULT_CONTEXT};
 use ouvert::error::Code;
@@ -99,6 +100,12 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
                 stop: a.all("--stop").into_iter().map(str::to_owned).collect(),
                 stop_at_eos: !a.has("--ignore-eos"),
                 truncate: a.has("--truncate"),
+                response_format: match a.get("--response-format") {
+                    Some(f) => Some(serde_json::from_str(f).map_err(|e| {
+                        Error::new(Code::InvalidArgument, format!("--response-format: {e}"))
+                    })?),
+                    None => None,
+                },
                 ..d
             };
             let s = &mut opts.sampler;

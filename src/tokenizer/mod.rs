@@ -287,6 +287,18 @@ impl Tokenizer {
         self.pieces.get(id as usize).unwrap_or(&[])
     }
 
+    /// Each of the model's `vocab` output tokens as the constraint engine reads it: its
+    /// bytes, or for a control token 0xFF then its name (llguidance's convention), so a
+    /// grammar can name `<|im_end|>` but text never matches it.
+    pub fn grammar_words(&self, vocab: usize) -> Vec<Vec<u8>> {
+        (0..vocab as u32)
+            .map(|id| match (self.piece_bytes(id), self.token(id)) {
+                ([], Some(name)) => [&[0xff], name.as_bytes()].concat(),
+                (piece, _) => piece.to_vec(),
+            })
+            .collect()
+    }
+
     /// The vocabulary entry itself, as the model sees it (`▁the`, `<0x0A>`, `<bos>`).
     pub fn token(&self, id: u32) -> Option<&str> {
         self.inner.get_model().vocab().token(id)

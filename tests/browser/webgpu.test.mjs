@@ -112,7 +112,7 @@ test("on a WebGPU adapter: backend webgpu, llama.cpp's greedy tokens; a lost dev
   );
 });
 
-test("through the API, backend auto: the weights go to the GPU while the file downloads, and it gives llama.cpp's tokens", {
+test("through the API, backend auto: the weights go to the GPU while the file downloads, it gives llama.cpp's tokens, and a regex holds", {
   timeout: 600_000,
 }, async () => {
   const want = reference().prompts.find((p) => p.id === "one_word").llama_cpp;
@@ -122,8 +122,14 @@ test("through the API, backend auto: the weights go to the GPU while the file do
     async ({ url, ids, n }) => {
       const e = await Ouvert.createEngine({ model: url, backend: "auto", contextLength: 256 });
       const out = await e.complete({ ids }, { maxTokens: n, temperature: 0, stopAtEos: false });
+      // A constrained step reads back the whole row of logits, through the grammar module.
+      const date = await e.complete("La prise de la Bastille a eu lieu en", {
+        maxTokens: 8,
+        temperature: 0,
+        responseFormat: { type: "regex", pattern: " [0-9]{4}" },
+      });
       await e.dispose();
-      return { info: e.info, tokens: out.tokens };
+      return { info: e.info, tokens: out.tokens, date };
     },
     { url: `/models/${MODEL}`, ids: want.prompt_ids, n },
   );
@@ -134,6 +140,9 @@ test("through the API, backend auto: the weights go to the GPU while the file do
     `${r.info.streamedToGpu} bytes of weights went up while the file arrived`,
   );
   assert.deepEqual(r.tokens, want.greedy_ids.slice(0, n));
+  console.log(`  constrained on ${r.info.adapter}: ${JSON.stringify(r.date.text)}`);
+  assert.match(r.date.text, /^ \d{4}$/);
+  assert.equal(r.date.finishReason, "stop");
 });
 
 test("the instruct model on WebGPU: a chat answer equal to llama.cpp's, ending at <|im_end|>", {
