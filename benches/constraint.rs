@@ -40,11 +40,7 @@ fn main() {
         };
         let mut e = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 2048).unwrap();
         let prompt = if e.card.chat_template.is_some() {
-            e.encode_chat(&[Message {
-                role: "user".into(),
-                content: question.into(),
-            }])
-            .unwrap()
+            e.encode_chat(&[Message::new("user", question)]).unwrap()
         } else {
             e.encode(question).unwrap()
         };

@@ -201,7 +201,7 @@ export type Prompt =
   | number[]
   | Uint32Array
   | { ids: number[] | Uint32Array }
-  | { messages: ChatMessage[] };
+  | { messages: ChatMessage[]; tools?: Tool[] };
 
 export interface Generation extends AsyncIterable<Piece> {
   /** The whole completion, once generation ends. */
@@ -211,8 +211,26 @@ export interface Generation extends AsyncIterable<Piece> {
 }
 
 export interface ChatMessage {
-  role: "system" | "user" | "assistant" | string;
-  content: string | { type: "text"; text: string }[];
+  role: "system" | "user" | "assistant" | "tool" | string;
+  content: string | { type: "text"; text: string }[] | null;
+  /** An assistant's calls (as a chat completion returned them). */
+  tool_calls?: ToolCall[];
+  /** A `tool` message: the call it answers. */
+  tool_call_id?: string;
+  name?: string;
+}
+
+/** A function the model may call (OpenAI's definition). */
+export interface Tool {
+  type: "function";
+  function: { name: string; description?: string; parameters?: object };
+}
+
+export interface ToolCall {
+  id: string;
+  type: "function";
+  /** `arguments` is JSON text. */
+  function: { name: string; arguments: string };
 }
 
 export interface ChatCompletionRequest {
@@ -236,6 +254,17 @@ export interface ChatCompletionRequest {
   truncate?: boolean;
   /** A last chunk with `usage` (and no choices). */
   stream_options?: { include_usage?: boolean };
+  /**
+   * Functions the model may call, told to it through its chat template. The answer's calls
+   * come as `message.tool_calls` (finish_reason "tool_calls"); send each result back as a
+   * `{ role: "tool", tool_call_id, content }` message.
+   */
+  tools?: Tool[];
+  /**
+   * "auto" (default): the model chooses; "none": the tools are not offered; "required" or a
+   * named function: the answer is one call, its arguments held to the function's `parameters`.
+   */
+  tool_choice?: "auto" | "none" | "required" | { type: "function"; function: { name: string } };
   /** OpenAI's forms (`strict` or not, the output follows the schema), or Ouvert's `regex` and `grammar`. */
   response_format?:
     | { type: "text" }
@@ -272,9 +301,9 @@ export interface ChatCompletion {
   model: string;
   choices: {
     index: 0;
-    message: { role: "assistant"; content: string };
+    message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] };
     logprobs: ChatCompletionLogprobs | null;
-    finish_reason: "stop" | "length";
+    finish_reason: "stop" | "length" | "tool_calls";
   }[];
   usage: ChatCompletionUsage;
   /** Ouvert: oldest messages left out because the conversation outgrew the context. */
@@ -288,9 +317,9 @@ export interface ChatCompletionChunk {
   model: string;
   choices: {
     index: 0;
-    delta: { role?: "assistant"; content?: string };
+    delta: { role?: "assistant"; content?: string; tool_calls?: (ToolCall & { index: number })[] };
     logprobs: ChatCompletionLogprobs | null;
-    finish_reason: "stop" | "length" | null;
+    finish_reason: "stop" | "length" | "tool_calls" | null;
   }[];
   /** On the first chunk: oldest messages left out because the conversation outgrew the context. */
   dropped_messages?: number;

@@ -5,10 +5,92 @@ use crate::error::{Code, Error, Result};
 use crate::gguf::{Gguf, Value};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One message of a conversation, with OpenAI's tool fields: an assistant's `tool_calls`,
+/// and a `tool` message's `tool_call_id` and `name`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Message {
     pub role: String,
+    #[serde(default)]
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Self {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A function the assistant called, as templates read it: `arguments` is an object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// What a model without a tools section in its template is told (the Hermes format, which
+/// Qwen's own template also uses, so one parser reads every model's calls).
+fn tools_preamble(tools: &[serde_json::Value]) -> String {
+    let list: Vec<String> = tools.iter().map(|t| t.to_string()).collect();
+    format!(
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{}\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{{\"name\": <function-name>, \"arguments\": <args-json-object>}}\n</tool_call>",
+        list.join("\n")
+    )
+}
+
+/// The conversation in plain turns, for a template that knows no tools: the list in the
+/// system message, calls and results as text in the Hermes format.
+fn tools_as_text(messages: &[Message], tools: &[serde_json::Value]) -> Vec<Message> {
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    let preamble = tools_preamble(tools);
+    match messages.first() {
+        Some(m) if m.role == "system" => out.push(Message::new(
+            "system",
+            &format!("{}\n\n{preamble}", m.content),
+        )),
+        _ => out.push(Message::new("system", &preamble)),
+    }
+    let rest = messages.iter().skip(usize::from(
+        messages.first().is_some_and(|m| m.role == "system"),
+    ));
+    for m in rest {
+        let mut text = m.content.clone();
+        for c in &m.tool_calls {
+            let call =
+                serde_json::json!({ "name": c.function.name, "arguments": c.function.arguments });
+            text.push_str(&format!("\n<tool_call>\n{call}\n</tool_call>"));
+        }
+        match m.role.as_str() {
+            "tool" => out.push(Message::new(
+                "user",
+                &format!("<tool_response>\n{text}\n</tool_response>"),
+            )),
+            role => out.push(Message::new(role, text.trim_start())),
+        }
+    }
+    out
 }
 
 /// Gemma's turn markers, as in its Hugging Face chat template: a system message is folded
@@ -74,9 +156,33 @@ impl ChatTemplate {
 
     /// The prompt text for `messages`, ending with the opening of the assistant's turn.
     pub fn render(&self, messages: &[Message]) -> Result<String> {
+        self.render_with_tools(messages, &[])
+    }
+
+    /// `render`, telling the model of `tools` (OpenAI's `[{type: "function", function: {name,
+    /// description, parameters}}]`): through the template's own tools section when it has
+    /// one, else in the system message (`tools_as_text`).
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools: &[serde_json::Value],
+    ) -> Result<String> {
         if messages.is_empty() {
             crate::bail!(Code::InvalidArgument, "a chat needs at least one message");
         }
+        let has_tools_section = self.source.contains("tools");
+        let plain;
+        let messages = if has_tools_section
+            || (tools.is_empty()
+                && !messages
+                    .iter()
+                    .any(|m| m.role == "tool" || !m.tool_calls.is_empty()))
+        {
+            messages
+        } else {
+            plain = tools_as_text(messages, tools);
+            &plain
+        };
         let mut env = minijinja::Environment::new();
         // As Hugging Face's apply_chat_template runs Jinja, which the templates are written for.
         env.set_trim_blocks(true);
@@ -87,6 +193,7 @@ impl ChatTemplate {
             TEMPLATE_FUEL_PER_MESSAGE * (messages.len() as u64 + 1),
         ));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("tojson", tojson);
         env.add_function(
             "raise_exception",
             |msg: String| -> std::result::Result<String, minijinja::Error> {
@@ -103,8 +210,10 @@ impl ChatTemplate {
             )
         };
         env.add_template("chat", &self.source).map_err(fail)?;
+        let tools = (has_tools_section && !tools.is_empty()).then_some(tools);
         let ctx = minijinja::context! {
             messages => messages,
+            tools => tools,
             add_generation_prompt => true,
             bos_token => self.bos,
             eos_token => self.eos,
@@ -118,6 +227,63 @@ impl ChatTemplate {
 
 const TEMPLATE_FUEL_PER_MESSAGE: u64 = 200_000;
 
+/// Jinja's `tojson` as Hugging Face's chat templates run it (Python's `json.dumps`, non-ASCII
+/// kept): `{"a": 1, "b": [2, 3]}`, or with `indent=n` one item per line.
+fn tojson(
+    value: minijinja::Value,
+    kwargs: minijinja::value::Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    use serde::Serialize;
+    let indent: Option<usize> = kwargs.get("indent")?;
+    kwargs.assert_all_used()?;
+    let mut out = Vec::new();
+    let written = match indent {
+        Some(n) => {
+            let pad = vec![b' '; n];
+            let f = serde_json::ser::PrettyFormatter::with_indent(&pad);
+            value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, f))
+        }
+        None => value.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, PythonJson,
+        )),
+    };
+    written.map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+    })?;
+    Ok(String::from_utf8(out).expect("JSON is UTF-8"))
+}
+
+/// `json.dumps`'s default separators: ", " between items, ": " after a key.
+struct PythonJson;
+
+impl serde_json::ser::Formatter for PythonJson {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,10 +295,7 @@ mod tests {
             bos: "<bos>".into(),
             eos: "<eos>".into(),
         };
-        let m = |r: &str, c: &str| Message {
-            role: r.into(),
-            content: c.into(),
-        };
+        let m = Message::new;
         let out = t
             .render(&[
                 m("system", "Be brief."),
@@ -148,18 +311,59 @@ mod tests {
     }
 
     #[test]
+    fn tools_go_in_the_system_message_of_a_template_without_a_tools_section() {
+        let t = ChatTemplate {
+            source: GEMMA_TEMPLATE.into(),
+            bos: "<bos>".into(),
+            eos: "<eos>".into(),
+        };
+        let tool = serde_json::json!({ "type": "function", "function": { "name": "meteo" } });
+        let mut call = Message::new("assistant", "");
+        call.tool_calls = vec![ToolCall {
+            id: Some("c1".into()),
+            kind: "function".into(),
+            function: FunctionCall {
+                name: "meteo".into(),
+                arguments: serde_json::json!({ "ville": "Lyon" }),
+            },
+        }];
+        let out = t
+            .render_with_tools(
+                &[
+                    Message::new("user", "Quel temps ?"),
+                    call,
+                    Message::new("tool", "12 °C"),
+                ],
+                &[tool],
+            )
+            .unwrap();
+        assert!(
+            out.starts_with("<bos><start_of_turn>user\n# Tools"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "<tools>\n{\"type\":\"function\",\"function\":{\"name\":\"meteo\"}}\n</tools>"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("<start_of_turn>model\n<tool_call>\n{\"name\":\"meteo\",\"arguments\":{\"ville\":\"Lyon\"}}\n</tool_call><end_of_turn>"), "{out}");
+        assert!(
+            out.contains(
+                "<start_of_turn>user\n<tool_response>\n12 °C\n</tool_response><end_of_turn>"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn a_template_that_never_ends_is_an_error() {
         let t = ChatTemplate {
             source: "{% for a in range(10000) %}{% for b in range(10000) %}{{ a }}{% endfor %}{% endfor %}".into(),
             bos: String::new(),
             eos: String::new(),
         };
-        let err = t
-            .render(&[Message {
-                role: "user".into(),
-                content: "hi".into(),
-            }])
-            .unwrap_err();
+        let err = t.render(&[Message::new("user", "hi")]).unwrap_err();
         assert_eq!(err.code, "invalid_chat");
     }
 }

@@ -269,13 +269,22 @@ impl Engine {
 
     /// Prompt ids for a conversation, through the model's chat template.
     pub fn encode_chat(&mut self, messages: &[Message]) -> Result<Vec<u32>> {
+        self.encode_chat_with_tools(messages, &[])
+    }
+
+    /// `encode_chat`, the model told of `tools` it may call (OpenAI's tool definitions).
+    pub fn encode_chat_with_tools(
+        &mut self,
+        messages: &[Message],
+        tools: &[serde_json::Value],
+    ) -> Result<Vec<u32>> {
         let Some(t) = &self.chat else {
             bail!(
                 Code::InvalidChat,
                 "this model has no chat template; use plain completion instead"
             );
         };
-        let text = t.render(messages)?;
+        let text = t.render_with_tools(messages, tools)?;
         let mut ids = self.tokenizer.encode(&text, false, true)?;
         if let Some(bos) = self.tokenizer.bos.filter(|_| self.tokenizer.add_bos) {
             if ids.first() != Some(&bos) {
@@ -291,13 +300,14 @@ impl Engine {
     pub fn encode_chat_fitting(
         &mut self,
         messages: &[Message],
+        tools: &[serde_json::Value],
         reserve: usize,
     ) -> Result<ChatPrompt> {
         let system = messages.iter().take_while(|m| m.role == "system").count();
         let mut kept = messages.to_vec();
         let mut dropped = 0;
         loop {
-            let ids = self.encode_chat(&kept)?;
+            let ids = self.encode_chat_with_tools(&kept, tools)?;
             if ids.len() + reserve <= self.context() {
                 return Ok(ChatPrompt {
                     ids,

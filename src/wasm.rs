@@ -27,7 +27,20 @@ fn chat_messages(messages: JsValue) -> Result<Vec<Message>, JsValue> {
     serde_wasm_bindgen::from_value(messages).map_err(|e| {
         js_error(Error::new(
             Code::InvalidArgument,
-            format!("messages must be [{{role, content}}] with string fields: {e}"),
+            format!("messages must be [{{role, content}}] with string fields (and tool_calls, tool_call_id, name for tools): {e}"),
+        ))
+    })
+}
+
+/// OpenAI's tool definitions, passed to the chat template as they are.
+fn chat_tools(tools: JsValue) -> Result<Vec<serde_json::Value>, JsValue> {
+    if tools.is_undefined() || tools.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_wasm_bindgen::from_value(tools).map_err(|e| {
+        js_error(Error::new(
+            Code::InvalidArgument,
+            format!("tools must be an array of tool definitions: {e}"),
         ))
     })
 }
@@ -367,12 +380,16 @@ impl WasmEngine {
             .collect())
     }
 
-    /// Prompt ids of a conversation (`[{role, content}]`) through the model's chat template.
+    /// Prompt ids of a conversation (`[{role, content}]`) through the model's chat template,
+    /// with the `tools` it may call (OpenAI's definitions), if any.
     #[wasm_bindgen(js_name = encodeChat)]
-    pub fn encode_chat(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
+    pub fn encode_chat(&self, messages: JsValue, tools: JsValue) -> Result<Vec<u32>, JsValue> {
         let messages = chat_messages(messages)?;
+        let tools = chat_tools(tools)?;
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        i.engine.encode_chat(&messages).map_err(js_error)
+        i.engine
+            .encode_chat_with_tools(&messages, &tools)
+            .map_err(js_error)
     }
 
     /// `{ids, droppedMessages}`: a conversation's prompt ids leaving room for the answer
@@ -383,13 +400,15 @@ impl WasmEngine {
         &self,
         messages: JsValue,
         options: JsValue,
+        tools: JsValue,
     ) -> Result<JsValue, JsValue> {
         let messages = chat_messages(messages)?;
+        let tools = chat_tools(tools)?;
         let reserve = generate_options(options)?.max_tokens;
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
         to_js(
             &i.engine
-                .encode_chat_fitting(&messages, reserve)
+                .encode_chat_fitting(&messages, &tools, reserve)
                 .map_err(js_error)?,
         )
     }

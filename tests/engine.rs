@@ -276,12 +276,7 @@ fn an_abort_leaves_the_engine_as_good_as_new() {
 #[test]
 fn chat_uses_gemma_turns() {
     let mut e = engine(256);
-    let ids = e
-        .encode_chat(&[Message {
-            role: "user".into(),
-            content: "bonjour".into(),
-        }])
-        .unwrap();
+    let ids = e.encode_chat(&[Message::new("user", "bonjour")]).unwrap();
     let start = e.tokenizer.token_id("<start_of_turn>").unwrap();
     let end = e.tokenizer.token_id("<end_of_turn>").unwrap();
     assert_eq!(ids[0], 2, "one BOS");

@@ -21,10 +21,7 @@ fn engine(context: usize) -> Engine {
 }
 
 fn message(role: &str, content: &str) -> Message {
-    Message {
-        role: role.into(),
-        content: content.into(),
-    }
+    Message::new(role, content)
 }
 
 fn messages(v: &serde_json::Value) -> Vec<Message> {
@@ -169,7 +166,7 @@ fn a_long_conversation_drops_its_oldest_turns() {
     }
     chat.push(message("user", "And what is 7 times 6?"));
     let whole = e.encode_chat(&chat).unwrap().len();
-    let fitted = e.encode_chat_fitting(&chat, 64).unwrap();
+    let fitted = e.encode_chat_fitting(&chat, &[], 64).unwrap();
     assert!(
         whole + 64 > 256,
         "the conversation ({whole} tokens) must not fit"
@@ -198,13 +195,15 @@ fn a_long_conversation_drops_its_oldest_turns() {
         message("user", &"word ".repeat(400)),
     ];
     assert_eq!(
-        e.encode_chat_fitting(&huge, 64).unwrap_err().code,
+        e.encode_chat_fitting(&huge, &[], 64).unwrap_err().code,
         "context_overflow"
     );
     // Nothing but a system prompt, too long: an error, not a panic (which kills a worker).
     let only_system = vec![message("system", &"word ".repeat(400))];
     assert_eq!(
-        e.encode_chat_fitting(&only_system, 64).unwrap_err().code,
+        e.encode_chat_fitting(&only_system, &[], 64)
+            .unwrap_err()
+            .code,
         "context_overflow"
     );
 }

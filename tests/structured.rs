@@ -23,10 +23,7 @@ fn ask(
     format: ResponseFormat,
     max_tokens: usize,
 ) -> ouvert::Result<Output> {
-    let prompt = e.encode_chat(&[Message {
-        role: "user".into(),
-        content: question.into(),
-    }])?;
+    let prompt = e.encode_chat(&[Message::new("user", question)])?;
     let opts = GenerateOptions {
         max_tokens,
         sampler: SamplerConfig::greedy(),
@@ -227,4 +224,92 @@ fn a_constraint_holds_on_the_gpu() {
         out.text
     );
     assert_eq!(out.tokens, run(&mut on_cpu).tokens, "as on the CPU");
+}
+
+/// Tools through the file's own template (Qwen's tools section), the call required as the
+/// page's `tool_choice: "required"` asks: a `<tool_call>` whose JSON names the function with
+/// arguments valid under its parameters; the result sent back as a `tool` message gives an
+/// answer that uses it.
+#[test]
+fn a_tool_call_and_its_result_through_the_template() {
+    use ouvert::chat::{FunctionCall, ToolCall};
+    let mut e = engine();
+    let parameters = json!({
+        "type": "object",
+        "properties": { "ville": { "type": "string" }, "unite": { "enum": ["celsius", "fahrenheit"] } },
+        "required": ["ville", "unite"]
+    });
+    let tools = [json!({ "type": "function", "function": {
+        "name": "meteo",
+        "description": "La météo actuelle d'une ville",
+        "parameters": parameters
+    }})];
+    let mut chat = vec![
+        Message::new("system", "Tu es un assistant météo. Quand un outil te donne son résultat, réponds à l'utilisateur en une phrase."),
+        Message::new("user", "Quel temps fait-il à Lyon ?"),
+    ];
+    let prompt = e.encode_chat_with_tools(&chat, &tools).unwrap();
+    let text = e.tokenizer.decode(&prompt);
+    assert!(
+        text.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"meteo\""),
+        "{text}"
+    );
+    let call_schema = json!({
+        "type": "object",
+        "properties": { "name": { "const": "meteo" }, "arguments": parameters },
+        "required": ["name", "arguments"],
+        "additionalProperties": false,
+        "x-guidance": { "whitespace_flexible": false, "item_separator": ", ", "key_separator": ": " }
+    });
+    let required = format(json!({ "type": "grammar", "lark": format!(
+        "start: \"<tool_call>\\n\" call \"\\n</tool_call>\"\ncall: %json {call_schema}"
+    ) }));
+    let greedy = |format| GenerateOptions {
+        max_tokens: 48,
+        sampler: SamplerConfig::greedy(),
+        response_format: format,
+        ..Default::default()
+    };
+    let out = e
+        .generate(&prompt, &greedy(Some(required)), &mut |_| true)
+        .unwrap();
+    eprintln!("call: {}", out.text);
+    assert_eq!(out.finish_reason, FinishReason::Stop);
+    let json = out
+        .text
+        .strip_prefix("<tool_call>\n")
+        .and_then(|t| t.strip_suffix("\n</tool_call>"))
+        .unwrap_or_else(|| panic!("{}", out.text));
+    let call: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(call["name"], "meteo");
+    assert!(call["arguments"]["ville"]
+        .as_str()
+        .unwrap()
+        .eq_ignore_ascii_case("lyon"));
+    assert!(["celsius", "fahrenheit"].contains(&call["arguments"]["unite"].as_str().unwrap()));
+
+    let mut answer = Message::new("assistant", "");
+    answer.tool_calls = vec![ToolCall {
+        id: Some("call_1".into()),
+        kind: "function".into(),
+        function: FunctionCall {
+            name: "meteo".into(),
+            arguments: call["arguments"].clone(),
+        },
+    }];
+    let mut result = Message::new("tool", "Lyon : 12 °C, ciel pluvieux.");
+    result.tool_call_id = Some("call_1".into());
+    chat.extend([answer, result]);
+    let prompt = e.encode_chat_with_tools(&chat, &tools).unwrap();
+    let text_only = format(json!({ "type": "regex", "pattern": "[A-Za-zÀ-ÿ][^<{}`]*" }));
+    assert!(e
+        .tokenizer
+        .decode(&prompt)
+        .contains("<tool_response>\nLyon : 12 °C"));
+    let out = e
+        .generate(&prompt, &greedy(Some(text_only)), &mut |_| true)
+        .unwrap();
+    eprintln!("answer: {}", out.text);
+    assert!(out.text.contains("12"), "{}", out.text);
+    assert!(!out.text.contains("<tool_call>"), "{}", out.text);
 }

@@ -229,10 +229,7 @@ fn chat_templates_from_the_file_render_as_hugging_face_does() {
     use ouvert::chat::{ChatTemplate, Message};
     use ouvert::gguf::Gguf;
     let dir = tiny_dir();
-    let m = |role: &str, content: &str| Message {
-        role: role.into(),
-        content: content.into(),
-    };
+    let m = |role: &str, content: &str| Message::new(role, content);
     let messages = [m("system", "Be brief."), m("user", "Hi")];
     for (name, want) in [
         ("qwen2.5", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),

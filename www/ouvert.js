@@ -269,12 +269,7 @@ export class Engine {
           : prompt?.ids
             ? { ids: Array.from(prompt.ids) }
             : prompt?.messages
-              ? {
-                  messages: prompt.messages.map(({ role, content }) => ({
-                    role,
-                    content: String(content),
-                  })),
-                }
+              ? { messages: prompt.messages.map(engineMessage), tools: prompt.tools }
               : null;
 
     const pieces = []; // not yet taken by the iterator
@@ -436,10 +431,9 @@ export class Engine {
             refusal: null,
           }
         : null;
-    const run = this.generate(
-      { messages: messages.map((m) => ({ role: m.role, content: contentText(m.content) })) },
-      options,
-    );
+    const tools = chatTools(body.tools, body.tool_choice);
+    if (tools.required) options.responseFormat = tools.required;
+    const run = this.generate({ messages, tools: tools.list }, options);
     const meta = {
       id: `chatcmpl-${crypto.randomUUID()}`,
       created: Math.floor(Date.now() / 1000),
@@ -457,15 +451,20 @@ export class Engine {
       const pieces = [];
       for await (const p of run) pieces.push(p);
       const r = await run.result;
+      const { content, calls } = tools.list ? toolCalls(r.text) : { content: r.text, calls: [] };
       return {
         ...meta,
         object: "chat.completion",
         choices: [
           {
             index: 0,
-            message: { role: "assistant", content: r.text },
+            message: {
+              role: "assistant",
+              content,
+              ...(calls.length && { tool_calls: calls }),
+            },
             logprobs: logprobs(pieces),
-            finish_reason: reason(r.finishReason),
+            finish_reason: calls.length ? "tool_calls" : reason(r.finishReason),
           },
         ],
         usage: usage(r.stats),
@@ -486,15 +485,29 @@ export class Engine {
       // A token whose text is held back (part of a character, or of a possible stop string)
       // reports its log-probability with the next chunk that has text.
       let pending = [];
+      // With tools, text from a possible "<tool_call>" on is held: calls come as tool_calls.
+      let text = "",
+        shown = 0;
       for await (const piece of run) {
         pending.push(piece);
-        if (piece.text) {
-          yield chunk({ content: piece.text }, pending);
+        text += piece.text;
+        const show = tools.list ? textBeforeCall(text) : text.length;
+        if (show > shown) {
+          yield chunk({ content: text.slice(shown, show) }, pending);
+          shown = show;
           pending = [];
         }
       }
       const r = await run.result;
-      yield chunk({}, pending, reason(r.finishReason));
+      const { calls } = tools.list ? toolCalls(r.text) : { calls: [] };
+      if (calls.length) {
+        yield chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }, pending);
+        pending = [];
+      } else if (text.length > shown) {
+        yield chunk({ content: text.slice(shown) }, pending);
+        pending = [];
+      }
+      yield chunk({}, pending, calls.length ? "tool_calls" : reason(r.finishReason));
       if (body.stream_options?.include_usage) {
         yield { ...meta, object: "chat.completion.chunk", choices: [], usage: usage(r.stats) };
       }
@@ -525,6 +538,140 @@ function responseFormat(format) {
       "response_format json_schema needs { json_schema: { name, schema } } with a JSON Schema object",
     );
   return { type: "json_schema", schema };
+}
+
+/** A chat message as the engine reads it: text content, and the tool fields. */
+function engineMessage(m) {
+  const out = { role: m.role, content: contentText(m.content) };
+  if (Array.isArray(m.tool_calls))
+    out.tool_calls = m.tool_calls.map((c) => ({
+      id: c.id,
+      type: "function",
+      function: { name: c.function?.name, arguments: parseArguments(c.function?.arguments) },
+    }));
+  if (m.tool_call_id != null) out.tool_call_id = String(m.tool_call_id);
+  if (m.name != null) out.name = String(m.name);
+  return out;
+}
+
+// Templates write a call's arguments as JSON themselves: they take the object.
+function parseArguments(args) {
+  if (typeof args !== "string") return args ?? {};
+  try {
+    return JSON.parse(args);
+  } catch {
+    return args;
+  }
+}
+
+/**
+ * OpenAI's `tools` and `tool_choice`: the list the chat template is given (none for "none"),
+ * and for "required" or a named function the grammar the answer is held to: one call in
+ * the Hermes format (`<tool_call>{"name": …, "arguments": …}</tool_call>`, which Qwen's
+ * template asks for and which models without a tools section are told), its arguments
+ * valid under the function's `parameters`.
+ */
+function chatTools(tools, choice = "auto") {
+  if (tools == null || tools.length === 0 || choice === "none") return { list: undefined };
+  if (!Array.isArray(tools))
+    throw new OuvertError(
+      "invalid_argument",
+      'tools must be an array of { type: "function", function }',
+    );
+  const fns = tools.map((t, i) => {
+    const f = t?.function;
+    if (t?.type !== "function" || typeof f?.name !== "string" || !/^[\w.-]{1,64}$/.test(f.name))
+      throw new OuvertError(
+        "invalid_argument",
+        `tools[${i}] must be { type: "function", function: { name, description?, parameters? } } with a name of letters, digits, _, . or - (at most 64)`,
+      );
+    const parameters = f.parameters ?? { type: "object", properties: {} };
+    if (typeof parameters !== "object" || Array.isArray(parameters))
+      throw new OuvertError(
+        "invalid_argument",
+        `tools[${i}].function.parameters must be a JSON Schema object`,
+      );
+    return { name: f.name, parameters };
+  });
+  let required = null;
+  if (choice === "required" || typeof choice === "object") {
+    let allowed = fns;
+    if (typeof choice === "object") {
+      allowed = fns.filter((f) => f.name === choice?.function?.name);
+      if (!allowed.length)
+        throw new OuvertError(
+          "invalid_argument",
+          `tool_choice names ${JSON.stringify(choice?.function?.name)}, which is not among the tools (${fns.map((f) => f.name).join(", ")})`,
+        );
+    }
+    const call = (f) => ({
+      type: "object",
+      properties: { name: { const: f.name }, arguments: f.parameters },
+      required: ["name", "arguments"],
+      additionalProperties: false,
+    });
+    const schema = allowed.length === 1 ? call(allowed[0]) : { anyOf: allowed.map(call) };
+    schema["x-guidance"] = {
+      whitespace_flexible: false,
+      item_separator: ", ",
+      key_separator: ": ",
+    };
+    required = {
+      type: "grammar",
+      lark: `start: "<tool_call>\\n" call "\\n</tool_call>"\ncall: %json ${JSON.stringify(schema)}`,
+    };
+  } else if (choice !== "auto") {
+    throw new OuvertError(
+      "invalid_argument",
+      'tool_choice is "auto", "none", "required" or { type: "function", function: { name } }',
+    );
+  }
+  return { list: tools, required };
+}
+
+const CALL = /<tool_call>\s*([\s\S]*?)\s*(?:<\/tool_call>|$)/g;
+
+/** Where shown text must stop: before a "<tool_call>" or what may still become one. */
+function textBeforeCall(text) {
+  const at = text.indexOf("<tool_call>");
+  if (at >= 0) return at;
+  for (let n = Math.min(text.length, 10); n > 0; n--)
+    if ("<tool_call>".startsWith(text.slice(-n))) return text.length - n;
+  return text.length;
+}
+
+/**
+ * The calls in a model's answer, as OpenAI's `tool_calls` (arguments as a JSON string):
+ * `<tool_call>` blocks (Hermes, Qwen), or an answer that is one JSON object with a name and
+ * arguments or parameters (Llama 3.x), bare or in a code block. The text outside them is the
+ * content (or null).
+ */
+function toolCalls(text) {
+  const found = [];
+  const call = (json) => {
+    try {
+      const v = JSON.parse(json);
+      const args = v?.arguments ?? v?.parameters;
+      if (typeof v?.name !== "string" || args === undefined) return false;
+      found.push({
+        id: `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`,
+        type: "function",
+        function: {
+          name: v.name,
+          arguments: typeof args === "string" ? args : JSON.stringify(args),
+        },
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let rest = text.replace(CALL, (whole, json) => (call(json) ? "" : whole));
+  // A whole answer that is one call, bare or in a code block (small models write both).
+  const whole = text.trim().replace(/^```(?:json)?\s*([\s\S]*?)\s*```$/, "$1");
+  if (!found.length && whole.startsWith("{") && call(whole)) rest = "";
+  rest = rest.trim();
+  return { content: rest || (found.length ? null : text), calls: found };
 }
 
 function contentText(content) {

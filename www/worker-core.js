@@ -128,9 +128,9 @@ async function generate({ id, prompt, options }) {
   let ids;
   let droppedMessages = 0;
   if (prompt.messages && options.truncate !== false) {
-    ({ ids, droppedMessages } = engine.encodeChatFitting(prompt.messages, options));
+    ({ ids, droppedMessages } = engine.encodeChatFitting(prompt.messages, options, prompt.tools));
   } else if (prompt.messages) {
-    ids = engine.encodeChat(prompt.messages);
+    ids = engine.encodeChat(prompt.messages, prompt.tools);
   } else {
     ids = prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
   }

@@ -118,10 +118,7 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             s.top_logprobs = a.num("--top-logprobs", 0)?;
             let prompt = a.need("--prompt")?;
             let ids = if a.has("--chat") {
-                engine.encode_chat(&[ouvert::chat::Message {
-                    role: "user".into(),
-                    content: prompt.into(),
-                }])?
+                engine.encode_chat(&[ouvert::chat::Message::new("user", prompt)])?
             } else {
                 engine.encode(prompt)?
             };

@@ -166,3 +166,141 @@ test("an output cut by maxTokens says so; bad formats are named before any token
   assert.equal(again.text, first.text, "the same answer after the errors");
   assert.equal(again.finishReason, first.finishReason);
 });
+
+const METEO = {
+  type: "function",
+  function: {
+    name: "meteo",
+    description: "La météo actuelle d'une ville",
+    parameters: {
+      type: "object",
+      properties: { ville: { type: "string" }, unite: { enum: ["celsius", "fahrenheit"] } },
+      required: ["ville", "unite"],
+    },
+  },
+};
+const HEURE = {
+  type: "function",
+  function: {
+    name: "heure",
+    description: "L'heure qu'il est dans un fuseau horaire",
+    parameters: {
+      type: "object",
+      properties: { fuseau: { type: "string" } },
+      required: ["fuseau"],
+    },
+  },
+};
+const chat = (body) =>
+  page.evaluate(async (body) => {
+    try {
+      const c = await engine.chat.completions.create({ temperature: 0, max_tokens: 64, ...body });
+      if (!body.stream) return c;
+      const chunks = [];
+      for await (const k of c) chunks.push(k);
+      return { chunks };
+    } catch (e) {
+      return { error: { code: e.code, message: e.message } };
+    }
+  }, body);
+
+test("tool calls: OpenAI tool_calls whose arguments validate, streamed too; the result sent back gives an answer", {
+  timeout: 300_000,
+}, async () => {
+  const validArgs = new Ajv().compile(METEO.function.parameters);
+  const user = { role: "user", content: "Quel temps fait-il à Lyon ?" };
+  // auto: the model chooses; asked to, it calls (this model writes the call as bare JSON).
+  const auto = await chat({
+    messages: [{ role: "user", content: "Quel temps fait-il à Lyon ? Appelle l'outil meteo." }],
+    tools: [METEO],
+  });
+  console.log("  auto:", JSON.stringify(auto.choices[0].message));
+  assert.equal(auto.choices[0].finish_reason, "tool_calls");
+  assert.equal(auto.choices[0].message.tool_calls[0].function.name, "meteo");
+  // required, and a named function among two: held to the function's parameters.
+  const required = await chat({ messages: [user], tools: [HEURE, METEO], tool_choice: "required" });
+  const named = await chat({
+    messages: [user],
+    tools: [HEURE, METEO],
+    tool_choice: { type: "function", function: { name: "meteo" } },
+  });
+  for (const c of [required, named]) {
+    const m = c.choices[0].message;
+    console.log("  required:", JSON.stringify(m));
+    assert.equal(c.choices[0].finish_reason, "tool_calls");
+    assert.equal(m.content, null);
+    assert.equal(m.tool_calls.length, 1);
+    assert.match(m.tool_calls[0].id, /^call_/);
+    const args = JSON.parse(m.tool_calls[0].function.arguments);
+    if (m.tool_calls[0].function.name === "meteo")
+      assert.ok(validArgs(args), JSON.stringify(validArgs.errors));
+    else assert.equal(typeof args.fuseau, "string");
+  }
+  assert.equal(named.choices[0].message.tool_calls[0].function.name, "meteo");
+  // Streamed: the call comes as a tool_calls delta, never as content.
+  const { chunks } = await chat({
+    messages: [user],
+    tools: [METEO],
+    tool_choice: "required",
+    stream: true,
+  });
+  const deltas = chunks.map((k) => k.choices[0]?.delta ?? {});
+  assert.equal(deltas.map((d) => d.content ?? "").join(""), "");
+  assert.deepEqual(
+    deltas.flatMap((d) => d.tool_calls ?? []).map((t) => [t.index, t.function.name]),
+    [[0, "meteo"]],
+  );
+  assert.equal(chunks.at(-1).choices[0].finish_reason, "tool_calls");
+  // The result back as a tool message. This 0.5B model, offered the tools again, repeats
+  // the call: the answer is held to prose (Ouvert's regex form) to show the round trip.
+  const call = named.choices[0].message.tool_calls[0];
+  const answer = await chat({
+    messages: [
+      {
+        role: "system",
+        content:
+          "Tu es un assistant météo. Quand un outil te donne son résultat, réponds à l'utilisateur en une phrase.",
+      },
+      user,
+      { role: "assistant", content: null, tool_calls: [call] },
+      { role: "tool", tool_call_id: call.id, content: "Lyon : 12 °C, ciel pluvieux." },
+    ],
+    tools: [METEO],
+    response_format: { type: "regex", pattern: "[A-Za-zÀ-ÿ][^<{}`]*" },
+  });
+  console.log("  answer:", answer.choices[0].message.content);
+  assert.equal(answer.choices[0].finish_reason, "stop");
+  assert.match(answer.choices[0].message.content, /12/);
+});
+
+test("bad tool definitions and choices are named; the engine goes on", {
+  timeout: 120_000,
+}, async () => {
+  const user = { role: "user", content: "Bonjour" };
+  const bad = [
+    [{ tools: [{ type: "function", function: {} }] }, /tools\[0\]/],
+    [{ tools: [{ type: "function", function: { name: "a b" } }] }, /name of letters/],
+    [{ tools: [{ type: "function", function: { name: "f", parameters: 3 } }] }, /parameters/],
+    [{ tools: [METEO], tool_choice: { type: "function", function: { name: "pluie" } } }, /pluie/],
+    [{ tools: [METEO], tool_choice: "sometimes" }, /tool_choice/],
+    [
+      {
+        tools: [
+          {
+            type: "function",
+            function: { name: "f", parameters: { type: "object", unevaluatedProperties: false } },
+          },
+        ],
+        tool_choice: "required",
+      },
+      /unevaluatedProperties/,
+    ],
+  ];
+  for (const [body, message] of bad) {
+    const r = await chat({ messages: [user], ...body });
+    assert.equal(r.error?.code, "invalid_argument", JSON.stringify(body));
+    assert.match(r.error.message, message);
+  }
+  const ok = await chat({ messages: [user], max_tokens: 4 });
+  assert.ok(ok.choices[0].message.content.length > 0);
+});
