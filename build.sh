@@ -254,6 +254,8 @@ cmd_bench() {
   done
   log "a conversation's second turn: first token with the KV cache kept, and without"
   node benches/turns.mjs "${BENCH_ROUNDS:-5}"
+  log "constrained decoding in the page: the first request (grammar module, vocabulary), the mask per token"
+  node benches/constraint.mjs
   log "numerics: Ouvert (wasm) and wllama against native llama.cpp's reference"
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }
