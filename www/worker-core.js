@@ -3,6 +3,7 @@
 // (one prompt chunk or one token) at a time and yields between steps, so an abort message
 // is seen within one token.
 import { cspError, FILE_ERRORS } from "./errors.js";
+import * as grammar from "./wasm-grammar/ouvert.js";
 import {
   beginWrite,
   deleteCachedModel,
@@ -155,30 +156,26 @@ async function generate({ id, prompt, options }) {
 }
 
 // Constrained decoding lives in a wasm module of its own (llguidance, ~0.5 MB gzipped),
-// loaded on the first request with a responseFormat; it reads the model's vocabulary once.
-let grammarModule = null;
+// fetched and compiled on the first request with a responseFormat (its small JS glue is
+// imported statically: a worker without dynamic imports bundles as one file everywhere);
+// it reads the model's vocabulary once.
+let grammarReady = null;
 let vocabulary = null; // { engine, tokens }: the vocabulary of the engine it was read from
 
 async function constraintFor(format) {
   if (format == null || format.type === "text") return undefined;
-  grammarModule ??= import("./wasm-grammar/ouvert.js").then(
-    async (m) => {
-      await m.default();
-      return m;
-    },
-    async (e) => {
-      grammarModule = null;
-      throw (
-        (await cspBlocked()) ??
-        fail("network", `the grammar module could not be loaded (${e.message}); try again`)
-      );
-    },
-  );
-  const m = await grammarModule;
+  grammarReady ??= grammar.default().catch(async (e) => {
+    grammarReady = null;
+    throw (
+      (await cspBlocked()) ??
+      fail("network", `the grammar module could not be loaded (${e.message}); try again`)
+    );
+  });
+  await grammarReady;
   if (vocabulary?.engine !== engine) {
     vocabulary?.tokens.free();
     const { bytes, ends, stopIds } = engine.grammarVocabulary();
-    vocabulary = { engine, tokens: new m.GrammarVocabulary(bytes, ends, stopIds) };
+    vocabulary = { engine, tokens: new grammar.GrammarVocabulary(bytes, ends, stopIds) };
   }
   return vocabulary.tokens.matcher(JSON.stringify(format));
 }

@@ -22,7 +22,9 @@ after(async () => {
   await env.close();
 });
 
-const grammarRequests = () => env.methods.filter(([, url]) => url.includes("/wasm-grammar/"));
+// The grammar module's wasm (its small JS glue comes with the worker).
+const grammarRequests = () =>
+  env.methods.filter(([, url]) => url.includes("/wasm-grammar/") && url.endsWith(".wasm"));
 const complete = (prompt, options) =>
   page.evaluate(
     async ({ prompt, options }) => {

@@ -26,14 +26,20 @@ try {
   const prompt = new URLSearchParams(location.search).get("prompt");
   const r = await engine.complete(prompt, { maxTokens: 8, temperature: 0, stopAtEos: false });
   out.textContent = prompt + r.text;
-  window.result = { ...r, backend: engine.info.backend };
+  // The grammar module's wasm, an asset of the bundled worker, fetched on first use.
+  const year = await engine.complete("La prise de la Bastille a eu lieu en", {
+    maxTokens: 8,
+    temperature: 0,
+    responseFormat: { type: "regex", pattern: " [0-9]{4}" },
+  });
+  window.result = { ...r, backend: engine.info.backend, year: year.text };
 } catch (e) {
   window.result = { error: \`\${e instanceof OuvertError}:\${e.code}:\${e.message}\` };
 }
 `,
 };
 
-test("a fresh Vite app installs the packed package, builds, and generates", {
+test("a fresh Vite app installs the packed package, builds, and generates, a regex held too", {
   timeout: 600_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "ouvert-vite-"));
@@ -76,5 +82,8 @@ test("a fresh Vite app installs the packed package, builds, and generates", {
   assert.deepEqual(result.promptTokens, ref.llama_cpp.prompt_ids);
   const n = Math.min(mustMatch(ref.llama_cpp.step_margin, 0.25), 8);
   assert.deepEqual(result.tokens.slice(0, n), ref.llama_cpp.greedy_ids.slice(0, n));
-  console.log(`Vite app generated: ${JSON.stringify(result.text)}`);
+  assert.match(result.year, /^ \d{4}$/);
+  console.log(
+    `Vite app generated: ${JSON.stringify(result.text)}, then ${JSON.stringify(result.year)}`,
+  );
 });
