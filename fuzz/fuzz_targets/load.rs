@@ -14,10 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut engine) = Engine::load(file, 16) else {
         return;
     };
-    let _ = engine.encode_chat(&[Message {
-        role: "user".into(),
-        content: "bonjour".into(),
-    }]);
+    let _ = engine.encode_chat(&[Message::new("user", "bonjour")]);
     if let Ok(ids) = engine.encode("bonjour la <start_of_turn>") {
         let _ = engine.logits(&ids);
     }
