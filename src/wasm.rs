@@ -34,15 +34,20 @@ fn chat_messages(messages: JsValue) -> Result<Vec<Message>, JsValue> {
 
 /// OpenAI's tool definitions, passed to the chat template as they are.
 fn chat_tools(tools: JsValue) -> Result<Vec<serde_json::Value>, JsValue> {
-    if tools.is_undefined() || tools.is_null() {
-        return Ok(Vec::new());
+    from_js_or_default(tools, "tools must be an array of tool definitions")
+}
+
+/// A JS value read into `T` (its default when undefined or null); `invalid_argument` saying
+/// `what` otherwise.
+fn from_js_or_default<T: serde::de::DeserializeOwned + Default>(
+    v: JsValue,
+    what: &str,
+) -> Result<T, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(tools).map_err(|e| {
-        js_error(Error::new(
-            Code::InvalidArgument,
-            format!("tools must be an array of tool definitions: {e}"),
-        ))
-    })
+    serde_wasm_bindgen::from_value(v)
+        .map_err(|e| js_error(Error::new(Code::InvalidArgument, format!("{what}: {e}"))))
 }
 
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
@@ -655,13 +660,5 @@ impl TokenConstraint for JsConstraint {
 }
 
 fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
-    if options.is_undefined() || options.is_null() {
-        return Ok(GenerateOptions::default());
-    }
-    serde_wasm_bindgen::from_value(options).map_err(|e| {
-        js_error(Error::new(
-            Code::InvalidArgument,
-            format!("bad generation options: {e}"),
-        ))
-    })
+    from_js_or_default(options, "bad generation options")
 }
