@@ -218,6 +218,9 @@ export interface ChatMessage {
   /** A `tool` message: the call it answers. */
   tool_call_id?: string;
   name?: string;
+  /** On the last message, an assistant's: the start of the answer, which the model carries
+   * on (the reply holds only what it adds). */
+  prefix?: boolean;
 }
 
 /** A function the model may call (OpenAI's definition). */
@@ -352,7 +355,7 @@ export class Engine {
   /** Each id's vocabulary entry as the model sees it ("▁the", "<0x0A>"). */
   tokenStrings(ids: number[] | Uint32Array): Promise<string[]>;
   /** Prompt ids of a conversation, through the model's chat template. */
-  encodeChat(messages: ChatMessage[]): Promise<number[]>;
+  encodeChat(messages: ChatMessage[], options?: { tools?: Tool[] }): Promise<number[]>;
   /** Stops the worker and frees the model's memory. */
   dispose(): Promise<void>;
 }

@@ -18,6 +18,10 @@ pub struct Message {
     pub tool_call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// On the last message, an assistant's: the answer so far, which the model carries on
+    /// (DeepSeek's chat prefix, the Prompt API's `prefix`) instead of starting a new turn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix: bool,
 }
 
 impl Message {
@@ -161,15 +165,45 @@ impl ChatTemplate {
 
     /// `render`, telling the model of `tools` (OpenAI's `[{type: "function", function: {name,
     /// description, parameters}}]`): through the template's own tools section when it has
-    /// one, else in the system message (`tools_as_text`).
+    /// one, else in the system message (`tools_as_text`). A last message marked `prefix`
+    /// is left open: the text ends with its content, where the model goes on.
     pub fn render_with_tools(
         &self,
         messages: &[Message],
         tools: &[serde_json::Value],
     ) -> Result<String> {
-        if messages.is_empty() {
+        let Some((last, earlier)) = messages.split_last() else {
             crate::bail!(Code::InvalidArgument, "a chat needs at least one message");
+        };
+        if earlier.iter().any(|m| m.prefix) || (last.prefix && last.role != "assistant") {
+            crate::bail!(
+                Code::InvalidArgument,
+                "only the last message, an assistant's, may be a prefix"
+            );
         }
+        if !last.prefix {
+            return self.render_turns(messages, tools, true);
+        }
+        // The template writes a closed turn: render a marker in place of the prefix's
+        // content, and cut there (templates may trim content; the prefix stays as given).
+        let mut open = messages.to_vec();
+        open.last_mut().expect("not empty").content = PREFIX_MARK.into();
+        let text = self.render_turns(&open, tools, false)?;
+        let Some(at) = text.rfind(PREFIX_MARK) else {
+            crate::bail!(
+                Code::InvalidChat,
+                "this model's chat template does not write an assistant's text, so it cannot continue a prefix"
+            );
+        };
+        Ok(format!("{}{}", &text[..at], last.content))
+    }
+
+    fn render_turns(
+        &self,
+        messages: &[Message],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let has_tools_section = self.source.contains("tools");
         let plain;
         let messages = if has_tools_section
@@ -214,7 +248,7 @@ impl ChatTemplate {
         let ctx = minijinja::context! {
             messages => messages,
             tools => tools,
-            add_generation_prompt => true,
+            add_generation_prompt => add_generation_prompt,
             bos_token => self.bos,
             eos_token => self.eos,
         };
@@ -226,6 +260,10 @@ impl ChatTemplate {
 }
 
 const TEMPLATE_FUEL_PER_MESSAGE: u64 = 200_000;
+
+/// Stands for a prefix's content while the template runs: private-use characters no real
+/// text holds.
+const PREFIX_MARK: &str = "\u{F8FF}ouvert-prefix\u{F8FF}";
 
 /// Jinja's `tojson` as Hugging Face's chat templates run it (Python's `json.dumps`, non-ASCII
 /// kept): `{"a": 1, "b": [2, 3]}`, or with `indent=n` one item per line.
@@ -308,6 +346,38 @@ mod tests {
             out,
             "<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
         );
+    }
+
+    #[test]
+    fn a_prefix_leaves_the_assistant_turn_open_with_its_text_as_given() {
+        let t = ChatTemplate {
+            source: GEMMA_TEMPLATE.into(),
+            bos: "<bos>".into(),
+            eos: "<eos>".into(),
+        };
+        let prefix = Message {
+            prefix: true,
+            ..Message::new("assistant", "```toml\n")
+        };
+        let out = t
+            .render(&[Message::new("user", "A gnome."), prefix.clone()])
+            .unwrap();
+        // Gemma's template trims content; the prefix keeps its newline.
+        assert_eq!(
+            out,
+            "<bos><start_of_turn>user\nA gnome.<end_of_turn>\n<start_of_turn>model\n```toml\n"
+        );
+        let user_prefix = Message {
+            role: "user".into(),
+            ..prefix.clone()
+        };
+        for wrong in [
+            vec![user_prefix],
+            vec![prefix, Message::new("user", "A gnome.")],
+        ] {
+            let e = t.render(&wrong).unwrap_err();
+            assert_eq!(e.code, Code::InvalidArgument, "{e}");
+        }
     }
 
     #[test]

@@ -57,6 +57,8 @@ fn the_typings_list_the_engine_codes_and_the_page_codes_and_nothing_else() {
         "www/errors.js",
         "www/store.js",
         "www/ouvert-chat.js",
+        "www/tool-calls.js",
+        "www/prompt-api.js",
     ] {
         let source = read(file);
         for call in ["fail(", "OuvertError("] {

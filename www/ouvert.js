@@ -2,6 +2,7 @@
 // blocks; this module turns its messages into promises, async iterators and AbortSignals.
 // Types: ouvert.d.ts. Errors: OuvertError, with a stable `code`.
 import { cspError, OuvertError } from "./errors.js";
+import { chatTools, textBeforeCall, toolCalls } from "./tool-calls.js";
 
 export { OuvertError } from "./errors.js";
 export { listCachedModels, deleteCachedModel, storageEstimate } from "./store.js";
@@ -242,9 +243,13 @@ export class Engine {
   tokenStrings(ids) {
     return this.#call("tokenStrings", Uint32Array.from(ids));
   }
-  /** Prompt ids of a conversation, through the model's chat template. */
-  encodeChat(messages) {
-    return this.#call("encodeChat", messages);
+  /** Prompt ids of a conversation, through the model's chat template (told of `tools`). */
+  encodeChat(messages, { tools } = {}) {
+    if (!Array.isArray(messages))
+      return Promise.reject(
+        new OuvertError("invalid_argument", "messages must be an array of { role, content }"),
+      );
+    return this.#call("encodeChat", messages.map(engineMessage), tools);
   }
 
   /**
@@ -551,6 +556,7 @@ function engineMessage(m) {
     }));
   if (m.tool_call_id != null) out.tool_call_id = String(m.tool_call_id);
   if (m.name != null) out.name = String(m.name);
+  if (m.prefix === true) out.prefix = true;
   return out;
 }
 
@@ -562,116 +568,6 @@ function parseArguments(args) {
   } catch {
     return args;
   }
-}
-
-/**
- * OpenAI's `tools` and `tool_choice`: the list the chat template is given (none for "none"),
- * and for "required" or a named function the grammar the answer is held to: one call in
- * the Hermes format (`<tool_call>{"name": …, "arguments": …}</tool_call>`, which Qwen's
- * template asks for and which models without a tools section are told), its arguments
- * valid under the function's `parameters`.
- */
-function chatTools(tools, choice = "auto") {
-  if (tools == null || tools.length === 0 || choice === "none") return { list: undefined };
-  if (!Array.isArray(tools))
-    throw new OuvertError(
-      "invalid_argument",
-      'tools must be an array of { type: "function", function }',
-    );
-  const fns = tools.map((t, i) => {
-    const f = t?.function;
-    if (t?.type !== "function" || typeof f?.name !== "string" || !/^[\w.-]{1,64}$/.test(f.name))
-      throw new OuvertError(
-        "invalid_argument",
-        `tools[${i}] must be { type: "function", function: { name, description?, parameters? } } with a name of letters, digits, _, . or - (at most 64)`,
-      );
-    const parameters = f.parameters ?? { type: "object", properties: {} };
-    if (typeof parameters !== "object" || Array.isArray(parameters))
-      throw new OuvertError(
-        "invalid_argument",
-        `tools[${i}].function.parameters must be a JSON Schema object`,
-      );
-    return { name: f.name, parameters };
-  });
-  let required = null;
-  if (choice === "required" || typeof choice === "object") {
-    let allowed = fns;
-    if (typeof choice === "object") {
-      allowed = fns.filter((f) => f.name === choice?.function?.name);
-      if (!allowed.length)
-        throw new OuvertError(
-          "invalid_argument",
-          `tool_choice names ${JSON.stringify(choice?.function?.name)}, which is not among the tools (${fns.map((f) => f.name).join(", ")})`,
-        );
-    }
-    const call = (f) => ({
-      type: "object",
-      properties: { name: { const: f.name }, arguments: f.parameters },
-      required: ["name", "arguments"],
-      additionalProperties: false,
-    });
-    const schema = allowed.length === 1 ? call(allowed[0]) : { anyOf: allowed.map(call) };
-    schema["x-guidance"] = {
-      whitespace_flexible: false,
-      item_separator: ", ",
-      key_separator: ": ",
-    };
-    required = {
-      type: "grammar",
-      lark: `start: "<tool_call>\\n" call "\\n</tool_call>"\ncall: %json ${JSON.stringify(schema)}`,
-    };
-  } else if (choice !== "auto") {
-    throw new OuvertError(
-      "invalid_argument",
-      'tool_choice is "auto", "none", "required" or { type: "function", function: { name } }',
-    );
-  }
-  return { list: tools, required };
-}
-
-const CALL = /<tool_call>\s*([\s\S]*?)\s*(?:<\/tool_call>|$)/g;
-
-/** Where shown text must stop: before a "<tool_call>" or what may still become one. */
-function textBeforeCall(text) {
-  const at = text.indexOf("<tool_call>");
-  if (at >= 0) return at;
-  for (let n = Math.min(text.length, 10); n > 0; n--)
-    if ("<tool_call>".startsWith(text.slice(-n))) return text.length - n;
-  return text.length;
-}
-
-/**
- * The calls in a model's answer, as OpenAI's `tool_calls` (arguments as a JSON string):
- * `<tool_call>` blocks (Hermes, Qwen), or an answer that is one JSON object with a name and
- * arguments or parameters (Llama 3.x), bare or in a code block. The text outside them is the
- * content (or null).
- */
-function toolCalls(text) {
-  const found = [];
-  const call = (json) => {
-    try {
-      const v = JSON.parse(json);
-      const args = v?.arguments ?? v?.parameters;
-      if (typeof v?.name !== "string" || args === undefined) return false;
-      found.push({
-        id: `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`,
-        type: "function",
-        function: {
-          name: v.name,
-          arguments: typeof args === "string" ? args : JSON.stringify(args),
-        },
-      });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  let rest = text.replace(CALL, (whole, json) => (call(json) ? "" : whole));
-  // A whole answer that is one call, bare or in a code block (small models write both).
-  const whole = text.trim().replace(/^```(?:json)?\s*([\s\S]*?)\s*```$/, "$1");
-  if (!found.length && whole.startsWith("{") && call(whole)) rest = "";
-  rest = rest.trim();
-  return { content: rest || (found.length ? null : text), calls: found };
 }
 
 function contentText(content) {

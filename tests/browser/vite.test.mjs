@@ -20,6 +20,7 @@ after(async () => {
 const APP = {
   "index.html": `<!doctype html>\n<meta charset="utf-8">\n<title>Vite + Ouvert</title>\n<pre id="out">loading…</pre>\n<script type="module" src="/main.js"></script>\n`,
   "main.js": `import { createEngine, OuvertError } from "ouvert";
+import { createLanguageModel } from "ouvert/prompt-api";
 const out = document.getElementById("out");
 try {
   const engine = await createEngine({ model: "/models/${MODEL}", contextLength: 256 });
@@ -32,14 +33,17 @@ try {
     temperature: 0,
     responseFormat: { type: "regex", pattern: " [0-9]{4}" },
   });
-  window.result = { ...r, backend: engine.info.backend, year: year.text };
+  // The Prompt API's export resolves and finds the model the engine cached.
+  const LanguageModel = createLanguageModel({ model: "/models/${MODEL}" });
+  const availability = await LanguageModel.availability();
+  window.result = { ...r, backend: engine.info.backend, year: year.text, availability };
 } catch (e) {
   window.result = { error: \`\${e instanceof OuvertError}:\${e.code}:\${e.message}\` };
 }
 `,
 };
 
-test("a fresh Vite app installs the packed package, builds, and generates, a regex held too", {
+test("a fresh Vite app installs the packed package, builds, and generates, a regex held too; the Prompt API's export resolves", {
   timeout: 600_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "ouvert-vite-"));
@@ -83,6 +87,7 @@ test("a fresh Vite app installs the packed package, builds, and generates, a reg
   const n = Math.min(mustMatch(ref.llama_cpp.step_margin, 0.25), 8);
   assert.deepEqual(result.tokens.slice(0, n), ref.llama_cpp.greedy_ids.slice(0, n));
   assert.match(result.year, /^ \d{4}$/);
+  assert.equal(result.availability, "available");
   console.log(
     `Vite app generated: ${JSON.stringify(result.text)}, then ${JSON.stringify(result.year)}`,
   );
