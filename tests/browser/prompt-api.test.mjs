@@ -23,6 +23,7 @@ before(async () => {
       maxTokens: 16,
       contextLength: 1024,
       backend: "wasm",
+      threads: 2,
     });
     window.stopButton = document.createElement("button");
   });
@@ -39,6 +40,7 @@ const useLong = () =>
       engine: await Ouvert.createEngine({
         model: "/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         backend: "wasm",
+        threads: 2,
         contextLength: 1024,
       }),
       sampling: { temperature: 0 },
@@ -582,6 +584,7 @@ test("the context window: contextoverflow drops the oldest turns, a prompt too l
       maxTokens: 8,
       contextLength: 160,
       backend: "wasm",
+      threads: 2,
     });
     const session = await Small.create({
       initialPrompts: [{ role: "system", content: "Answer in one short sentence." }],
