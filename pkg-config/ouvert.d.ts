@@ -184,6 +184,45 @@ export interface Stats {
   constraintMs: number;
 }
 
+/** What `score` reads besides each token's own log-probability. */
+export interface ScoreOptions {
+  /** The `n` likeliest tokens at each position, best first (at most 100). */
+  topLogprobs?: number;
+  /** For a text longer than the context: how far each window moves on (default half the
+   * context); every token is scored once, after at least `context − stride` tokens. */
+  stride?: number;
+  signal?: AbortSignal;
+  /** After each forward pass: tokens scored so far, of all. */
+  onProgress?: (p: { done: number; total: number }) => void;
+}
+
+export interface TokenLogprob {
+  id: number;
+  /** The token's text (U+FFFD where it holds part of a character). */
+  text: string;
+  /** Natural log. */
+  logprob: number;
+}
+
+export interface ScoredToken {
+  id: number;
+  text: string;
+  /** The log-probability after the tokens before; null for the first token. */
+  logprob: number | null;
+  /** The likeliest tokens at this position (with `topLogprobs`). */
+  top?: TokenLogprob[];
+}
+
+export interface Score {
+  tokens: ScoredToken[];
+  /** exp(mean negative log-probability) over the scored tokens. */
+  perplexity: number;
+  /** The window each token was read in (the context, or the text when it fits). */
+  window: number;
+  stride: number;
+  stats: { ms: number; tokensPerSecond: number };
+}
+
 export interface Completion {
   text: string;
   /** Generated token ids. */
@@ -333,6 +372,9 @@ export interface ChatCompletionChunk {
 export class Engine {
   readonly info: EngineInfo;
   generate(prompt: Prompt, options?: GenerateOptions): Generation;
+  /** How the model reads a given text: each token's log-probability after the ones before,
+   * the likeliest alternatives, the perplexity (teacher-forced, a few positions per pass). */
+  score(prompt: Prompt, options?: ScoreOptions): Promise<Score>;
   complete(
     prompt: Prompt,
     options?: GenerateOptions & { onPiece?: (p: Piece) => void },

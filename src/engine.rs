@@ -11,6 +11,9 @@ use crate::error::{Code, Result};
 use crate::gguf::Gguf;
 use crate::models::{self, Model};
 use crate::sampler::{Sampler, SamplerConfig, Scores, TopLogits, Want};
+use crate::score::{
+    perplexity, row_scores, Score, ScoreOptions, ScoreStats, ScoredToken, MAX_TOP_LOGPROBS,
+};
 use crate::tokenizer::{EarlyTokenizer, StreamDecoder, Tokenizer, MERGES_KEY, VOCABULARY_KEYS};
 use crate::weights::ModelBytes;
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,8 @@ pub const DEFAULT_CONTEXT: usize = 2048;
 /// Prompts are fed in slices of this many tokens, bounding the activations' memory (and
 /// the sliding layers' caches).
 const PREFILL_CHUNK: usize = models::MAX_ROWS;
+/// The most logits a scoring pass reads back (16 MB): 16 rows of Gemma 3's vocabulary.
+const SCORE_FLOATS: usize = 1 << 22;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -146,6 +151,37 @@ pub struct Engine {
     /// The vocabulary as the constraint engine reads it, built on first use.
     #[cfg(feature = "grammars")]
     grammars: Option<crate::constraint::Grammars>,
+}
+
+/// A text being scored (`Engine::score_start`), one forward pass per step.
+pub struct Scoring {
+    epoch: u64,
+    ids: Vec<u32>,
+    opts: ScoreOptions,
+    window: usize,
+    stride: usize,
+    /// Tokens of the text a window after the first reads (the window less its BOS).
+    body: usize,
+    bos: Option<u32>,
+    tokens: Vec<ScoredToken>,
+    /// The current window: `ids[start..end]`, as `input` (BOS first after the first window,
+    /// `offset` of them), read up to `pos`.
+    start: usize,
+    end: usize,
+    input: Vec<u32>,
+    offset: usize,
+    pos: usize,
+    /// Tokens before this are scored (by an earlier window).
+    scored_to: usize,
+    read: usize,
+    t0: f64,
+}
+
+impl Scoring {
+    /// Tokens scored so far, and in all.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.tokens.len(), self.ids.len())
+    }
 }
 
 /// A generation in progress. `Engine::start` makes one and `Engine::step` advances it by
@@ -347,6 +383,139 @@ impl Engine {
             logits = self.feed_chunk(ids, Want::Logits).await?;
         }
         Ok(logits)
+    }
+
+    /// The log-probability of each of `ids` after the ones before, the best alternatives,
+    /// and the perplexity: every position's logits, a few rows per forward pass.
+    pub fn score(&mut self, ids: &[u32], opts: &ScoreOptions) -> Result<Score> {
+        let mut s = self.score_start(ids, opts.clone())?;
+        loop {
+            if let Some(score) = block_on(self.score_step_async(&mut s))? {
+                return Ok(score);
+            }
+        }
+    }
+
+    /// Starts scoring `ids`; `score_step_async` reads one pass at a time, so a caller can
+    /// stop between passes. A text longer than the context is read in windows `stride` apart.
+    pub fn score_start(&mut self, ids: &[u32], opts: ScoreOptions) -> Result<Scoring> {
+        if opts.top_logprobs > MAX_TOP_LOGPROBS {
+            bail!(
+                Code::InvalidArgument,
+                "topLogprobs is at most {MAX_TOP_LOGPROBS}, not {}",
+                opts.top_logprobs
+            );
+        }
+        if ids.len() < 2 {
+            bail!(
+                Code::InvalidArgument,
+                "a text to score needs at least two tokens (the first is what the others follow)"
+            );
+        }
+        let context = self.context();
+        let window = ids.len().min(context);
+        let stride = opts.stride.unwrap_or(context / 2).min(window);
+        let bos = self.tokenizer.bos.filter(|&b| ids[0] == b);
+        // A window after the first starts with BOS again when the text did (as llama.cpp's
+        // perplexity tool does), then reads `body` tokens of the text.
+        let body = window - usize::from(bos.is_some());
+        if window < ids.len() && (stride == 0 || stride + 1 > body) {
+            bail!(
+                Code::InvalidArgument,
+                "stride must be between 1 and {} for a context of {context} tokens",
+                body.saturating_sub(1)
+            );
+        }
+        self.check_prompt(&ids[..window])?;
+        let mut s = Scoring {
+            epoch: 0,
+            ids: ids.to_vec(),
+            opts,
+            window,
+            stride,
+            body,
+            bos,
+            tokens: vec![ScoredToken {
+                id: ids[0],
+                text: self.tokenizer.decode(&ids[..1]),
+                logprob: None,
+                top: vec![],
+            }],
+            start: 0,
+            end: 0,
+            input: Vec::new(),
+            offset: 0,
+            pos: 0,
+            scored_to: 1,
+            read: 0,
+            t0: now_ms(),
+        };
+        self.score_window(&mut s);
+        Ok(s)
+    }
+
+    /// Sets up the window that starts at `s.start`, on an empty cache.
+    fn score_window(&mut self, s: &mut Scoring) {
+        let len = if s.start == 0 { s.window } else { s.body };
+        s.end = (s.start + len).min(s.ids.len());
+        s.input = s.bos.filter(|_| s.start > 0).into_iter().collect();
+        s.offset = s.input.len();
+        s.input.extend_from_slice(&s.ids[s.start..s.end]);
+        s.pos = 0;
+        self.cached.clear();
+        self.epoch += 1;
+        s.epoch = self.epoch;
+    }
+
+    /// Reads the next pass of a `Scoring`; the whole `Score` once the text is read.
+    pub async fn score_step_async(&mut self, s: &mut Scoring) -> Result<Option<Score>> {
+        if s.epoch != self.epoch {
+            bail!(
+                Code::Superseded,
+                "another request used this engine since this scoring started; start it again"
+            );
+        }
+        // Rows per pass: every logit of a pass is read back (a GPU binds them in one buffer).
+        let rows = (SCORE_FLOATS / self.model.vocab()).clamp(1, models::MAX_ROWS);
+        let to = (s.pos + rows).min(s.input.len() - 1);
+        let pending = self.model.forward(&s.input[s.pos..to], s.pos, Want::Rows);
+        let logits = self.settle(pending, &s.input[s.pos..to]).await?;
+        for (r, row) in logits.chunks_exact(self.model.vocab()).enumerate() {
+            // Row r predicts the token at window position pos + r + 1.
+            let at = s.start + s.pos + r + 1 - s.offset;
+            if at >= s.scored_to {
+                let text = |id| self.tokenizer.decode(&[id]);
+                let (logprob, top) = row_scores(row, s.ids[at], s.opts.top_logprobs, text);
+                s.tokens.push(ScoredToken {
+                    id: s.ids[at],
+                    text: text(s.ids[at]),
+                    logprob: Some(logprob),
+                    top,
+                });
+            }
+        }
+        s.read += to - s.pos;
+        s.pos = to;
+        if s.pos + 1 < s.input.len() {
+            return Ok(None);
+        }
+        s.scored_to = s.end;
+        if s.end < s.ids.len() {
+            s.start = s.end - (s.body - s.stride);
+            self.score_window(s);
+            return Ok(None);
+        }
+        let ms = now_ms() - s.t0;
+        Ok(Some(Score {
+            perplexity: perplexity(&s.tokens),
+            tokens: std::mem::take(&mut s.tokens),
+            window: s.window,
+            stride: s.stride,
+            stats: ScoreStats {
+                ms,
+                tokens_per_second: rate(s.read, ms),
+            },
+        }))
     }
 
     /// Generates from prompt ids. `on_piece` sees every token as it comes and returns

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod models;
 pub mod sampler;
+pub mod score;
 pub mod tokenizer;
 #[cfg(all(target_arch = "wasm32", not(feature = "grammar-module")))]
 pub mod wasm;

@@ -279,6 +279,8 @@ pub enum Want {
     Top { k: usize, temp: f32 },
     /// Nothing: a prompt chunk before the last.
     Nothing,
+    /// Every logit of every position of the pass (`rows × vocab`), to score a given text.
+    Rows,
 }
 
 /// The model's answer to a `Want`.

@@ -8,7 +8,7 @@
 use crate::chat::Message;
 use crate::constraint::TokenConstraint;
 use crate::cpu::Cpu;
-use crate::engine::{Engine, Event, GenerateOptions, Generation};
+use crate::engine::{Engine, Event, GenerateOptions, Generation, Scoring};
 use crate::error::{Code, Error};
 use crate::gguf::{Gguf, HeaderWatch};
 use crate::gpu::{Gpu, StreamingUpload};
@@ -246,6 +246,8 @@ struct Inner {
     engine: Engine,
     /// The generation `step` advances; one at a time per engine.
     generation: Option<Generation>,
+    /// The text `scoreStep` reads, pass by pass.
+    scoring: Option<Scoring>,
     backend: Where,
     adapter: Option<String>,
     /// Why `"auto"` did not pick WebGPU, or why the engine left it.
@@ -307,6 +309,7 @@ impl WasmEngine {
         let inner = Inner {
             engine,
             generation: None,
+            scoring: None,
             backend,
             adapter,
             fallback,
@@ -424,6 +427,7 @@ impl WasmEngine {
     pub fn start(&self, ids: &[u32], options: JsValue, constraint: JsValue) -> Result<(), JsValue> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
         i.generation = None;
+        i.scoring = None;
         let opts = generate_options(options)?;
         let constraint = (!constraint.is_undefined() && !constraint.is_null())
             .then(|| Box::new(JsConstraint(constraint)) as Box<dyn TokenConstraint>);
@@ -496,10 +500,52 @@ impl WasmEngine {
         Ok(out.into())
     }
 
-    /// Drops the generation in progress; the engine stays ready for the next one.
+    /// Drops the generation or scoring in progress; the engine stays ready for the next one.
     pub fn cancel(&self) -> Result<(), JsValue> {
-        self.inner.try_borrow_mut().map_err(|_| busy())?.generation = None;
+        let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        i.generation = None;
+        i.scoring = None;
         Ok(())
+    }
+
+    /// Begins scoring token ids (`options`: `{ topLogprobs, stride }`); `scoreStep` reads
+    /// one forward pass at a time. Ends any generation in progress.
+    #[wasm_bindgen(js_name = startScore)]
+    pub fn start_score(&self, ids: &[u32], options: JsValue) -> Result<(), JsValue> {
+        let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        i.generation = None;
+        i.scoring = None;
+        let opts = from_js_or_default(options, "bad score options")?;
+        let s = i.engine.score_start(ids, opts).map_err(js_error)?;
+        i.scoring = Some(s);
+        Ok(())
+    }
+
+    /// Reads the next pass: `{ type: "progress", done, total }` (tokens scored), then
+    /// `{ type: "done", score }`.
+    #[wasm_bindgen(js_name = scoreStep)]
+    // The borrow is the engine's lock for the whole pass, as in `step`.
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn score_step(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut i = inner.try_borrow_mut().map_err(|_| busy())?;
+            let Some(mut s) = i.scoring.take() else {
+                return Err(js_error(Error::new(
+                    Code::InvalidArgument,
+                    "no scoring in progress; call startScore first",
+                )));
+            };
+            match i.engine.score_step_async(&mut s).await {
+                Ok(Some(score)) => to_js(&serde_json::json!({ "type": "done", "score": score })),
+                Ok(None) => {
+                    let (done, total) = s.progress();
+                    i.scoring = Some(s);
+                    to_js(&serde_json::json!({ "type": "progress", "done": done, "total": total }))
+                }
+                Err(e) => Err(js_error(i.recover(e))),
+            }
+        })
     }
 
     /// Resolves to the logits after `ids` (for tests and the teaching demo).

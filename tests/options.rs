@@ -4,6 +4,7 @@
 //! developer's editor offers). An option added to one and not the others fails here.
 
 use ouvert::engine::GenerateOptions;
+use ouvert::score::ScoreOptions;
 use std::collections::BTreeSet;
 
 /// Options the page keeps to itself (the engine never sees them).
@@ -72,5 +73,45 @@ fn rust_the_javascript_list_and_the_typings_name_the_same_options() {
     assert_eq!(
         typed, rust,
         "pkg-config/ouvert.d.ts GenerateOptions against the Rust options"
+    );
+}
+
+#[test]
+fn the_scoring_options_too() {
+    let rust: BTreeSet<String> = serde_json::to_value(ScoreOptions::default())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let source = read("www/ouvert.js");
+    let from = source.find("const SCORE_KEYS = [").expect("SCORE_KEYS") + 20;
+    let js: BTreeSet<String> = source[from..from + source[from..].find(']').unwrap()]
+        .split(',')
+        .map(|k| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let mut typed = names(
+        &read("pkg-config/ouvert.d.ts"),
+        "export interface ScoreOptions {",
+        "\n}",
+        |l| {
+            l.split_once("?:")
+                .map(|(k, _)| k)
+                .filter(|k| k.chars().all(char::is_alphanumeric))
+        },
+    );
+    for k in ["signal", "onProgress"] {
+        assert!(
+            typed.remove(k),
+            "the typings lost the page's own option {k}"
+        );
+    }
+    assert!(rust.len() >= 2, "{rust:?}");
+    assert_eq!(js, rust, "www/ouvert.js SCORE_KEYS against ScoreOptions");
+    assert_eq!(
+        typed, rust,
+        "pkg-config/ouvert.d.ts ScoreOptions against ScoreOptions"
     );
 }

@@ -47,6 +47,29 @@ const GENERATE_KEYS = [
 ];
 // Options that stay in the page (the engine never sees them).
 const CALLER_KEYS = ["signal", "onPrefill", "onPiece"];
+// The engine's scoring options (ScoreOptions in Rust; tests/options.rs holds the three lists).
+const SCORE_KEYS = ["topLogprobs", "stride"];
+const SCORE_CALLER_KEYS = ["signal", "onProgress"];
+
+/** The worker's form of a prompt: text, ids, or a conversation (and its tools). */
+function promptBody(prompt) {
+  if (typeof prompt === "string") return { text: prompt };
+  if (Array.isArray(prompt) || ArrayBuffer.isView(prompt)) return { ids: Array.from(prompt) };
+  if (prompt?.ids) return { ids: Array.from(prompt.ids) };
+  if (prompt?.messages)
+    return { messages: prompt.messages.map(engineMessage), tools: prompt.tools };
+  return null;
+}
+
+const unknownOptions = (keys, known) => {
+  const unknown = keys.filter((k) => !known.includes(k));
+  return unknown.length
+    ? new OuvertError(
+        "invalid_argument",
+        `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; the options are ${known.join(", ")}`,
+      )
+    : null;
+};
 
 // A DOMException's numeric `code` is not one of ours.
 const toError = (e) =>
@@ -258,24 +281,13 @@ export class Engine {
    */
   generate(prompt, options = {}) {
     const { signal, onPrefill } = options;
-    const unknown = Object.keys(options).filter(
-      (k) => !GENERATE_KEYS.includes(k) && !CALLER_KEYS.includes(k),
-    );
+    const unknown = unknownOptions(Object.keys(options), [...GENERATE_KEYS, ...CALLER_KEYS]);
     const opts = { stopAtEos: true };
     for (const k of GENERATE_KEYS) if (options[k] !== undefined) opts[k] = options[k];
     if (typeof opts.stop === "string") opts.stop = [opts.stop];
     // An unseeded request draws a fresh seed, so two requests do not repeat each other.
     if (opts.seed === undefined) opts.seed = crypto.getRandomValues(new Uint32Array(1))[0];
-    const body =
-      typeof prompt === "string"
-        ? { text: prompt }
-        : Array.isArray(prompt) || ArrayBuffer.isView(prompt)
-          ? { ids: Array.from(prompt) }
-          : prompt?.ids
-            ? { ids: Array.from(prompt.ids) }
-            : prompt?.messages
-              ? { messages: prompt.messages.map(engineMessage), tools: prompt.tools }
-              : null;
+    const body = promptBody(prompt);
 
     const pieces = []; // not yet taken by the iterator
     let waiting = null; // the iterator's pending next()
@@ -323,12 +335,9 @@ export class Engine {
       if (!ended) this.#worker.postMessage({ type: "abort", id });
     };
     let id = 0;
-    if (unknown.length) {
+    if (unknown) {
       ended = true;
-      error = new OuvertError(
-        "invalid_argument",
-        `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; the options are ${[...GENERATE_KEYS, ...CALLER_KEYS].join(", ")}`,
-      );
+      error = unknown;
       settle.ko(error);
       settlePrompt.ko(error);
     } else if (!body) {
@@ -387,6 +396,40 @@ export class Engine {
         };
       },
     };
+  }
+
+  /**
+   * How the model reads a given text: each token's log-probability after the ones before
+   * (the first has none), the `topLogprobs` likeliest tokens at each position, and the
+   * perplexity. `prompt` is text, ids or `{ messages }`; a text longer than the context is
+   * read in windows `stride` tokens apart (default half the context).
+   * @returns {Promise<import("./ouvert").Score>}
+   */
+  score(prompt, options = {}) {
+    const { signal, onProgress } = options;
+    const unknown = unknownOptions(Object.keys(options), [...SCORE_KEYS, ...SCORE_CALLER_KEYS]);
+    if (unknown) return Promise.reject(unknown);
+    const body = promptBody(prompt);
+    if (!body)
+      return Promise.reject(
+        new OuvertError(
+          "invalid_argument",
+          "prompt must be a string, an array of token ids, { ids } or { messages }",
+        ),
+      );
+    if (signal?.aborted) return Promise.reject(abortError());
+    const opts = {};
+    for (const k of SCORE_KEYS) if (options[k] !== undefined) opts[k] = options[k];
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.#worker.postMessage({ type: "abort", id });
+      const id = this.#request({ type: "score", prompt: body, options: opts }, (m) => {
+        if (m.type === "scoring") return onProgress?.({ done: m.done, total: m.total });
+        this.#pending.delete(id);
+        signal?.removeEventListener("abort", onAbort);
+        m.type === "score" ? resolve(m.score) : reject(toError(m.error));
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /** Generates to the end and resolves to `{ text, tokens, finishReason, stats, promptTokens }`. */

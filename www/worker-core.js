@@ -88,9 +88,10 @@ self.onmessage = ({ data: msg }) => {
 };
 
 // The worker's whole protocol. From the page: `load`, `call` (one of CALLS), `generate`,
-// `abort`. To the page: `progress` and `ready` (a load), `result` (a call), `prompt`,
-// `prefill`, `piece` and `done` (a generation), `info` (the engine moved to wasm), and
-// `error` for any request, an unknown one included.
+// `score`, `abort`. To the page: `progress` and `ready` (a load), `result` (a call),
+// `prompt`, `prefill`, `piece` and `done` (a generation), `scoring` and `score` (a
+// scoring), `info` (the engine moved to wasm), and `error` for any request, an unknown one
+// included.
 const CALLS = new Set(["tokenize", "detokenize", "tokenStrings", "encodeChat"]);
 
 async function handle(msg) {
@@ -113,11 +114,37 @@ async function handle(msg) {
     }
     case "generate":
       return generate(msg);
+    case "score":
+      return score(msg);
     default:
       throw fail(
         "invalid_argument",
-        `unknown message ${JSON.stringify(msg?.type)}; the engine's worker answers load, call, generate and abort`,
+        `unknown message ${JSON.stringify(msg?.type)}; the engine's worker answers load, call, generate, score and abort`,
       );
+  }
+}
+
+// A prompt's ids: text (BOS as the model wants it), ids, or a conversation through the
+// chat template.
+function promptIds(prompt) {
+  if (prompt.messages) return engine.encodeChat(prompt.messages, prompt.tools);
+  return prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
+}
+
+async function score({ id, prompt, options }) {
+  if (!engine) throw fail("disposed", "the engine is not loaded");
+  if (aborted.delete(id)) throw fail("aborted", "scoring was aborted before it started");
+  engine.startScore(promptIds(prompt), options);
+  try {
+    for (;;) {
+      await yieldToEvents();
+      if (aborted.delete(id)) throw fail("aborted", "scoring was aborted");
+      const event = await engine.scoreStep();
+      if (event.type === "done") return post({ type: "score", id, score: event.score });
+      post({ type: "scoring", id, done: event.done, total: event.total });
+    }
+  } finally {
+    engine.cancel();
   }
 }
 
@@ -130,10 +157,8 @@ async function generate({ id, prompt, options }) {
   let droppedMessages = 0;
   if (prompt.messages && options.truncate !== false) {
     ({ ids, droppedMessages } = engine.encodeChatFitting(prompt.messages, options, prompt.tools));
-  } else if (prompt.messages) {
-    ids = engine.encodeChat(prompt.messages, prompt.tools);
   } else {
-    ids = prompt.ids ? Uint32Array.from(prompt.ids) : engine.tokenize(prompt.text, false);
+    ids = promptIds(prompt);
   }
   const constraint = await constraintFor(options.responseFormat);
   post({ type: "prompt", id, ids: Array.from(ids), droppedMessages });

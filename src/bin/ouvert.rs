@@ -5,6 +5,8 @@
 //!                   [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]...
 //!                   [--top-logprobs N] [--context N] [--chat] [--ignore-eos]
 //!                   [--response-format JSON]   e.g. '{"type":"regex","pattern":"[0-9]+"}'
+//!   ouvert score --model PATH (--text TEXT | --file PATH) [--top-logprobs N] [--stride S]
+//!                [--context N] [--backend cpu|gpu]
 
 use ouvert::engine::{Engine, GenerateOptions, DEFAULT_CONTEXT};
 use ouvert::error::Code;
@@ -136,9 +138,32 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             }
             Ok(v)
         }
+        Some("score") => {
+            let mut engine = load(&a)?;
+            let text = match (a.get("--text"), a.get("--file")) {
+                (Some(t), None) => t.to_owned(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| Error::new(Code::Network, format!("cannot read {f}: {e}")))?,
+                _ => {
+                    return Err(Error::new(
+                        Code::InvalidArgument,
+                        "score needs --text or --file",
+                    ))
+                }
+            };
+            let ids = engine.encode(&text)?;
+            let opts = ouvert::score::ScoreOptions {
+                top_logprobs: a.num("--top-logprobs", 0)?,
+                stride: a
+                    .get("--stride")
+                    .map(|_| a.num("--stride", 0))
+                    .transpose()?,
+            };
+            Ok(serde_json::to_value(engine.score(&ids, &opts)?).expect("plain data"))
+        }
         _ => Err(Error::new(
             Code::InvalidArgument,
-            "usage: ouvert tokenize|generate --model PATH …",
+            "usage: ouvert tokenize|generate|score --model PATH …",
         )),
     }
 }

@@ -66,6 +66,7 @@ pub fn load<B: Backend + 'static>(
 pub fn finish<B: Backend>(
     b: &mut B,
     last: &mut B::Act,
+    rows: usize,
     vocab: usize,
     want: Want,
     project: impl FnOnce(&mut B, &mut B::Act, &mut B::Act),
@@ -73,7 +74,7 @@ pub fn finish<B: Backend>(
     if want == Want::Nothing {
         return b.read(last);
     }
-    let mut logits = b.act(1, vocab);
+    let mut logits = b.act(rows, vocab);
     project(b, last, &mut logits);
     match want {
         Want::Top { k, temp } => {

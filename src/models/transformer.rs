@@ -474,10 +474,14 @@ impl<B: Backend> Model for Transformer<B> {
             b.matmul(&l.down, &gate, &mut h);
             pending = Some(l.post_ffn_norm.as_ref());
         }
-        // Only the last position's logits are needed.
-        let (mut last, h_last) = (b.last_row(&x), b.last_row(&h));
+        // Only the last position's logits are needed, unless a text is being scored.
+        let (mut last, h_last, rows) = if want == Want::Rows {
+            (x, h, n)
+        } else {
+            (b.last_row(&x), b.last_row(&h), 1)
+        };
         let (output, out_norm) = (self.output.as_ref().unwrap_or(&self.embed), &self.out_norm);
-        finish(b, &mut last, s.vocab, want, |b, last, logits| {
+        finish(b, &mut last, rows, s.vocab, want, |b, last, logits| {
             b.norm_matmul(
                 last,
                 pending.map(|p| (&h_last, p)),
