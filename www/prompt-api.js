@@ -220,7 +220,7 @@ export function createLanguageModel(config = {}) {
     promptStreaming(input, options = {}) {
       const stop = new AbortController();
       const signal = combine([options.signal, stop.signal]);
-      return new ReadableStream({
+      const stream = new ReadableStream({
         start: (controller) => {
           this.#run(signal, async (signal) => {
             for await (const piece of this.#respond(input, options, signal))
@@ -230,6 +230,26 @@ export function createLanguageModel(config = {}) {
         },
         cancel: (reason) => stop.abort(reason),
       });
+      // `for await` over a stream, where the browser's streams lack it (Safari); leaving
+      // the loop early cancels the answer, as the native iterator does.
+      stream[Symbol.asyncIterator] ??= async function* () {
+        const reader = stream.getReader();
+        let ended = false;
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) {
+              ended = true;
+              return;
+            }
+            yield value;
+          }
+        } finally {
+          if (!ended) reader.cancel().catch(() => {});
+          reader.releaseLock();
+        }
+      };
+      return stream;
     }
 
     /** Adds `input` to the conversation without asking for an answer. */

@@ -692,3 +692,36 @@ test("bad input: each gives the spec's exception, and the session serves the nex
   assert.match(detail, /unevaluatedProperties/, "the unsupported part is named");
   assert.ok(after.length > 0);
 });
+
+test("promptStreaming() iterates with for await where streams cannot (Safari), and breaking out cancels", {
+  timeout: 60_000,
+}, async () => {
+  const r = await page.evaluate(async () => {
+    const native = ReadableStream.prototype[Symbol.asyncIterator];
+    delete ReadableStream.prototype[Symbol.asyncIterator];
+    try {
+      const session = await LanguageModel.create();
+      const hello = await session.clone();
+      const whole = await hello.prompt("Say hello.");
+      let text = "";
+      for await (const chunk of (await session.clone()).promptStreaming("Say hello."))
+        text += chunk;
+      let first = null;
+      const s = await session.clone();
+      for await (const chunk of s.promptStreaming("Write me a poem.")) {
+        first = chunk;
+        break;
+      }
+      // The cancelled poem never joins the conversation: the next prompt is as in a fresh one.
+      await s.prompt("Say hello.");
+      const usage = [s.contextUsage, hello.contextUsage];
+      session.destroy();
+      return { whole, text, first, usage };
+    } finally {
+      ReadableStream.prototype[Symbol.asyncIterator] = native;
+    }
+  });
+  assert.equal(r.text, r.whole);
+  assert.ok(r.first?.length > 0);
+  assert.equal(r.usage[0], r.usage[1], "the cancelled answer left nothing in the session");
+});
