@@ -73,9 +73,13 @@ pub fn row_scores(
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = row.iter().map(|&l| ((l - max) as f64).exp()).sum();
     let lse = max + sum.ln() as f32;
+    let logprob = row[target as usize] - lse;
+    if top == 0 {
+        return (logprob, Vec::new());
+    }
     let mut best: Vec<u32> = (0..row.len() as u32).collect();
     let top = top.min(row.len());
-    if top > 0 && top < best.len() {
+    if top < best.len() {
         best.select_nth_unstable_by(top - 1, |&a, &b| {
             row[b as usize].total_cmp(&row[a as usize])
         });
@@ -90,7 +94,7 @@ pub fn row_scores(
             logprob: row[id as usize] - lse,
         })
         .collect();
-    (row[target as usize] - lse, top)
+    (logprob, top)
 }
 
 /// Perplexity over the scored tokens.

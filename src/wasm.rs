@@ -426,8 +426,7 @@ impl WasmEngine {
     /// for it (anything with `allowed()`, `consume(token)` and `isDone()`).
     pub fn start(&self, ids: &[u32], options: JsValue, constraint: JsValue) -> Result<(), JsValue> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        i.generation = None;
-        i.scoring = None;
+        i.stop();
         let opts = generate_options(options)?;
         let constraint = (!constraint.is_undefined() && !constraint.is_null())
             .then(|| Box::new(JsConstraint(constraint)) as Box<dyn TokenConstraint>);
@@ -503,8 +502,7 @@ impl WasmEngine {
     /// Drops the generation or scoring in progress; the engine stays ready for the next one.
     pub fn cancel(&self) -> Result<(), JsValue> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        i.generation = None;
-        i.scoring = None;
+        i.stop();
         Ok(())
     }
 
@@ -513,8 +511,7 @@ impl WasmEngine {
     #[wasm_bindgen(js_name = startScore)]
     pub fn start_score(&self, ids: &[u32], options: JsValue) -> Result<(), JsValue> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        i.generation = None;
-        i.scoring = None;
+        i.stop();
         let opts = from_js_or_default(options, "bad score options")?;
         let s = i.engine.score_start(ids, opts).map_err(js_error)?;
         i.scoring = Some(s);
@@ -572,6 +569,12 @@ impl WasmEngine {
 }
 
 impl Inner {
+    /// Ends the generation or scoring in progress (one request at a time).
+    fn stop(&mut self) {
+        self.generation = None;
+        self.scoring = None;
+    }
+
     /// After a failed call: a lost GPU moves the model to the CPU, so the next request works.
     fn recover(&mut self, e: Error) -> Error {
         if self.backend == Where::WebGpu

@@ -29,15 +29,34 @@ fn names(source: &str, start: &str, end: &str, key: fn(&str) -> Option<&str>) ->
         .collect()
 }
 
-#[test]
-fn rust_the_javascript_list_and_the_typings_name_the_same_options() {
-    let rust: BTreeSet<String> = serde_json::to_value(GenerateOptions::default())
+/// The keys a Rust options struct serializes.
+fn rust_keys(options: impl serde::Serialize) -> BTreeSet<String> {
+    serde_json::to_value(options)
         .unwrap()
         .as_object()
         .unwrap()
         .keys()
         .cloned()
-        .collect();
+        .collect()
+}
+
+/// The members of a TypeScript interface in pkg-config/ouvert.d.ts (all optional there).
+fn typed_keys(interface: &str) -> BTreeSet<String> {
+    names(
+        &read("pkg-config/ouvert.d.ts"),
+        &format!("export interface {interface} {{"),
+        "\n}",
+        |l| {
+            l.split_once("?:")
+                .map(|(k, _)| k)
+                .filter(|k| k.chars().all(char::is_alphanumeric))
+        },
+    )
+}
+
+#[test]
+fn rust_the_javascript_list_and_the_typings_name_the_same_options() {
+    let rust = rust_keys(GenerateOptions::default());
     let js = names(
         &read("www/ouvert.js"),
         "const GENERATE_KEYS = [",
@@ -49,16 +68,7 @@ fn rust_the_javascript_list_and_the_typings_name_the_same_options() {
                 .strip_suffix('"')
         },
     );
-    let mut typed = names(
-        &read("pkg-config/ouvert.d.ts"),
-        "export interface GenerateOptions {",
-        "\n}",
-        |l| {
-            l.split_once("?:")
-                .map(|(k, _)| k)
-                .filter(|k| k.chars().all(char::is_alphanumeric))
-        },
-    );
+    let mut typed = typed_keys("GenerateOptions");
     for k in PAGE_ONLY {
         assert!(
             typed.remove(k),
@@ -78,13 +88,7 @@ fn rust_the_javascript_list_and_the_typings_name_the_same_options() {
 
 #[test]
 fn the_scoring_options_too() {
-    let rust: BTreeSet<String> = serde_json::to_value(ScoreOptions::default())
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let rust = rust_keys(ScoreOptions::default());
     let source = read("www/ouvert.js");
     let from = source.find("const SCORE_KEYS = [").expect("SCORE_KEYS") + 20;
     let js: BTreeSet<String> = source[from..from + source[from..].find(']').unwrap()]
@@ -92,16 +96,7 @@ fn the_scoring_options_too() {
         .map(|k| k.trim().trim_matches('"').to_owned())
         .filter(|k| !k.is_empty())
         .collect();
-    let mut typed = names(
-        &read("pkg-config/ouvert.d.ts"),
-        "export interface ScoreOptions {",
-        "\n}",
-        |l| {
-            l.split_once("?:")
-                .map(|(k, _)| k)
-                .filter(|k| k.chars().all(char::is_alphanumeric))
-        },
-    );
+    let mut typed = typed_keys("ScoreOptions");
     for k in ["signal", "onProgress"] {
         assert!(
             typed.remove(k),

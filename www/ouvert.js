@@ -61,6 +61,12 @@ function promptBody(prompt) {
   return null;
 }
 
+const badPrompt = () =>
+  new OuvertError(
+    "invalid_argument",
+    "prompt must be a string, an array of token ids, { ids } or { messages }",
+  );
+
 const unknownOptions = (keys, known) => {
   const unknown = keys.filter((k) => !known.includes(k));
   return unknown.length
@@ -342,10 +348,7 @@ export class Engine {
       settlePrompt.ko(error);
     } else if (!body) {
       ended = true;
-      error = new OuvertError(
-        "invalid_argument",
-        "prompt must be a string, an array of token ids, { ids } or { messages }",
-      );
+      error = badPrompt();
       settle.ko(error);
       settlePrompt.ko(error);
     } else if (signal?.aborted) {
@@ -410,13 +413,7 @@ export class Engine {
     const unknown = unknownOptions(Object.keys(options), [...SCORE_KEYS, ...SCORE_CALLER_KEYS]);
     if (unknown) return Promise.reject(unknown);
     const body = promptBody(prompt);
-    if (!body)
-      return Promise.reject(
-        new OuvertError(
-          "invalid_argument",
-          "prompt must be a string, an array of token ids, { ids } or { messages }",
-        ),
-      );
+    if (!body) return Promise.reject(badPrompt());
     if (signal?.aborted) return Promise.reject(abortError());
     const opts = {};
     for (const k of SCORE_KEYS) if (options[k] !== undefined) opts[k] = options[k];

@@ -105,8 +105,7 @@ export function createLanguageModel(config = {}) {
 
     /** "available" (in memory or in the model cache), "downloadable", "downloading" or "unavailable". */
     static async availability(options = {}) {
-      const support = supported(options, settings);
-      if (support !== "available") return support;
+      if (unsupported(options, settings).length) return "unavailable";
       if (typeof WebAssembly !== "object" || typeof Worker !== "function") return "unavailable";
       return shared.availability();
     }
@@ -119,9 +118,14 @@ export function createLanguageModel(config = {}) {
     static async create(options = {}) {
       const { signal, monitor } = options;
       if (signal?.aborted) throw signal.reason;
-      const support = supported(options, settings);
-      if (support === "unavailable")
-        throw new DOMException(unsupportedWhy(options, settings), "NotSupportedError");
+      const missing = unsupported(options, settings);
+      if (missing.length)
+        throw new DOMException(
+          `this model reads ${INPUTS.join(" and ")} and writes ${OUTPUTS.join(" and ")}, in ${settings.languages.join(", ")}; not ${missing
+            .map((e) => `${e.type}${e.languages ? ` (${e.languages.join(", ")})` : ""}`)
+            .join(", ")}`,
+          "NotSupportedError",
+        );
       const sampling = samplingOf(options, settings);
       const tools = toolsOf(options.tools);
       const initial = options.initialPrompts
@@ -143,6 +147,7 @@ export function createLanguageModel(config = {}) {
           initial,
           history: [], // one entry per prompt() or append(): { messages }
           usage: 0,
+          initialUsage: 0, // what the initial prompts hold, which no overflow drops
           tools,
           sampling,
           expected: expectedTypes(options.expectedInputs),
@@ -157,7 +162,7 @@ export function createLanguageModel(config = {}) {
               ids.length,
               contextWindow,
             );
-          state.usage = ids.length;
+          state.usage = state.initialUsage = ids.length;
         }
         if (signal?.aborted) throw signal.reason;
         const session = new LanguageModel(KEY, state);
@@ -363,9 +368,7 @@ export function createLanguageModel(config = {}) {
         if (signal.aborted) throw signal.reason;
         if (ids.length + room <= window) return ids.length;
         if (!s.history.length) {
-          const initial = s.initial.length
-            ? (await s.engine.encodeChat(s.initial, { tools: s.tools.openai })).length
-            : 0;
+          const initial = s.initialUsage;
           const requested = ids.length - initial + room;
           throw quotaError(
             `the input needs ${requested} tokens, and the session has room for ${window - initial} (its context window less its initial prompts)`,
@@ -394,7 +397,7 @@ export function createLanguageModel(config = {}) {
       // and the tools' schemas; the answer after their results is text: small models
       // otherwise call the same tool again and again.
       const toolsOn = s.tools.list.length > 0 && !constraint;
-      let calls = 0;
+      let called = false;
       for (;;) {
         const prefill =
           prefix == null ? [] : [{ role: "assistant", content: prefix, prefix: true }];
@@ -408,7 +411,7 @@ export function createLanguageModel(config = {}) {
           ...chatSampling(s.sampling.options),
           tools: s.tools.list.length ? s.tools.openai : undefined,
           response_format:
-            constraint ?? (!toolsOn ? undefined : calls ? TEXT_ANSWER : s.tools.grammar),
+            constraint ?? (!toolsOn ? undefined : called ? TEXT_ANSWER : s.tools.grammar),
         };
         const stream = await s.engine.chat.completions.create(body, { signal });
         let text = "";
@@ -431,8 +434,8 @@ export function createLanguageModel(config = {}) {
             `the answer reached the longest allowed (${body.max_tokens} tokens) before it met the responseConstraint`,
             "SyntaxError",
           );
-        if (finish === "tool_calls" && toolsOn && calls === 0) {
-          calls = found.length;
+        if (finish === "tool_calls" && toolsOn && !called) {
+          called = true;
           const results = await Promise.all(found.map((c) => runTool(s.tools.list, c, signal)));
           if (signal.aborted) throw signal.reason;
           turn.push(
@@ -578,42 +581,29 @@ function sharedEngine(settings) {
   };
 }
 
-function supported(options, settings) {
-  let ok = true;
+/** The expected inputs and outputs this model cannot serve (their language tags canonical). */
+function unsupported(options, settings) {
+  const out = [];
   const check = (list, kinds) => {
     if (list == null) return;
     if (!Array.isArray(list)) throw new TypeError("expectedInputs and expectedOutputs are arrays");
     for (const e of list) {
       if (!TYPES.includes(e?.type))
         throw new TypeError(`an expected type is one of ${TYPES.join(", ")}`);
-      if (!kinds.includes(e.type)) ok = false;
-      if (e.languages != null) {
-        // Throws a RangeError for a tag that is not one.
-        e.languages = Intl.getCanonicalLocales(e.languages);
-        if (!e.languages.every((l) => speaks(settings.languages, l))) ok = false;
-      }
+      // Throws a RangeError for a tag that is not one.
+      if (e.languages != null) e.languages = Intl.getCanonicalLocales(e.languages);
+      if (!kinds.includes(e.type) || !(e.languages ?? []).every((l) => speaks(settings, l)))
+        out.push(e);
     }
   };
   check(options.expectedInputs, INPUTS);
   check(options.expectedOutputs, OUTPUTS);
-  return ok ? "available" : "unavailable";
+  return out;
 }
 
 // "fr-CA" is French: a language is known by its primary subtag.
-const speaks = (languages, tag) =>
-  languages.some((l) => l.toLowerCase() === tag.toLowerCase().split("-")[0]);
-
-function unsupportedWhy(options, settings) {
-  const asked = [...(options.expectedInputs ?? []), ...(options.expectedOutputs ?? [])];
-  const types = asked.filter(
-    (e) =>
-      !(options.expectedInputs?.includes(e) ? INPUTS : OUTPUTS).includes(e.type) ||
-      (e.languages ?? []).some((l) => !speaks(settings.languages, l)),
-  );
-  return `this model reads ${INPUTS.join(" and ")} and writes ${OUTPUTS.join(" and ")}, in ${settings.languages.join(", ")}; not ${types
-    .map((e) => `${e.type}${e.languages ? ` (${e.languages.join(", ")})` : ""}`)
-    .join(", ")}`;
-}
+const speaks = (settings, tag) =>
+  settings.languages.some((l) => l.toLowerCase() === tag.toLowerCase().split("-")[0]);
 
 function expectedTypes(expectedInputs) {
   const types = new Set((expectedInputs ?? []).map((e) => e.type));

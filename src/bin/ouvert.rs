@@ -49,15 +49,19 @@ impl Args<'_> {
         self.0.iter().any(|a| a == flag)
     }
     fn num<T: std::str::FromStr>(&self, flag: &str, default: T) -> Result<T> {
-        match self.get(flag) {
-            None => Ok(default),
-            Some(s) => s.parse().map_err(|_| {
-                Error::new(
-                    Code::InvalidArgument,
-                    format!("{flag} needs a number, got {s:?}"),
-                )
-            }),
-        }
+        Ok(self.opt_num(flag)?.unwrap_or(default))
+    }
+    fn opt_num<T: std::str::FromStr>(&self, flag: &str) -> Result<Option<T>> {
+        self.get(flag)
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    Error::new(
+                        Code::InvalidArgument,
+                        format!("{flag} needs a number, got {s:?}"),
+                    )
+                })
+            })
+            .transpose()
     }
 }
 
@@ -154,10 +158,7 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             let ids = engine.encode(&text)?;
             let opts = ouvert::score::ScoreOptions {
                 top_logprobs: a.num("--top-logprobs", 0)?,
-                stride: a
-                    .get("--stride")
-                    .map(|_| a.num("--stride", 0))
-                    .transpose()?,
+                stride: a.opt_num("--stride")?,
             };
             Ok(serde_json::to_value(engine.score(&ids, &opts)?).expect("plain data"))
         }
