@@ -120,7 +120,7 @@ cmd_build() {
   assemble_dist
 }
 
-RUNTIME=(ouvert.js errors.js worker.js worker-mt.js worker-core.js store.js ouvert-chat.js prompt-api.js tool-calls.js)
+RUNTIME=(ouvert.js about.js errors.js worker.js worker-mt.js worker-core.js store.js ouvert-chat.js prompt-api.js tool-calls.js)
 
 assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   local version; version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)

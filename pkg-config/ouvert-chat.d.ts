@@ -15,7 +15,9 @@ export interface OuvertChatEventMap {
  * (default) | "visible" | "eager"), context-length, max-tokens, temperature, repeat-penalty,
  * system, placeholder, lang ("fr" | "en"). Parts: header, title, status, new, notice, start,
  * start-button, progress, error, retry, log, message, user, assistant, content, code, cut,
- * trim, actions, edit, copy, regenerate, form, input, send, stop, card.
+ * trim, actions, edit, copy, regenerate, form, input, send, stop, card (the model's provenance,
+ * from its file), cost (under each answer: tokens, time, bytes read, energy range), method
+ * (how that energy is estimated), network (requests made since the model loaded).
  */
 export class OuvertChat extends HTMLElement {
   /** The engine, shared with other widgets naming the same model, once loaded. */

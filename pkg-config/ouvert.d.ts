@@ -75,7 +75,26 @@ export interface EngineInfo {
   parameters: number;
   quantization: string;
   sizeLabel: string | null;
+  /** From the file's `general.*` metadata; null (or empty) where the file says nothing. */
+  author: string | null;
+  organization: string | null;
+  version: string | null;
+  finetune: string | null;
+  description: string | null;
+  /** The licence's identifier ("apache-2.0", "gemma"). */
   license: string | null;
+  licenseName: string | null;
+  /** The file's `general.license.link`, else the public text of a licence known by its identifier. */
+  licenseUrl: string | null;
+  /** The model's page, and what it was converted from. Shown as links, never fetched. */
+  url: string | null;
+  sourceUrl: string | null;
+  baseModels: Provenance[];
+  datasets: Provenance[];
+  languages: string[];
+  tags: string[];
+  /** The figures each answer's `stats.cost.joules` is estimated with, for the backend in use. */
+  energy: EnergyModel;
   contextLength: number;
   vocabSize: number;
   /**
@@ -182,6 +201,43 @@ export interface Stats {
   decodeTokensPerSecond: number;
   /** Time spent computing what `responseFormat` allows at each step (part of the above). */
   constraintMs: number;
+  /** What the answer's forward passes read and computed, and the energy that comes to. */
+  cost: Cost;
+}
+
+/**
+ * What forward passes read and computed, counted as they run: each weight matrix once per
+ * pass, the embedding rows of the tokens fed, the output projection when logits were asked
+ * for, the KV cache attention read and wrote. `joules` is `[low, high]`:
+ * (weightBytes + cacheBytes) × `EnergyModel.picojoulesPerByte` + multiplyAdds ×
+ * `picojoulesPerMultiplyAdd`, for `device`. The computation's own energy: not the screen,
+ * the device's idle draw, nor the model's download.
+ */
+export interface Cost {
+  weightBytes: number;
+  cacheBytes: number;
+  multiplyAdds: number;
+  device: "cpu" | "gpu";
+  joules: [number, number];
+}
+
+/** The published figures an energy estimate uses, as `[low, high]` picojoule ranges. */
+export interface EnergyModel {
+  device: "cpu" | "gpu";
+  picojoulesPerByte: [number, number];
+  picojoulesPerMultiplyAdd: [number, number];
+  /** Where the figures come from. */
+  sources: string[];
+  /** For scale: a published estimate of one prompt to a large hosted assistant. */
+  hostedPrompt: { wattHours: number; what: string; source: string };
+}
+
+/** A base model or dataset the file names. */
+export interface Provenance {
+  name: string;
+  organization: string | null;
+  version: string | null;
+  url: string | null;
 }
 
 /** What `score` reads besides each token's own log-probability. */
@@ -220,7 +276,7 @@ export interface Score {
   /** The window each token was read in (the context, or the text when it fits). */
   window: number;
   stride: number;
-  stats: { ms: number; tokensPerSecond: number };
+  stats: { ms: number; tokensPerSecond: number; cost: Cost };
 }
 
 export interface Completion {
@@ -322,6 +378,8 @@ export interface ChatCompletionUsage {
   total_tokens: number;
   /** The conversation so far, found in the KV cache and not computed again. */
   prompt_tokens_details: { cached_tokens: number };
+  /** Not OpenAI's: what the answer read and computed, and its energy estimate. */
+  cost: Cost;
 }
 
 export interface ChatCompletionTokenLogprob {
@@ -400,7 +458,39 @@ export class Engine {
   encodeChat(messages: ChatMessage[], options?: { tools?: Tool[] }): Promise<number[]>;
   /** Stops the worker and frees the model's memory. */
   dispose(): Promise<void>;
+  /** Addresses the engine's worker requested since the model loaded (the grammar module's wasm, on the first `responseFormat`). */
+  readonly requests: string[];
+  /** Calls `listener(url)` for each request the engine's worker makes from now on; returns the unsubscribe. */
+  onRequest(listener: (url: string) => void): () => void;
 }
+
+/**
+ * The network meter: calls `onChange(urls)` with every request made from now on by this
+ * page (its resource timing, whichever script made them) and by `engine`'s worker. A model
+ * answering offline leaves it empty. Returns what stops watching.
+ */
+export function watchNetwork(engine: Engine | null, onChange: (urls: string[]) => void): () => void;
+
+/** An answer's cost in one line: tokens, seconds, bytes read, the energy range ("fr" or "en"). */
+export function costSummary(stats: Stats, lang?: string): string;
+/** How `Cost.joules` is computed, for a "how is this computed?" disclosure. */
+export function energyMethod(
+  energy: EnergyModel,
+  lang?: string,
+): { summary: string; paragraphs: string[]; sourcesLabel: string; sources: string[] };
+/**
+ * The model's provenance as `[label, value]` rows for a card (author, base models, licence,
+ * source, datasets), as its file states them; a value is text, or `{ href, text }` for an
+ * http(s) link to show (never to fetch unasked).
+ */
+export function provenanceRows(
+  info: EngineInfo,
+  lang?: string,
+): [string, string | { href: string; text: string }][];
+/** "253 MB", "6,1 Go". */
+export function formatBytes(bytes: number, lang?: string): string;
+/** A `[low, high]` joule range, with the same in watt-hours. */
+export function formatEnergy(joules: [number, number], lang?: string): string;
 
 export function createEngine(options: EngineOptions): Promise<Engine>;
 

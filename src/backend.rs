@@ -6,6 +6,7 @@
 //! transformer block, each fused as far as a GPU can do it in one dispatch (norms ride in
 //! the mat-mul that consumes them), so a decode step stays a few dispatches per layer.
 
+use crate::cost::Device;
 use crate::error::Result;
 use crate::gguf::TensorInfo;
 use crate::weights::ModelBytes;
@@ -59,6 +60,8 @@ pub enum Mix {
 pub type Readback = Pin<Box<dyn Future<Output = Result<Vec<f32>>>>>;
 
 pub trait Backend {
+    /// Where it computes (for the energy estimate: `cost::Device`).
+    const DEVICE: Device;
     /// A weight matrix `[rows × cols]`, kept in its GGUF quantization, with an optional
     /// bias added to its products.
     type Matrix;

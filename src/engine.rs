@@ -6,6 +6,7 @@ use crate::bail;
 use crate::chat::{ChatTemplate, Message};
 use crate::config::ModelCard;
 use crate::constraint::{mask_logits, ResponseFormat, TokenConstraint};
+use crate::cost::{Cost, Work};
 use crate::cpu::Cpu;
 use crate::error::{Code, Result};
 use crate::gguf::Gguf;
@@ -122,6 +123,8 @@ pub struct Stats {
     pub decode_tokens_per_second: f64,
     /// Time spent computing what a `response_format` allows (included in the above).
     pub constraint_ms: f64,
+    /// What its forward passes read and computed, and the energy that comes to.
+    pub cost: Cost,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +178,7 @@ pub struct Scoring {
     scored_to: usize,
     read: usize,
     t0: f64,
+    work0: Work,
 }
 
 impl Scoring {
@@ -209,6 +213,7 @@ pub struct Generation {
     constraint_ms: f64,
     t0: f64,
     t_first: f64,
+    work0: Work,
 }
 
 impl Generation {
@@ -449,6 +454,7 @@ impl Engine {
             scored_to: 1,
             read: 0,
             t0: now_ms(),
+            work0: self.model.work(),
         };
         self.score_window(&mut s);
         Ok(s)
@@ -514,6 +520,7 @@ impl Engine {
             stats: ScoreStats {
                 ms,
                 tokens_per_second: rate(s.read, ms),
+                cost: self.cost_since(s.work0),
             },
         }))
     }
@@ -605,6 +612,7 @@ impl Engine {
             constraint_ms: 0.0,
             t0: now_ms(),
             t_first: 0.0,
+            work0: self.model.work(),
         })
     }
 
@@ -729,6 +737,7 @@ impl Engine {
                 prefill_tokens_per_second: rate(g.prompt.len(), g.t_first - g.t0),
                 decode_tokens_per_second: rate(decode_n, t_end - g.t_first),
                 constraint_ms: g.constraint_ms,
+                cost: self.cost_since(g.work0),
             },
             prompt_tokens: g.prompt.clone(),
             tokens: std::mem::take(&mut g.tokens),
@@ -805,6 +814,11 @@ impl Engine {
             }
             _ => Scores::Logits(out),
         }
+    }
+
+    /// What the model read and computed since it had done `work0`.
+    fn cost_since(&self, work0: Work) -> Cost {
+        Cost::of(self.model.work() - work0, self.model.device())
     }
 
     /// Waits for a forward pass; only when it succeeded do its tokens count as cached. A

@@ -4,6 +4,7 @@ pub mod backend;
 pub mod chat;
 pub mod config;
 pub mod constraint;
+pub mod cost;
 pub mod cpu;
 pub mod engine;
 pub mod error;

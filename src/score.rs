@@ -60,6 +60,7 @@ pub struct ScoreStats {
     pub ms: f64,
     /// Tokens read per second, every window's included.
     pub tokens_per_second: f64,
+    pub cost: crate::cost::Cost,
 }
 
 /// The log-probability of `target` in a row of logits, and the `top` best tokens (their

@@ -353,3 +353,124 @@ fn stepping_streams_the_whole_text_and_a_new_start_supersedes_the_old() {
     assert_eq!(e.step(&mut first).unwrap_err().code, "superseded");
     while !matches!(e.step(&mut second).unwrap(), Event::Done(_)) {}
 }
+
+#[test]
+fn an_answer_reports_the_bytes_it_read_and_the_multiply_adds_it_did() {
+    let file = tiny_gemma3().build();
+    let g = ouvert::gguf::Gguf::parse(&file).unwrap();
+    let mut e = engine(128);
+    let prompt: Vec<u32> = (0..20).map(|i| 262 + i % 20).collect();
+    let out = e.generate(&prompt, &greedy(5), &mut |_| true).unwrap();
+    let cost = out.stats.cost;
+
+    // Counted from the file: every tensor is read by each of the 5 passes (the prompt's,
+    // then the 4 tokens fed back), the embedding being the tied output projection, plus
+    // one embedding row per token fed.
+    let (d, vocab, layers, hd, kv_width) = (
+        64u64,
+        g.tensor("token_embd.weight").unwrap().dims[1] as u64,
+        6u64,
+        32u64,
+        32u64,
+    );
+    let all: u64 = g.tensors.iter().map(|t| t.bytes as u64).sum();
+    let row = g.tensor("token_embd.weight").unwrap().bytes as u64 / vocab;
+    let fed = 20 + 4;
+    assert_eq!(cost.work.weight_bytes, 5 * all + fed * row);
+
+    // Multiply-adds: each fed token through every block matrix, 5 rows of logits, and
+    // attention: a token at position p scores min(p + 1, 8) keys in the 5 sliding layers
+    // and p + 1 in the global one, for 2 heads of 32, q·k and then the values.
+    let block: u64 = g
+        .tensors
+        .iter()
+        .filter(|t| t.name.starts_with("blk.") && t.dims.len() == 2)
+        .map(|t| t.elements() as u64)
+        .sum();
+    let attended: u64 = (0..fed).map(|p| 5 * (p + 1).min(8) + (p + 1)).sum();
+    assert_eq!(
+        cost.work.multiply_adds,
+        fed * block + 5 * vocab * d + attended * 2 * 2 * hd
+    );
+
+    // The cache: the prompt's pass reads its 20 keys and values in every layer; a decode
+    // step at p reads 8 in a sliding layer and p + 1 in the global one; every fed token
+    // writes its own in each layer. f16, keys and values: 4 bytes per width.
+    let read = 6 * 20 + (20..24).map(|p| 5 * 8 + (p + 1)).sum::<u64>();
+    assert_eq!(cost.work.cache_bytes, (read + fed * layers) * kv_width * 4);
+
+    assert_eq!(cost.device, ouvert::cost::Device::Cpu);
+    let m = ouvert::cost::energy_model(cost.device);
+    let bytes = (cost.work.weight_bytes + cost.work.cache_bytes) as f64;
+    let low = (bytes * m.picojoules_per_byte[0]
+        + cost.work.multiply_adds as f64 * m.picojoules_per_multiply_add[0])
+        * 1e-12;
+    assert!((cost.joules[0] - low).abs() <= low * 1e-12);
+    assert!(cost.joules[1] > cost.joules[0]);
+
+    // A second answer that extends the first only computes its new tokens.
+    let mut longer = prompt.clone();
+    longer.extend(&out.tokens[..4]);
+    let again = e.generate(&longer, &greedy(1), &mut |_| true).unwrap();
+    assert_eq!(again.stats.cached_prompt_tokens, 23);
+    assert_eq!(again.stats.cost.work.weight_bytes, all + row);
+}
+
+#[test]
+fn the_model_card_states_what_the_file_says_of_its_provenance_and_nothing_more() {
+    use common::gguf::V;
+    let s = |v: &str| V::Str(v.into());
+    let mut b = tiny_gemma3();
+    b.kv("general.author", s("Ouvert tests"))
+        .kv("general.organization", s("Ouvert"))
+        .kv("general.license", s("Apache-2.0"))
+        .kv("general.source.url", s("https://example.org/tiny"))
+        .kv("general.base_model.count", V::U32(2))
+        .kv("general.base_model.0.name", s("Tiny Base"))
+        .kv("general.base_model.0.organization", s("Ouvert"))
+        .kv(
+            "general.base_model.0.repo_url",
+            s("https://example.org/tiny-base"),
+        )
+        .kv(
+            "general.base_model.1.organization",
+            s("a base model without a name is left out"),
+        )
+        .kv("general.dataset.count", V::U32(1))
+        .kv("general.dataset.0.name", s("Texts written for the tests"))
+        .kv("general.languages", V::Strs(vec!["fr".into(), "en".into()]));
+    let e = Engine::load(ModelBytes::from_slice(&b.build()).unwrap(), 64).unwrap();
+    let card = serde_json::to_value(&e.card).unwrap();
+    assert_eq!(card["name"], "tiny test gemma");
+    assert_eq!(card["author"], "Ouvert tests");
+    assert_eq!(card["license"], "Apache-2.0");
+    // An identifier known to have a public text links to it; the file gave no link.
+    assert_eq!(
+        card["licenseUrl"],
+        "https://www.apache.org/licenses/LICENSE-2.0"
+    );
+    assert_eq!(card["sourceUrl"], "https://example.org/tiny");
+    assert_eq!(
+        card["baseModels"],
+        serde_json::json!([{ "name": "Tiny Base", "organization": "Ouvert", "version": null, "url": "https://example.org/tiny-base" }])
+    );
+    assert_eq!(card["datasets"][0]["name"], "Texts written for the tests");
+    assert_eq!(card["languages"], serde_json::json!(["fr", "en"]));
+    assert_eq!(card["parameters"], e.card.parameters);
+
+    // The file's own link wins; an unknown licence without one has no link; nothing is
+    // made up for what the file leaves out.
+    b.kv("general.license.link", s("https://example.org/licence"));
+    let e = Engine::load(ModelBytes::from_slice(&b.build()).unwrap(), 64).unwrap();
+    assert_eq!(
+        e.card.license_url.as_deref(),
+        Some("https://example.org/licence")
+    );
+    let plain = engine(64).card;
+    let mut b = tiny_gemma3();
+    b.kv("general.license", s("some-licence"));
+    let other = Engine::load(ModelBytes::from_slice(&b.build()).unwrap(), 64).unwrap();
+    assert_eq!(other.card.license_url, None);
+    assert_eq!((plain.author, plain.source_url), (None, None));
+    assert!(plain.base_models.is_empty() && plain.datasets.is_empty());
+}

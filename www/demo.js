@@ -1,6 +1,7 @@
 // The workshop site: a playground that shows what a language model does — tokens, the
 // next-token probabilities, temperature, top-k, top-p — on a model running in the page.
 // It works offline after the first visit (sw.js caches the site, the model stays in OPFS).
+import { costSummary, energyMethod, provenanceRows, valueNode, watchNetwork } from "./about.js";
 import {
   createEngine,
   listCachedModels,
@@ -66,7 +67,6 @@ const STRINGS = {
     name: "Nom",
     params: "Paramètres",
     size: "Taille",
-    license: "Licence",
     hash: "SHA-256",
     backend: "Calcul",
     cpu: "processeur (WebAssembly)",
@@ -94,6 +94,10 @@ const STRINGS = {
     architectures: "Architectures",
     quantizations: "Quantifications",
     kept: "Le modèle précédent reste chargé.",
+    network: (n) =>
+      n === 0
+        ? "Réseau : aucune requête de cette page depuis le chargement du modèle."
+        : `Réseau : ${n}\u00a0requête${n > 1 ? "s" : ""} de cette page depuis le chargement du modèle.`,
   },
   en: {
     title: "How a language model writes",
@@ -129,7 +133,6 @@ const STRINGS = {
     name: "Name",
     params: "Parameters",
     size: "Size",
-    license: "Licence",
     hash: "SHA-256",
     backend: "Runs on",
     cpu: "processor (WebAssembly)",
@@ -156,6 +159,10 @@ const STRINGS = {
     architectures: "Architectures",
     quantizations: "Quantizations",
     kept: "The previous model stays loaded.",
+    network: (n) =>
+      n === 0
+        ? "Network: no request from this page since the model loaded."
+        : `Network: ${n} request${n > 1 ? "s" : ""} from this page since the model loaded.`,
   },
 };
 
@@ -188,6 +195,9 @@ const state = {
   run: null, // the AbortController of the generation in progress
   loading: false,
   lastStatus: null, // re-rendered on a language switch
+  lastStats: null, // the last answer's, for its cost
+  requests: [], // made since the model loaded (the network meter)
+  unwatch: null,
 };
 const t = () => STRINGS[state.lang];
 
@@ -202,6 +212,7 @@ function applyLanguage() {
   showSupported();
   showBundled();
   if (state.engine) showCard(state.engine.info);
+  showCost();
   if (state.selected >= 0) showChoices(state.selected);
   showStorage();
 }
@@ -217,9 +228,9 @@ function setStatus(render, stateName) {
 function showCard(info) {
   const rows = [
     [t().name, `${info.name} (${info.architecture}, ${info.quantization})`],
+    ...provenanceRows(info, state.lang),
     [t().params, info.parameters.toLocaleString(state.lang)],
     [t().size, mb(info.bytes)],
-    [t().license, info.license ?? "?"],
     [t().context, `${info.contextLength} ${t().tokens}`],
     [t().hash, info.sha256],
     [
@@ -232,8 +243,26 @@ function showCard(info) {
     ],
   ];
   $("card").replaceChildren(
-    ...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]),
+    ...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", {}, valueNode(v))]),
   );
+  $("network").textContent = t().network(state.requests.length);
+}
+
+/** The last answer's cost, and how its energy is estimated. */
+function showCost() {
+  const stats = state.lastStats;
+  $("cost").textContent = stats ? costSummary(stats, state.lang) : "";
+  $("method").hidden = !stats;
+  if (!stats) return;
+  const m = energyMethod(state.engine.info.energy, state.lang);
+  $("method").querySelector("summary").textContent = m.summary;
+  $("method")
+    .querySelector("div")
+    .replaceChildren(
+      ...m.paragraphs.map((p) => el("p", { textContent: p })),
+      el("p", { textContent: m.sourcesLabel }),
+      el("ul", {}, ...m.sources.map((src) => el("li", { textContent: src }))),
+    );
 }
 
 async function showStorage() {
@@ -313,6 +342,14 @@ async function load(model, sha256) {
   state.run?.abort();
   state.engine?.dispose();
   state.engine = engine;
+  state.unwatch?.();
+  state.requests = [];
+  state.unwatch = watchNetwork(engine, (urls) => {
+    state.requests = urls;
+    $("network").textContent = t().network(urls.length);
+  });
+  state.lastStats = null;
+  showCost();
   state.steps = [];
   state.selected = -1;
   $("choices").hidden = true;
@@ -446,6 +483,8 @@ async function generate(maxTokens) {
     }
     const r = await run.result;
     $("stats").textContent = t().stats(r.stats, state.engine.info.backend);
+    state.lastStats = r.stats;
+    showCost();
   } catch (e) {
     $("stats").textContent = e.code === "aborted" ? t().stopped : `${e.code}: ${e.message}`;
   } finally {

@@ -7,6 +7,7 @@
 // Events (bubbling, composed): ouvert-progress, ouvert-token, ouvert-done, ouvert-trim,
 // ouvert-error. Styling: CSS custom properties (--ouvert-*) and ::part(). Model output is
 // only ever set as text (text nodes, textContent), never parsed as HTML.
+import { costSummary, energyMethod, provenanceRows, valueNode, watchNetwork } from "./about.js";
 import { FILE_ERRORS } from "./errors.js";
 import { createEngine, listCachedModels } from "./ouvert.js";
 
@@ -28,10 +29,13 @@ const STRINGS = {
     card: "About the model",
     name: "Model",
     size: "Size",
-    license: "Licence",
     hash: "SHA-256",
     backend: "Runs on",
     params: "Parameters",
+    network: (n) =>
+      n === 0
+        ? "Network: no request from this page since the model loaded"
+        : `Network: ${n} request${n > 1 ? "s" : ""} from this page since the model loaded`,
     you: "You",
     model: "Model",
     stopped: "(stopped)",
@@ -86,10 +90,13 @@ const STRINGS = {
     card: "À propos du modèle",
     name: "Modèle",
     size: "Taille",
-    license: "Licence",
     hash: "SHA-256",
     backend: "Calcul",
     params: "Paramètres",
+    network: (n) =>
+      n === 0
+        ? "Réseau : aucune requête de cette page depuis le chargement du modèle"
+        : `Réseau : ${n}\u00a0requête${n > 1 ? "s" : ""} de cette page depuis le chargement du modèle`,
     you: "Vous",
     model: "Modèle",
     stopped: "(arrêté)",
@@ -197,7 +204,9 @@ li > div { white-space: pre-wrap; }
 li[part~=trim] { background: none; padding: 0.25em 0.75em; font-size: 0.8em; color: var(--ouvert-muted, #5b5b66); text-align: center; }
 pre { margin: 0.4em 0; padding: 0.5em 0.65em; border-radius: 6px; background: var(--ouvert-code-bg, #e6e6ec); overflow-x: auto;
   white-space: pre; font: var(--ouvert-code-font, 0.9em/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace); }
-small[part~=cut] { display: block; margin-top: 0.25em; opacity: 0.75; }
+small[part~=cut], small[part~=cost] { display: block; margin-top: 0.25em; opacity: 0.75; }
+[part~=network] { margin: 0.4em 0 0; font-size: 0.8em; color: var(--ouvert-muted, #5b5b66); }
+[part~=method] p { margin: 0.4em 0; }
 [part~=actions] { display: flex; gap: 0.4em; margin-top: 0.35em; }
 [part~=actions] button, header button { white-space: nowrap; font-size: 0.8em; padding: 0.15em 0.55em; background: transparent; color: var(--ouvert-accent, #2553c8); }
 form { display: flex; gap: 0.5em; align-items: flex-end; }
@@ -237,6 +246,9 @@ export class OuvertChat extends HTMLElement {
   #visibility = null;
   /** What the last failure interrupted, for "try again": "load" or "answer". */
   #failed = null;
+  /** Requests made since the model loaded (the network meter), and what stops counting. */
+  #requests = 0;
+  #unwatch = null;
 
   constructor() {
     super();
@@ -253,6 +265,8 @@ export class OuvertChat extends HTMLElement {
       <form part="form"><label class="sr" for="${id}-i"></label><textarea id="${id}-i" part="input" rows="2"></textarea>
         <button part="send" type="submit" disabled></button><button part="stop" type="button" hidden></button></form>
       <details part="card" hidden><summary></summary><dl></dl></details>
+      <details part="method" hidden><summary></summary><div></div></details>
+      <p part="network" role="status" hidden></p>
       <p class="sr" part="privacy"></p>`;
     const $ = (sel) => root.querySelector(sel);
     this.#els = {
@@ -276,9 +290,11 @@ export class OuvertChat extends HTMLElement {
       input: $("textarea"),
       send: $("[part~=send]"),
       stop: $("[part~=stop]"),
-      cardBox: $("details"),
-      summary: $("summary"),
+      cardBox: $("[part~=card]"),
+      summary: $("[part~=card] summary"),
       card: $("dl"),
+      method: $("[part~=method]"),
+      network: $("[part~=network]"),
       privacy: $("[part~=privacy]"),
     };
     const e = this.#els;
@@ -340,6 +356,8 @@ export class OuvertChat extends HTMLElement {
   }
 
   #release() {
+    this.#unwatch?.();
+    this.#unwatch = null;
     this.#loadToken++;
     this.#lease?.release();
     this.#lease = null;
@@ -360,7 +378,9 @@ export class OuvertChat extends HTMLElement {
     e.newChat.textContent = t.newChat;
     e.retry.textContent = t.retry;
     e.startNote.textContent = t.startNote;
-    if (!this.#engine) e.title.textContent = "Ouvert";
+    e.network.textContent = t.network(this.#requests);
+    if (this.#engine) this.#showCard(this.#engine.info);
+    else e.title.textContent = "Ouvert";
   }
 
   /**
@@ -445,6 +465,13 @@ export class OuvertChat extends HTMLElement {
       this.#engine = engine;
       e.progressBox.hidden = true;
       this.#showCard(engine.info);
+      this.#requests = 0;
+      this.#unwatch = watchNetwork(engine, (urls) => {
+        this.#requests = urls.length;
+        e.network.textContent = this.#t.network(urls.length);
+      });
+      e.network.textContent = this.#t.network(0);
+      e.network.hidden = false;
       const chat = engine.info.chatTemplate;
       this.#notice(chat === "file" ? null : chat ? this.#t.baseModel : this.#t.noChat);
       e.send.disabled = !chat;
@@ -472,14 +499,32 @@ export class OuvertChat extends HTMLElement {
     this.#els.title.textContent = info.name ?? "Ouvert";
     const rows = [
       [t.name, `${info.name ?? "?"} (${info.architecture}, ${info.quantization})`],
+      ...provenanceRows(info, this.#lang),
       [t.params, info.parameters.toLocaleString(t === STRINGS.fr ? "fr" : "en")],
       [t.size, mb(info.bytes, t)],
-      [t.license, info.license ?? "?"],
       [t.hash, info.sha256],
       [t.backend, `${this.#where()} (${info.backend === "webgpu" ? "WebGPU" : "WebAssembly"})`],
     ];
-    this.#els.card.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+    this.#els.card.replaceChildren(
+      ...rows.flatMap(([k, v]) => {
+        const dd = document.createElement("dd");
+        dd.append(valueNode(v));
+        return [el("dt", k), dd];
+      }),
+    );
     this.#els.cardBox.hidden = false;
+    if (info.energy) {
+      const m = energyMethod(info.energy, this.#lang);
+      const box = this.#els.method;
+      box.querySelector("summary").textContent = m.summary;
+      const sources = el("p", `${m.sourcesLabel}${this.#lang === "fr" ? "\u00a0:" : ":"}`);
+      sources.append(...m.sources.flatMap((src) => [document.createElement("br"), src]));
+      box.querySelector("div").replaceChildren(...m.paragraphs.map((p) => el("p", p)), sources);
+    }
+  }
+
+  get #lang() {
+    return this.#t === STRINGS.fr ? "fr" : "en";
   }
 
   #showError(err, during) {
@@ -635,6 +680,10 @@ export class OuvertChat extends HTMLElement {
       }
       const result = await run.result;
       cutShort = result.finishReason === "length";
+      const cost = el("small", costSummary(result.stats, this.#lang));
+      cost.setAttribute("part", "cost");
+      reply.li.append(cost);
+      e.method.hidden = false;
       e.status.textContent = `${result.stats.decodeTokensPerSecond.toLocaleString(this.#t === STRINGS.fr ? "fr" : "en", { maximumFractionDigits: 1 })} ${this.#t.tokps} · ${this.#where()}`;
       this.#emit("ouvert-done", result);
       ok = true;

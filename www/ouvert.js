@@ -4,6 +4,14 @@
 import { cspError, OuvertError } from "./errors.js";
 import { chatTools, textBeforeCall, toolCalls } from "./tool-calls.js";
 
+export {
+  costSummary,
+  energyMethod,
+  formatBytes,
+  formatEnergy,
+  provenanceRows,
+  watchNetwork,
+} from "./about.js";
 export { OuvertError } from "./errors.js";
 export { listCachedModels, deleteCachedModel, storageEstimate } from "./store.js";
 
@@ -192,6 +200,9 @@ let nextId = 1;
 export class Engine {
   /** @type {import("./ouvert").EngineInfo} */
   info = null;
+  /** Addresses the engine's worker requested since the model loaded (the grammar module's wasm, say). */
+  requests = [];
+  #requestListeners = new Set();
   #worker;
   #pending = new Map(); // id → handler(msg)
   #disposed = false;
@@ -202,7 +213,10 @@ export class Engine {
       // The worker moved the model (a lost GPU continues on wasm).
       if (data.type === "info")
         this.info = { ...this.info, adapter: undefined, fallback: undefined, ...data.info };
-      else this.#pending.get(data.id)?.(data);
+      else if (data.type === "request") {
+        this.requests.push(data.url);
+        for (const f of this.#requestListeners) f(data.url);
+      } else this.#pending.get(data.id)?.(data);
     };
     worker.onerror = (e) => {
       e.preventDefault?.();
@@ -214,6 +228,12 @@ export class Engine {
       );
     };
     this.chat = { completions: { create: (body, opts) => this.#chatCompletion(body, opts) } };
+  }
+
+  /** Calls `listener(url)` for each request the engine's worker makes from now; returns the unsubscribe. */
+  onRequest(listener) {
+    this.#requestListeners.add(listener);
+    return () => this.#requestListeners.delete(listener);
   }
 
   #fail(error) {
@@ -491,6 +511,8 @@ export class Engine {
       total_tokens: stats.promptTokens + stats.completionTokens,
       // The conversation so far, found in the KV cache: computed again only when it changed.
       prompt_tokens_details: { cached_tokens: stats.cachedPromptTokens },
+      // Not OpenAI's: what the answer read and computed, and its energy estimate.
+      cost: stats.cost,
     });
     if (!stream) {
       const pieces = [];

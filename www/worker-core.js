@@ -55,6 +55,15 @@ function start(threads) {
   return ready;
 }
 
+// Every request this worker makes once a model is loaded (the grammar module's wasm, say)
+// goes to the page: the engine's half of the page's network meter (`watchNetwork`).
+let loadedAt = Infinity;
+if (typeof PerformanceObserver === "function")
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if (e.startTime >= loadedAt) post({ type: "request", url: e.name });
+  }).observe({ type: "resource" });
+
 let queue = Promise.resolve();
 const aborted = new Set();
 
@@ -90,8 +99,8 @@ self.onmessage = ({ data: msg }) => {
 // The worker's whole protocol. From the page: `load`, `call` (one of CALLS), `generate`,
 // `score`, `abort`. To the page: `progress` and `ready` (a load), `result` (a call),
 // `prompt`, `prefill`, `piece` and `done` (a generation), `scoring` and `score` (a
-// scoring), `info` (the engine moved to wasm), and `error` for any request, an unknown one
-// included.
+// scoring), `info` (the engine moved to wasm), `request` (this worker fetched something
+// after the load), and `error` for any request, an unknown one included.
 const CALLS = new Set(["tokenize", "detokenize", "tokenStrings", "encodeChat"]);
 
 async function handle(msg) {
@@ -471,6 +480,7 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
   if (order && cachedAs) await writeMergeOrder(cachedAs, order);
   progress("load", bytes, bytes);
   const info = engine.info();
+  loadedAt = performance.now();
   post({
     type: "ready",
     id,

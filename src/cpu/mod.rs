@@ -33,6 +33,7 @@ pub struct Kv {
 }
 
 impl Backend for Cpu {
+    const DEVICE: crate::cost::Device = crate::cost::Device::Cpu;
     type Matrix = QMatrix;
     type Vector = Vec<f32>;
     type Act = Act;

@@ -651,6 +651,7 @@ fn bytemuck_f32(v: &[f32]) -> &[u8] {
 }
 
 impl Backend for Gpu {
+    const DEVICE: crate::cost::Device = crate::cost::Device::Gpu;
     type Matrix = Matrix;
     type Vector = Vector;
     type Act = Act;

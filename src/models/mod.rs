@@ -10,6 +10,7 @@ pub mod transformer;
 
 use crate::backend::{Backend, Readback};
 use crate::bail;
+use crate::cost::{Device, Work};
 use crate::error::{Code, Result};
 use crate::gguf::Gguf;
 use crate::sampler::Want;
@@ -25,6 +26,9 @@ pub trait Model {
     /// Positions the KV cache holds.
     fn context(&self) -> usize;
     fn vocab(&self) -> usize;
+    /// What every forward pass so far read and computed (a failed pass's included).
+    fn work(&self) -> Work;
+    fn device(&self) -> Device;
 }
 
 /// The most tokens one forward pass takes: the engine feeds a prompt in slices of this

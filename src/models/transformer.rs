@@ -8,6 +8,7 @@ use super::{finish, rope_table, Model, MAX_ROWS};
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::config::Meta;
+use crate::cost::{Device, Work};
 use crate::error::{Code, Result};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::sampler::Want;
@@ -223,6 +224,73 @@ pub struct Transformer<B: Backend> {
     rope_global: B::Vector,
     /// The sliding-window layers' table, when their rope base differs.
     rope_local: Option<B::Vector>,
+    tally: Tally,
+    /// What every forward pass so far read and computed.
+    work: Work,
+}
+
+/// What a forward pass reads and computes, from the file's tensor sizes.
+struct Tally {
+    /// Every block's tensors (matrices, norms, biases), read once per pass.
+    block_bytes: u64,
+    /// Multiply-adds per token in the blocks' matrices.
+    block_macs: u64,
+    embed_row_bytes: u64,
+    /// The final norm and the output projection, read when a pass returns logits.
+    output_bytes: u64,
+    spans: Vec<Span>,
+}
+
+impl Tally {
+    fn new(g: &Gguf, s: &Spec) -> Self {
+        let blocks = || g.tensors.iter().filter(|t| t.name.starts_with("blk."));
+        let bytes = |name: &str| g.tensor(name).map_or(0, |t| t.bytes as u64);
+        Tally {
+            block_bytes: blocks().map(|t| t.bytes as u64).sum(),
+            block_macs: blocks()
+                .filter(|t| t.dims.len() == 2)
+                .map(|t| t.elements() as u64)
+                .sum(),
+            embed_row_bytes: bytes("token_embd.weight") / s.vocab as u64,
+            output_bytes: bytes("output_norm.weight")
+                + match g.tensor("output.weight") {
+                    Some(t) => t.bytes as u64,
+                    None => bytes("token_embd.weight"),
+                },
+            spans: (0..s.layers).map(|l| s.span(l)).collect(),
+        }
+    }
+
+    /// `n` tokens at `pos0..`, with logits for `logit_rows` of them.
+    fn pass(&self, s: &Spec, n: usize, pos0: usize, logit_rows: usize) -> Work {
+        let kv_width = (s.kv_heads * s.head_dim) as u64;
+        let (mut keys_read, mut scores) = (0, 0);
+        for span in &self.spans {
+            let limit = match *span {
+                Span::Global => usize::MAX,
+                Span::Window(w) => w,
+            };
+            // Each query attends to the keys up to its own position, within its window;
+            // a layer's pass reads each of those keys (and values) once.
+            keys_read += (pos0 + n).min(limit.saturating_add(n - 1)) as u64;
+            scores += (0..n)
+                .map(|i| (pos0 + i + 1).min(limit) as u64)
+                .sum::<u64>();
+        }
+        let (n, logit_rows) = (n as u64, logit_rows as u64);
+        let vocab_macs = (s.vocab * s.dim) as u64;
+        Work {
+            weight_bytes: self.block_bytes
+                + n * self.embed_row_bytes
+                + if logit_rows > 0 { self.output_bytes } else { 0 },
+            // f16 keys and values: those read, and the pass's own written.
+            cache_bytes: (keys_read + n * self.spans.len() as u64) * kv_width * 4,
+            // q·k and the weighted sum of values, per head.
+            multiply_adds: n * self.block_macs
+                + logit_rows * vocab_macs
+                + scores * 2 * (s.heads * s.head_dim) as u64,
+        }
+    }
 }
 
 /// Rows `rows` of a 2-D tensor as a tensor of its own (rows are contiguous in GGUF), for
@@ -393,6 +461,8 @@ impl<B: Backend> Transformer<B> {
         };
         b.loaded();
         Ok(Transformer {
+            tally: Tally::new(g, &spec),
+            work: Work::default(),
             spec,
             b,
             embed,
@@ -412,6 +482,12 @@ impl<B: Backend> Model for Transformer<B> {
         let b = &mut self.b;
         let n = ids.len();
         assert!(n <= MAX_ROWS, "a forward pass of {n} rows: the sliding layers' caches hold one pass of at most {MAX_ROWS} beyond their window");
+        let logit_rows = match want {
+            Want::Nothing => 0,
+            Want::Rows => n,
+            _ => 1,
+        };
+        self.work = self.work + self.tally.pass(s, n, pos0, logit_rows);
         let (d, hd) = (s.dim, s.head_dim);
         let mut x = b.act(n, d);
         b.embed(&self.embed, ids, s.embed_scale, &mut x);
@@ -499,6 +575,14 @@ impl<B: Backend> Model for Transformer<B> {
 
     fn context(&self) -> usize {
         self.spec.context
+    }
+
+    fn work(&self) -> Work {
+        self.work
+    }
+
+    fn device(&self) -> Device {
+        B::DEVICE
     }
 
     fn vocab(&self) -> usize {

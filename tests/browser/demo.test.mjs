@@ -61,6 +61,10 @@ test("generation shows each token's alternatives as bars; clicking one branches 
   const tokens = page.locator("#output button.tok");
   assert.equal(await tokens.count(), 16);
   assert.match(await page.locator("#stats").textContent(), /jetons\/s|tokens\/s/);
+  // What it cost, how that is computed, and no request made to write it.
+  assert.match(await page.locator("#cost").textContent(), /^16 (jetons|tokens) · .*\s(Mo lus|Go lus|MB read|GB read) · .*J \(.*Wh\)$/);
+  assert.ok(await page.locator("#method").isVisible());
+  assert.match(await page.locator("#network").textContent(), /aucune requête|no request/);
   const before = await tokens.allTextContents();
 
   await tokens.nth(2).click();
@@ -102,6 +106,10 @@ test("generation shows each token's alternatives as bars; clicking one branches 
 test("French and English", async () => {
   await page.getByRole("button", { name: "English" }).click();
   assert.equal(await page.locator("h1").textContent(), "How a language model writes");
+  // Every dynamic line follows the switch: the card, the cost, the meter.
+  assert.match(await page.locator("#card").textContent(), /Bynot stated in the file/);
+  assert.match(await page.locator("#cost").textContent(), /tokens · .*\s(MB|GB) read/);
+  assert.match(await page.locator("#network").textContent(), /^Network: no request/);
   assert.equal(await page.locator("html").getAttribute("lang"), "en");
   await page.getByRole("button", { name: "Français" }).click();
   assert.equal(await page.locator("h1").textContent(), "Comment un modèle de langue écrit");

@@ -61,6 +61,7 @@ test("a JSON Schema extraction from French prose parses and validates; the gramm
   timeout: 300_000,
 }, async () => {
   assert.deepEqual(grammarRequests(), [], "no grammar module before a constraint");
+  assert.deepEqual(await page.evaluate(() => engine.requests), [], "no request since the load");
   const paragraph =
     "Marie Curie, née à Varsovie en 1867, était physicienne et chimiste. Elle a reçu le prix Nobel de physique en 1903 et celui de chimie en 1911.";
   const r = await page.evaluate(
@@ -88,6 +89,12 @@ test("a JSON Schema extraction from French prose parses and validates; the gramm
   assert.match(value.nom, /Curie/);
   assert.equal(value.naissance, 1867);
   assert.ok(grammarRequests().length > 0, "the grammar module was fetched");
+  // The engine's worker reports it: the network meter's half that the page cannot see.
+  const requests = await page.evaluate(() => engine.requests);
+  assert.ok(
+    requests.some((u) => u.includes("/wasm-grammar/") && u.endsWith(".wasm")),
+    JSON.stringify(requests),
+  );
 });
 
 test("regexes hold: an ISO date, a French phone number", { timeout: 300_000 }, async () => {

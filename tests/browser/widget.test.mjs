@@ -46,6 +46,17 @@ test("two widgets naming one model share one engine; the model card shows", {
   assert.match(card, /253\sMo/, "French units in a French widget");
   assert.match(card, /gemma/);
   assert.match(card, /a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818/);
+  // Provenance as the file states it: Gemma's file names its licence but no author or source.
+  assert.match(card, /Par\s*non indiqué dans le fichier/);
+  assert.match(card, /Source\s*non indiqué dans le fichier/);
+  const licence = widget("a").locator("dl a");
+  assert.equal(await licence.textContent(), "gemma");
+  assert.equal(await licence.getAttribute("href"), "https://ai.google.dev/gemma/terms");
+  assert.equal(await licence.getAttribute("rel"), "noopener noreferrer");
+  assert.equal(
+    await widget("a").locator("[part~=network]").textContent(),
+    "Réseau : aucune requête de cette page depuis le chargement du modèle",
+  );
   const progress = await events("ouvert-progress", "a");
   assert.ok(
     progress.length > 0 || (await events("ouvert-progress", "b")).length > 0,
@@ -95,6 +106,34 @@ test("the widget streams an answer with Enter, and HTML in prompts and output st
   );
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   assert.match(await widget("a").locator("[part=status]").textContent(), /jetons\/s/);
+  // What the answer cost: every step reads the model's weights (246 MB of its 253 MB) once.
+  const { stats } = done;
+  assert.ok(stats.cost.weightBytes >= stats.completionTokens * 240e6, JSON.stringify(stats.cost));
+  assert.ok(stats.cost.joules[0] > 0 && stats.cost.joules[1] > stats.cost.joules[0]);
+  const line = await widget("a").locator("li [part~=cost]").textContent();
+  assert.match(
+    line,
+    new RegExp(
+      `^${stats.completionTokens} jetons · [\\d,]+\u00a0s · [\\d,]+\u00a0Go lus · [\\d,]+ à [\\d,]+\u00a0(mJ|J)`,
+    ),
+    line,
+  );
+  const method = widget("a").locator("[part~=method]");
+  await method.locator("summary").click();
+  assert.match(
+    await method.textContent(),
+    /Comment est-ce calculé.*de 80 à 330 picojoules.*0,24\u00a0Wh.*Horowitz/s,
+  );
+  // Generating made no request; a request from the page shows at once.
+  const meter = widget("a").locator("[part~=network]");
+  assert.equal(
+    await meter.textContent(),
+    "Réseau : aucune requête de cette page depuis le chargement du modèle",
+  );
+  await page.evaluate(() => fetch("/www/errors.js?meter"));
+  await page.waitForFunction(() =>
+    /1\u00a0requête/.test(a.shadowRoot.querySelector("[part~=network]").textContent),
+  );
   assert.equal(await widget("a").getByRole("log").getAttribute("aria-busy"), "false");
   await page.screenshot({ path: join(SHOTS, "widget-answer.png") });
 });
