@@ -9,7 +9,7 @@
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
 #   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (both models, 1 and BENCH_THREADS threads; BENCH_ROUNDS)
 #   ./build.sh tiny_reference   re-run llama.cpp on the tiny random models of every architecture and type
-#   ./build.sh quality [N]      score the quality text against llama.cpp on the CPU and on the GPU (its first N tokens, default 300)
+#   ./build.sh quality [N]      score the quality text against llama.cpp on the CPU and on the GPU (lavapipe natively, SwiftShader in Chromium: its first N tokens, default 300)
 #   ./build.sh score_reference  re-run llama.cpp on the quality text (tests/quality/reference.json)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -262,9 +262,12 @@ cmd_bench() {
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }
 
-cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long)
+cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long), then score() on WebGPU in Chromium (SwiftShader)
   cmd_model
   OUVERT_REQUIRE_GPU=1 OUVERT_QUALITY_GPU_TOKENS="${1:-300}" cargo test --release --test quality -- --nocapture
+  cmd_build
+  ensure_node
+  OUVERT_QUALITY_WEBGPU_TOKENS="${1:-300}" node --test --test-reporter=spec --test-name-pattern=WebGPU tests/browser/score.test.mjs
 }
 
 cmd_score_reference() { # llama.cpp's scores of tests/quality/text.txt, flash attention off and on

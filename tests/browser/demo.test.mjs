@@ -62,7 +62,10 @@ test("generation shows each token's alternatives as bars; clicking one branches 
   assert.equal(await tokens.count(), 16);
   assert.match(await page.locator("#stats").textContent(), /jetons\/s|tokens\/s/);
   // What it cost, how that is computed, and no request made to write it.
-  assert.match(await page.locator("#cost").textContent(), /^16 (jetons|tokens) · .*\s(Mo lus|Go lus|MB read|GB read) · .*J \(.*Wh\)$/);
+  assert.match(
+    await page.locator("#cost").textContent(),
+    /^16 (jetons|tokens) · .*\s(Mo lus|Go lus|MB read|GB read) · .*J \(.*Wh\)$/,
+  );
   assert.ok(await page.locator("#method").isVisible());
   assert.match(await page.locator("#network").textContent(), /aucune requête|no request/);
   const before = await tokens.allTextContents();
