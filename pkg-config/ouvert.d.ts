@@ -232,6 +232,12 @@ export interface EnergyModel {
   hostedPrompt: { wattHours: number; what: string; source: string };
 }
 
+export interface TokenPiece {
+  text?: string;
+  bytes?: number[];
+  special: boolean;
+}
+
 /** A base model or dataset the file names. */
 export interface Provenance {
   name: string;
@@ -454,6 +460,9 @@ export class Engine {
   detokenize(ids: number[] | Uint32Array): Promise<string>;
   /** Each id's vocabulary entry as the model sees it ("▁the", "<0x0A>"). */
   tokenStrings(ids: number[] | Uint32Array): Promise<string[]>;
+  /** How each id reads on screen: its text, a control token's name (`special`), or the bytes
+   * of a token holding part of a UTF-8 character (byte-level vocabularies split "é" in two). */
+  tokenPieces(ids: number[] | Uint32Array): Promise<TokenPiece[]>;
   /** Prompt ids of a conversation, through the model's chat template. */
   encodeChat(messages: ChatMessage[], options?: { tools?: Tool[] }): Promise<number[]>;
   /** Stops the worker and frees the model's memory. */

@@ -396,6 +396,18 @@ impl WasmEngine {
             .collect())
     }
 
+    /// How each of `ids` reads on screen: `{ text }`, `{ text, special: true }` for a
+    /// control token, or `{ bytes }` where a token holds part of a character.
+    #[wasm_bindgen(js_name = tokenPieces)]
+    pub fn token_pieces(&self, ids: &[u32]) -> Result<JsValue, JsValue> {
+        let i = self.inner.try_borrow().map_err(|_| busy())?;
+        let pieces: Vec<_> = ids
+            .iter()
+            .map(|&id| i.engine.tokenizer.token_piece(id))
+            .collect();
+        to_js(&pieces)
+    }
+
     /// Prompt ids of a conversation (`[{role, content}]`) through the model's chat template,
     /// with the `tools` it may call (OpenAI's definitions), if any.
     #[wasm_bindgen(js_name = encodeChat)]

@@ -233,3 +233,38 @@ fn a_cached_merge_order_builds_the_same_tokenizer_and_a_bad_one_is_set_aside() {
         plain.encode("bonjour la bouche", true, false).unwrap()
     );
 }
+
+#[test]
+fn a_token_reads_as_its_text_its_name_or_the_bytes_of_part_of_a_character() {
+    let g = ouvert::gguf::Gguf::parse(&std::fs::read(common::instruct_model_path()).unwrap())
+        .unwrap();
+    let mut t = ouvert::tokenizer::Tokenizer::from_gguf(&g).unwrap();
+    let ids = t.encode(" réussir pâte 🥖", false, false).unwrap();
+    let pieces: Vec<_> = ids.iter().map(|&id| t.token_piece(id)).collect();
+    // Whole characters read as text; whatever pieces there are, their bytes make the text.
+    let mut bytes = Vec::new();
+    for p in &pieces {
+        assert!(!p.special);
+        match (&p.text, &p.bytes) {
+            (Some(text), None) => bytes.extend_from_slice(text.as_bytes()),
+            (None, Some(b)) => {
+                assert!(std::str::from_utf8(b).is_err(), "{b:?} is whole characters");
+                bytes.extend_from_slice(b)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(String::from_utf8(bytes).unwrap(), " réussir pâte 🥖");
+    assert_eq!(pieces[0].text.as_deref(), Some(" réuss"), "not Ġr Ã© uss");
+    // The baguette emoji's four bytes are split between tokens.
+    assert!(pieces.iter().any(|p| p.bytes.is_some()), "{pieces:?}");
+    let end = t.token_id("<|im_end|>").unwrap();
+    assert_eq!(
+        t.token_piece(end),
+        ouvert::tokenizer::TokenPiece {
+            text: Some("<|im_end|>".into()),
+            bytes: None,
+            special: true
+        }
+    );
+}

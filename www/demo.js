@@ -1,6 +1,10 @@
-// The workshop site: a playground that shows what a language model does — tokens, the
-// next-token probabilities, temperature, top-k, top-p — on a model running in the page.
-// It works offline after the first visit (sw.js caches the site, the model stays in OPFS).
+// The workshop site: what a language model does, shown on a model running in the page.
+// Four views: "write what comes next" (tokens, next-token probabilities, the sampling
+// settings and their cuts, click to branch), "base or instruct" (one question to both
+// bundled models, the chat template's prompt as tokens), "how surprised is the model"
+// (each token of a text coloured by its surprisal, from engine.score()) and "languages and
+// tokens" (what a sentence costs in tokens in each language). French and English; it works
+// offline after the first visit (sw.js keeps the site, the model stays in OPFS).
 import { costSummary, energyMethod, provenanceRows, valueNode, watchNetwork } from "./about.js";
 import {
   createEngine,
@@ -28,6 +32,7 @@ const BUNDLED = [
 ];
 const DEFAULT_MODEL = BUNDLED[0];
 const TOP = 10; // alternatives shown per step
+const NBSP = "\u00a0";
 
 const STRINGS = {
   fr: {
@@ -35,11 +40,19 @@ const STRINGS = {
     intro:
       "Un modèle de langue découpe le texte en jetons, puis devine, jeton après jeton, la suite la plus probable. Tout se passe ici, sur cet appareil : rien de ce que vous écrivez n’est envoyé.",
     model: "Le modèle",
+    about: "À propos du modèle",
     storage: "Modèles enregistrés sur cet appareil",
+    views: "Vues",
+    viewWrite: "Écrire la suite",
+    viewChat: "Base ou instruit",
+    viewSurprise: "La surprise du modèle",
+    viewLanguages: "Langues et jetons",
     prompt: "1. Le texte de départ",
     promptLabel: "Écrivez le début d’un texte :",
     tokensHelp:
       "Le modèle ne voit pas des lettres mais des jetons (tokens), chacun avec son numéro :",
+    tokensLegend:
+      "Les couleurs ne font que séparer les jetons. ␣ est une espace, ↵ un retour à la ligne ; <0xC3> est un octet seul : le jeton ne tient qu’une partie d’un caractère.",
     settings: "2. Les réglages du tirage",
     temperature: "Température",
     temperatureHelp:
@@ -49,37 +62,60 @@ const STRINGS = {
     topP: "Top-p",
     topPHelp:
       "Ne garder que les jetons les plus probables dont les probabilités font p à elles toutes.",
+    minP: "Min-p",
+    minPHelp: "Écarter les jetons moins probables que min-p fois le plus probable.",
     maxTokens: "Longueur (jetons)",
     seed: "Graine du hasard",
-    seedHelp: "Même graine, mêmes réglages : même texte.",
+    seedHelp: "Même graine, mêmes réglages : même texte. « Nouveau tirage » en change.",
     output: "3. Ce que le modèle écrit",
     generate: "Écrire la suite",
+    redraw: "Nouveau tirage",
     stop: "Arrêter",
     outputHelp:
-      "Cliquez sur un jeton généré pour voir les jetons que le modèle envisageait à cet endroit ; cliquez sur une autre possibilité pour faire bifurquer le texte à partir de là.",
+      "Cliquez sur un jeton généré (ou choisissez-le au clavier) pour voir les jetons que le modèle envisageait à cet endroit ; choisissez une autre possibilité pour faire bifurquer le texte à partir de là.",
+    outputLegend:
+      "Couleur d’un jeton écrit : la probabilité que le modèle lui donnait, du rouge (peu probable) au vert (très probable).",
+    choicesEmpty: "Les possibilités d’un jeton s’affichent ici quand vous le choisissez.",
     footer: "Propulsé par Ouvert : un modèle ouvert, dans la page.",
     download: "Téléchargement du modèle",
     fromCache: "Lecture du modèle enregistré",
     verify: "Vérification de l’empreinte SHA-256",
     load: "Démarrage du modèle",
-    ready: "Modèle prêt.",
-    failed: "Le modèle n’a pas pu être chargé",
+    ready: (name) => `${name} est prêt.`,
+    failed: "Le modèle n’a pas pu être chargé.",
     name: "Nom",
     params: "Paramètres",
     size: "Taille",
     hash: "SHA-256",
     backend: "Calcul",
     cpu: "processeur (WebAssembly)",
-    threads: (n) => `, ${n} fils d’exécution`,
+    threads: (n) => `, ${n}${NBSP}fils d’exécution`,
     gpu: "carte graphique (WebGPU)",
     context: "Contexte",
-    tokens: "jetons",
+    tokens: (n) => `${num(n)}${NBSP}jeton${n > 1 ? "s" : ""}`,
     del: "Supprimer",
-    used: (u, q) => `Stockage utilisé : ${u} sur ${q} disponibles.`,
+    use: "Utiliser",
+    inUse: "(en cours d’utilisation)",
+    used: (u, q) => `Stockage utilisé${NBSP}: ${u} sur ${q} disponibles.`,
     stats: (s, b) =>
-      `${s.promptTokens} jetons lus, premier jeton en ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} jetons/s (${b}).`,
-    choicesAt: (before) => `Après « …${before} », le modèle envisageait :`,
-    stopped: "Arrêté.",
+      `${num(s.promptTokens)}${NBSP}jetons lus, premier jeton en ${ms(s.timeToFirstTokenMs)}, ${num(s.decodeTokensPerSecond, 1)}${NBSP}jetons/s (${b}).`,
+    choicesAt: (before) => `Après «${NBSP}…${before}${NBSP}», le modèle envisageait${NBSP}:`,
+    rule: (t, cuts) =>
+      `Probabilités à la température ${num(t, 2)}, sur tout le vocabulaire. ${cuts ? `Grisés : écartés avant le tirage par ${cuts}.` : "Aucune coupe ne s’applique."} ✓ : le jeton tiré.`,
+    greedyRule:
+      "Température 0 : le jeton le plus probable est toujours pris (✓). Probabilités à la température 1.",
+    cut: { topK: "top-k", topP: "top-p", minP: "min-p", greedy: "température 0" },
+    and: " et ",
+    chosen: "tiré",
+    endOfText: "fin du texte",
+    finish: {
+      stop: "Le modèle a écrit la fin du texte : il s’arrête là.",
+      stopAtOnce:
+        "Le modèle a écrit la fin du texte tout de suite : pour lui, le texte était fini.",
+      length: (n) => `Longueur atteinte (${num(n)}${NBSP}jetons).`,
+      aborted: "Arrêté.",
+    },
+    stale: "Le texte de départ a changé : écrivez à nouveau la suite.",
     offline: "Cette page et le modèle sont enregistrés : elle fonctionne aussi sans réseau.",
     other: "Essayer un autre modèle",
     bundledHelp: "Les modèles fournis avec ce site :",
@@ -97,17 +133,61 @@ const STRINGS = {
     network: (n) =>
       n === 0
         ? "Réseau : aucune requête de cette page depuis le chargement du modèle."
-        : `Réseau : ${n}\u00a0requête${n > 1 ? "s" : ""} de cette page depuis le chargement du modèle.`,
+        : `Réseau${NBSP}: ${n}${NBSP}requête${n > 1 ? "s" : ""} de cette page depuis le chargement du modèle.`,
+    chatTitle: "Un modèle de base et un modèle instruit, même question",
+    chatIntro:
+      "Un modèle instruit a appris sur des conversations mises en forme par un modèle de dialogue (chat template) : des jetons spéciaux marquent qui parle. Voici ce que chaque modèle lit vraiment, jetons spéciaux surlignés, puis ce qu’il répond (sans hasard).",
+    chatQuestion: "Votre question :",
+    chatDefault: "Quelle est la capitale de la France ?",
+    chatAsk: "Poser la question aux deux",
+    chatReads: "Ce que le modèle lit",
+    chatAnswer: "Sa réponse",
+    chatBase:
+      "Modèle de base : son fichier n’a pas de modèle de dialogue ; il reçoit les tours de Gemma, sur lesquels il n’a pas été entraîné.",
+    chatInstruct: "Modèle instruit : le modèle de dialogue vient de son fichier.",
+    special: "jeton spécial",
+    loadingPeer: (name) => `Chargement de ${name}…`,
+    surpriseTitle: "Le modèle est-il surpris ?",
+    surpriseIntro:
+      "Le modèle lit un texte donné et dit, à chaque jeton, quelle probabilité il lui donnait. Sa surprise, en bits, est −log₂ de cette probabilité : 1 bit, c’est une chance sur 2 ; 10 bits, une sur 1 024. Survolez ou choisissez un jeton pour voir ce qu’il attendait.",
+    surpriseText: "Un texte :",
+    surpriseDefault:
+      "Le matin, le boulanger sort les baguettes du four. Le matin, le boulanger sort les girafes du four.",
+    surpriseGo: "Mesurer la surprise",
+    surpriseReading: (done, total) => `Lecture : ${num(done)} jetons sur ${num(total)}…`,
+    surpriseDone: (ppl, n, tps) =>
+      `Perplexité ${num(ppl, 2)} sur ${num(n)}${NBSP}jetons (${num(tps, 1)}${NBSP}jetons/s) : en moyenne, le modèle hésitait comme entre ${num(ppl, 1)} jetons également probables.`,
+    surpriseLegend:
+      "Couleur : la surprise, du blanc (attendu, moins de 1 bit) au rouge (inattendu, 12 bits et plus). Le premier jeton n’est prédit par rien.",
+    surpriseToken: (text, bits, p, alts) =>
+      `${text} : ${num(bits, 1)}${NBSP}bits (probabilité ${p}). Le modèle attendait${NBSP}: ${alts}.`,
+    surpriseFirst: (text) => `${text} : le premier jeton, que rien ne prédit.`,
+    languagesTitle: "Langues et jetons",
+    languagesIntro:
+      "La même phrase dans plusieurs langues (modifiables) : combien de jetons chaque modèle y met. Une langue rare dans les textes d’entraînement se découpe en plus de morceaux : elle coûte plus de calcul et tient moins dans le contexte.",
+    language: "Langue",
+    sentence: "Phrase",
+    languagesAdd: "Ajouter une langue",
+    newLanguage: "Autre langue",
+    tokenCount: (n) => `${num(n)}${NBSP}jetons`,
   },
   en: {
     title: "How a language model writes",
     intro:
       "A language model cuts text into tokens, then guesses, one token after another, the most likely continuation. Everything happens here, on this device: nothing you type is sent anywhere.",
     model: "The model",
+    about: "About the model",
     storage: "Models stored on this device",
+    views: "Views",
+    viewWrite: "Write what comes next",
+    viewChat: "Base or instruct",
+    viewSurprise: "How surprised is the model?",
+    viewLanguages: "Languages and tokens",
     prompt: "1. The starting text",
     promptLabel: "Write the beginning of a text:",
     tokensHelp: "The model does not see letters but tokens, each with its number:",
+    tokensLegend:
+      "The colours only tell tokens apart. ␣ is a space, ↵ a line break; <0xC3> is a lone byte: the token holds only part of a character.",
     settings: "2. How the next token is drawn",
     temperature: "Temperature",
     temperatureHelp: "0: always the most likely token. Higher: more chance, more surprises.",
@@ -115,21 +195,27 @@ const STRINGS = {
     topKHelp: "Draw only among the k most likely tokens.",
     topP: "Top-p",
     topPHelp: "Keep only the most likely tokens whose probabilities add up to p.",
+    minP: "Min-p",
+    minPHelp: "Drop tokens less likely than min-p times the most likely one.",
     maxTokens: "Length (tokens)",
     seed: "Random seed",
-    seedHelp: "Same seed, same settings: same text.",
+    seedHelp: "Same seed, same settings: same text. “New draw” changes it.",
     output: "3. What the model writes",
     generate: "Write what comes next",
+    redraw: "New draw",
     stop: "Stop",
     outputHelp:
-      "Click a generated token to see the tokens the model weighed at that point; click another one to branch the text from there.",
+      "Click a generated token (or choose it with the keyboard) to see the tokens the model weighed at that point; choose another one to branch the text from there.",
+    outputLegend:
+      "A written token's colour: the probability the model gave it, from red (unlikely) to green (very likely).",
+    choicesEmpty: "A token's alternatives show here when you choose it.",
     footer: "Powered by Ouvert: an open model, in the page.",
     download: "Downloading the model",
     fromCache: "Reading the stored model",
     verify: "Checking the SHA-256 fingerprint",
     load: "Starting the model",
-    ready: "Model ready.",
-    failed: "The model could not be loaded",
+    ready: (name) => `${name} is ready.`,
+    failed: "The model could not be loaded.",
     name: "Name",
     params: "Parameters",
     size: "Size",
@@ -139,13 +225,29 @@ const STRINGS = {
     threads: (n) => `, ${n} threads`,
     gpu: "graphics card (WebGPU)",
     context: "Context",
-    tokens: "tokens",
+    tokens: (n) => `${num(n)} token${n === 1 ? "" : "s"}`,
     del: "Delete",
+    use: "Use",
+    inUse: "(in use)",
     used: (u, q) => `Storage used: ${u} of ${q} available.`,
     stats: (s, b) =>
-      `${s.promptTokens} tokens read, first token after ${ms(s.timeToFirstTokenMs)}, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s (${b}).`,
+      `${num(s.promptTokens)} tokens read, first token after ${ms(s.timeToFirstTokenMs)}, ${num(s.decodeTokensPerSecond, 1)} tokens/s (${b}).`,
     choicesAt: (before) => `After “…${before}”, the model weighed:`,
-    stopped: "Stopped.",
+    rule: (t, cuts) =>
+      `Probabilities at temperature ${num(t, 2)}, over the whole vocabulary. ${cuts ? `Greyed: removed before the draw by ${cuts}.` : "No cut applies."} ✓: the token drawn.`,
+    greedyRule:
+      "Temperature 0: the most likely token is always taken (✓). Probabilities at temperature 1.",
+    cut: { topK: "top-k", topP: "top-p", minP: "min-p", greedy: "temperature 0" },
+    and: " and ",
+    chosen: "drawn",
+    endOfText: "end of text",
+    finish: {
+      stop: "The model wrote the end of the text: it stops there.",
+      stopAtOnce: "The model wrote the end of the text at once: to it, the text was finished.",
+      length: (n) => `Length reached (${num(n)} tokens).`,
+      aborted: "Stopped.",
+    },
+    stale: "The starting text changed: write what comes next again.",
     offline: "This page and the model are stored: it works without a network too.",
     other: "Try another model",
     bundledHelp: "The models that come with this site:",
@@ -163,34 +265,74 @@ const STRINGS = {
       n === 0
         ? "Network: no request from this page since the model loaded."
         : `Network: ${n} request${n > 1 ? "s" : ""} from this page since the model loaded.`,
+    chatTitle: "A base model and an instruct model, one question",
+    chatIntro:
+      "An instruct model was trained on conversations laid out by a chat template: special tokens mark who speaks. Here is what each model really reads, special tokens highlighted, then what it answers (no chance involved).",
+    chatQuestion: "Your question:",
+    chatDefault: "What is the capital of France?",
+    chatAsk: "Ask both",
+    chatReads: "What the model reads",
+    chatAnswer: "Its answer",
+    chatBase:
+      "Base model: its file has no chat template; it gets Gemma's turns, which it was not trained on.",
+    chatInstruct: "Instruct model: the chat template comes from its file.",
+    special: "special token",
+    loadingPeer: (name) => `Loading ${name}…`,
+    surpriseTitle: "How surprised is the model?",
+    surpriseIntro:
+      "The model reads a given text and says, at each token, what probability it gave it. Its surprise, in bits, is −log₂ of that probability: 1 bit is one chance in 2; 10 bits, one in 1,024. Hover or choose a token to see what it expected.",
+    surpriseText: "A text:",
+    surpriseDefault:
+      "In the morning, the baker takes the loaves out of the oven. In the morning, the baker takes the giraffes out of the oven.",
+    surpriseGo: "Measure the surprise",
+    surpriseReading: (done, total) => `Reading: ${num(done)} tokens of ${num(total)}…`,
+    surpriseDone: (ppl, n, tps) =>
+      `Perplexity ${num(ppl, 2)} over ${num(n)} tokens (${num(tps, 1)} tokens/s): on average, the model hesitated as between ${num(ppl, 1)} equally likely tokens.`,
+    surpriseLegend:
+      "Colour: the surprise, from white (expected, under 1 bit) to red (unexpected, 12 bits or more). Nothing predicts the first token.",
+    surpriseToken: (text, bits, p, alts) =>
+      `${text}: ${num(bits, 1)} bits (probability ${p}). The model expected: ${alts}.`,
+    surpriseFirst: (text) => `${text}: the first token, which nothing predicts.`,
+    languagesTitle: "Languages and tokens",
+    languagesIntro:
+      "The same sentence in several languages (edit them): how many tokens each model needs. A language thin in the training texts is cut into more pieces: it costs more computation and fits less in the context.",
+    language: "Language",
+    sentence: "Sentence",
+    languagesAdd: "Add a language",
+    newLanguage: "Another language",
+    tokenCount: (n) => `${num(n)} tokens`,
   },
 };
 
-const $ = (id) => document.getElementById(id);
-const ms = (x) => (x < 1000 ? `${x.toFixed(0)} ms` : `${(x / 1000).toFixed(1)} s`);
-const mb = (b) => (b == null ? "?" : `${(b / 1e6).toFixed(0)} MB`);
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
+// French typography: a no-break space before : ; ? ! % and », after «, so that none wraps alone.
+const frenchSpaces = (s) => s.replace(/ ([:;?!%»])/g, `${NBSP}$1`).replaceAll("« ", `«${NBSP}`);
+function typeset(v) {
+  if (typeof v === "string") return frenchSpaces(v);
+  if (typeof v === "function") return (...args) => frenchSpaces(v(...args));
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeset(x)]));
 }
-/** How a vocabulary entry looks on screen: spaces and line breaks made visible. */
-// (SentencePiece marks a space ▁; byte-level BPE vocabularies write space Ġ and newline Ċ.)
-const showToken = (s) =>
-  s
-    .replaceAll("▁", "␣")
-    .replaceAll("Ġ", "␣")
-    .replaceAll("Ċ", "↵")
-    .replace(/^<0x0A>$/, "↵")
-    .replaceAll("\n", "↵");
+STRINGS.fr = typeset(STRINGS.fr);
 
+// The languages view's sentences: one thought, in languages a model may know well or barely.
+const LANGUAGES = [
+  ["Français", "Le pain du boulanger est encore chaud ce matin."],
+  ["English", "The baker's bread is still warm this morning."],
+  ["Brezhoneg", "Tomm eo c'hoazh bara ar baraer er mintin-mañ."],
+  ["Occitan", "Lo pan del bolangièr es encara caud aqueste matin."],
+  ["Wolof", "Mburu mburukat bi dafa tàng ba tey ci suba si."],
+];
+
+const $ = (id) => document.getElementById(id);
 const state = {
   lang:
     localStorage.getItem("ouvert-demo-lang") ??
     (navigator.language?.startsWith("fr") ? "fr" : "en"),
   engine: null,
+  model: null, // what the engine was loaded from (a URL or a File)
   promptIds: [],
-  steps: [], // generated tokens: { token, text, top }
+  steps: [], // generated tokens: { token, text, top, chosen }
+  pieces: new Map(), // id → { text } | { bytes } | { text, special }, once asked
+  finish: null, // why the last generation stopped, and after how many tokens
   selected: -1,
   run: null, // the AbortController of the generation in progress
   loading: false,
@@ -198,8 +340,58 @@ const state = {
   lastStats: null, // the last answer's, for its cost
   requests: [], // made since the model loaded (the network meter)
   unwatch: null,
+  peers: new Map(), // url → Promise<Engine>: the other bundled model, for the chat and languages views
+  surprise: null, // the last score()
+  rows: LANGUAGES.map(([language, sentence]) => ({ language, sentence })),
 };
 const t = () => STRINGS[state.lang];
+
+/** A number in the page's language (French: 13,4 and no-break thousands). */
+function num(x, digits = 0) {
+  return x.toLocaleString(state.lang, { maximumFractionDigits: digits });
+}
+const ms = (x) => (x < 1000 ? `${num(x)}${NBSP}ms` : `${num(x / 1000, 1)}${NBSP}s`);
+const mb = (b) => (b == null ? "?" : `${num(b / 1e6)}${NBSP}${state.lang === "fr" ? "Mo" : "MB"}`);
+/** A probability as a percentage, "< 0,1 %" below what one decimal shows. */
+const pct = (p) => (p < 0.0005 ? `<${NBSP}${num(0.1, 1)}${NBSP}%` : `${num(100 * p, 1)}${NBSP}%`);
+
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+/**
+ * How a token looks on screen: its text with spaces, tabs and line breaks made visible, a
+ * control token's name, or the bytes of a token that holds part of a character (<0xC3>).
+ */
+function shown(piece) {
+  if (!piece) return "";
+  if (piece.bytes)
+    return piece.bytes
+      .map((b) =>
+        b < 0x80
+          ? visible(String.fromCharCode(b))
+          : `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+      )
+      .join("");
+  return piece.special ? piece.text : visible(piece.text);
+}
+const visible = (s) => s.replaceAll(" ", "␣").replaceAll("\n", "↵").replaceAll("\t", "⇥");
+/** Generated text as written, but a line break as ↵ (followed by a real break). */
+const written = (s) => s.replaceAll("\n", "↵").replaceAll("\t", "⇥");
+
+/** Pieces of `ids` not asked yet, asked once (the worker answers between generations). */
+async function learnPieces(ids) {
+  const engine = state.engine;
+  const missing = [...new Set(ids)].filter((id) => !state.pieces.has(id));
+  if (!engine || missing.length === 0) return;
+  const pieces = await engine.tokenPieces(missing);
+  if (engine !== state.engine) return;
+  for (const [i, id] of missing.entries()) state.pieces.set(id, pieces[i]);
+}
+
+// --- language ---------------------------------------------------------------------------
 
 function applyLanguage() {
   document.documentElement.lang = state.lang;
@@ -212,27 +404,40 @@ function applyLanguage() {
   showSupported();
   showBundled();
   if (state.engine) showCard(state.engine.info);
+  showStats();
   showCost();
-  if (state.selected >= 0) showChoices(state.selected);
+  showFinish();
+  renderOutput();
+  if (state.selected >= 0) showChoices(state.selected, false);
   showStorage();
+  showOfflineState();
+  showSurprise();
+  showLanguages();
+  if (!$("chat-question").value) $("chat-question").value = t().chatDefault;
+  if (!$("surprise-text").value) $("surprise-text").value = t().surpriseDefault;
 }
 
 function setStatus(render, stateName) {
   state.lastStatus = () => {
-    $("status").textContent = render();
+    $("status").replaceChildren(...[render()].flat());
   };
   state.lastStatus();
   if (stateName) $("status").dataset.state = stateName;
 }
 
+// --- the model --------------------------------------------------------------------------
+
 function showCard(info) {
+  const short = `${info.sha256.slice(0, 12)}…`;
+  const hash = el("code", { textContent: short, title: info.sha256 });
+  hash.dataset.full = info.sha256;
   const rows = [
     [t().name, `${info.name} (${info.architecture}, ${info.quantization})`],
     ...provenanceRows(info, state.lang),
-    [t().params, info.parameters.toLocaleString(state.lang)],
+    [t().params, num(info.parameters)],
     [t().size, mb(info.bytes)],
-    [t().context, `${info.contextLength} ${t().tokens}`],
-    [t().hash, info.sha256],
+    [t().context, t().tokens(info.contextLength)],
+    [t().hash, hash],
     [
       t().backend,
       info.backend === "webgpu"
@@ -243,9 +448,17 @@ function showCard(info) {
     ],
   ];
   $("card").replaceChildren(
-    ...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", {}, valueNode(v))]),
+    ...rows.flatMap(([k, v]) => [
+      el("dt", { textContent: k }),
+      el("dd", {}, v instanceof Node ? v : valueNode(v)),
+    ]),
   );
   $("network").textContent = t().network(state.requests.length);
+}
+
+function showStats() {
+  const s = state.lastStats;
+  $("stats").textContent = s ? t().stats(s, state.engine.info.backend) : "";
 }
 
 /** The last answer's cost, and how its energy is estimated. */
@@ -267,11 +480,19 @@ function showCost() {
 
 async function showStorage() {
   const [models, est] = await Promise.all([listCachedModels().catch(() => []), storageEstimate()]);
+  const inUse = typeof state.model === "string" ? new URL(state.model, location.href).href : null;
   $("cached").replaceChildren(
     ...models.map((m) =>
       el(
         "li",
-        { textContent: `${new URL(m.url).pathname.split("/").pop()} · ${mb(m.bytes)}` },
+        { textContent: `${new URL(m.url).pathname.split("/").pop()} · ${mb(m.bytes)} ` },
+        m.url === inUse
+          ? el("span", { className: "help", textContent: t().inUse })
+          : el("button", {
+              type: "button",
+              textContent: t().use,
+              onclick: () => load(m.url, m.sha256),
+            }),
         el("button", {
           type: "button",
           textContent: t().del,
@@ -304,9 +525,10 @@ function showBundled() {
 }
 
 function showSupported() {
+  const colon = state.lang === "fr" ? `${NBSP}: ` : ": ";
   $("supported").replaceChildren(
-    el("li", { textContent: `${t().architectures} : ${SUPPORTED.architectures.join(", ")}` }),
-    el("li", { textContent: `${t().quantizations} : ${SUPPORTED.quantizations.join(", ")}` }),
+    el("li", { textContent: `${t().architectures}${colon}${SUPPORTED.architectures.join(", ")}` }),
+    el("li", { textContent: `${t().quantizations}${colon}${SUPPORTED.quantizations.join(", ")}` }),
   );
 }
 
@@ -331,8 +553,12 @@ async function load(model, sha256) {
     });
   } catch (e) {
     $("progress").hidden = true;
+    // The sentence, then what the engine said on a line of its own (in English).
     setStatus(
-      () => `${t().failed} (${e.code}) : ${e.message}${state.engine ? ` ${t().kept}` : ""}`,
+      () => [
+        `${t().failed}${state.engine ? ` ${t().kept}` : ""}`,
+        el("small", { className: "detail", textContent: `${e.code} : ${e.message}` }),
+      ],
       "error",
     );
     return;
@@ -342,157 +568,306 @@ async function load(model, sha256) {
   state.run?.abort();
   state.engine?.dispose();
   state.engine = engine;
+  state.model = model;
+  // A second engine already holding this model (for the chat view) is not needed twice.
+  state.peers.get(model)?.then(
+    (e) => e.dispose(),
+    () => {},
+  );
+  state.peers.delete(model);
   state.unwatch?.();
   state.requests = [];
   state.unwatch = watchNetwork(engine, (urls) => {
     state.requests = urls;
     $("network").textContent = t().network(urls.length);
   });
-  state.lastStats = null;
-  showCost();
+  // Nothing of the previous model stays on screen: its tokens, steps, figures.
+  state.pieces = new Map();
   state.steps = [];
   state.selected = -1;
-  $("choices").hidden = true;
-  $("stats").textContent = "";
+  state.finish = null;
+  state.lastStats = null;
+  state.surprise = null;
+  renderOutput();
+  showChoices(-1);
+  showStats();
+  showCost();
+  showFinish();
+  showSurprise();
   $("progress").hidden = true;
-  setStatus(() => t().ready, "ready");
-  showCard(state.engine.info);
+  setStatus(() => t().ready(engine.info.name ?? "?"), "ready");
+  showCard(engine.info);
   showStorage();
-  $("generate").disabled = false;
+  for (const id of ["generate", "redraw", "surprise-go"]) $(id).disabled = false;
   showPromptTokens();
   showOfflineState();
+  showLanguages();
 }
+
+// --- 1. the starting text ----------------------------------------------------------------
 
 let tokenizeTimer = 0;
 async function showPromptTokens() {
   if (!state.engine) return;
-  const ids = await state.engine.tokenize($("prompt").value);
-  const strings = await state.engine.tokenStrings(ids);
+  const engine = state.engine;
+  const ids = await engine.tokenize($("prompt").value);
+  await learnPieces(ids);
+  if (engine !== state.engine) return;
   state.promptIds = ids;
   $("tokens").replaceChildren(
-    ...ids.map((id, i) =>
-      el(
+    ...ids.map((id) => {
+      const piece = state.pieces.get(id);
+      const tok = el(
         "span",
-        { className: "tok", title: `id ${id}` },
-        el("span", { textContent: showToken(strings[i]) }),
+        {
+          className: `tok${piece?.special ? " special" : ""}${piece?.bytes ? " bytes" : ""}`,
+          title: `id ${id}`,
+        },
+        el("span", { textContent: shown(piece) }),
         el("small", { textContent: String(id) }),
-      ),
-    ),
+      );
+      return tok;
+    }),
   );
 }
 
+// --- 2. the settings ---------------------------------------------------------------------
+
 function settings() {
-  const num = (id) => Number($(id).value);
+  const value = (id) => Number($(id).value);
   return {
-    temperature: num("temperature"),
-    topK: num("topK"),
-    topP: num("topP"),
-    maxTokens: num("maxTokens"),
-    seed: num("seed"),
+    temperature: value("temperature"),
+    topK: value("topK"),
+    topP: value("topP"),
+    minP: value("minP"),
+    maxTokens: value("maxTokens"),
+    seed: value("seed"),
   };
 }
 
 function showSettings() {
-  for (const id of ["temperature", "topK", "topP", "maxTokens"])
-    $(id).labels[0].querySelector("output").textContent = $(id).value;
+  for (const id of ["temperature", "topK", "topP", "minP", "maxTokens"])
+    $(id).labels[0].querySelector("output").textContent = num(Number($(id).value), 2);
 }
 
+// --- 3. the output -----------------------------------------------------------------------
+
+/** The probability the model gave the token it wrote at step `s`. */
+const chosenP = (s) =>
+  Math.exp((s.chosen ?? s.top.find((c) => c.token === s.token))?.logprob ?? -Infinity);
+
+function tokenButton(s, i) {
+  const piece = state.pieces.get(s.token);
+  const text = s.text || (piece?.bytes ? shown(piece) : "");
+  const p = chosenP(s);
+  const b = el("button", {
+    type: "button",
+    className: `tok${piece?.bytes && !s.text ? " bytes" : ""}`,
+    textContent: written(text),
+    title: pct(p),
+    onclick: () => showChoices(i),
+  });
+  b.setAttribute("aria-label", `${text.trim() || written(text)} (${pct(p)})`);
+  b.style.setProperty("--hue", String(Math.round(120 * p))); // red: unlikely, green: likely
+  b.dataset.index = i;
+  b.dataset.token = s.token;
+  b.setAttribute("aria-pressed", String(i === state.selected));
+  return text.includes("\n") ? [b, el("br")] : [b];
+}
+
+/** The whole output: the prompt, each written token, and the end of the text if reached. */
 function renderOutput() {
   const prompt = el("span", { className: "prompt", textContent: $("prompt").value });
-  const tokens = state.steps.map((s, i) => {
-    // A sampled token may lie outside the top list: `chosen` has its own probability.
-    const p = Math.exp((s.chosen ?? s.top.find((c) => c.token === s.token))?.logprob ?? -Infinity);
-    const b = el("button", {
-      type: "button",
-      className: "tok",
-      textContent: s.text,
-      title: `${(100 * p).toFixed(1)} %`,
-      onclick: () => showChoices(i),
-    });
-    b.style.setProperty("--hue", String(Math.round(120 * p))); // red: unlikely, green: likely
-    b.dataset.index = i;
-    b.setAttribute("aria-pressed", String(i === state.selected));
-    return b;
-  });
-  $("output").replaceChildren(prompt, ...tokens);
+  const tokens = state.steps.flatMap(tokenButton);
+  const end =
+    state.finish?.reason === "stop"
+      ? [el("span", { className: "eot", textContent: `⟨${t().endOfText}⟩` })]
+      : [];
+  $("output").replaceChildren(prompt, ...tokens, ...end);
 }
 
-function showChoices(i) {
+/**
+ * Once the tokens' pieces are known: a token that held part of a character shows its bytes,
+ * and the end of the text its marker. The rest of the output (and focus) stays as it is.
+ */
+function finishOutput() {
+  for (const b of $("output").querySelectorAll("button.tok")) {
+    const step = state.steps[Number(b.dataset.index)];
+    const piece = state.pieces.get(step.token);
+    if (!step.text && piece?.bytes) {
+      b.textContent = shown(piece);
+      b.classList.add("bytes");
+    }
+  }
+  if (state.finish?.reason === "stop" && !$("output").querySelector(".eot"))
+    $("output").append(el("span", { className: "eot", textContent: `⟨${t().endOfText}⟩` }));
+}
+
+/** Adds the step just generated, leaving the rest of the output (and focus) as it is. */
+function appendStep(i) {
+  $("output").append(...tokenButton(state.steps[i], i));
+}
+
+function showFinish() {
+  const f = state.finish;
+  const w = t().finish;
+  $("finish").textContent = !f
+    ? ""
+    : f.reason === "stale"
+      ? t().stale
+      : f.reason === "stop"
+        ? f.count === 0
+          ? w.stopAtOnce
+          : w.stop
+        : f.reason === "length"
+          ? w.length(f.count)
+          : w.aborted;
+}
+
+/** Which of `top` (best first) the settings cut before the draw, and by what. */
+function cuts(top, s) {
+  const p = top.map((c) => Math.exp(c.logprob));
+  if (s.temperature <= 0) return p.map((_, i) => (i === 0 ? null : "greedy"));
+  // Top-k first (the draw renormalizes over the k best), then top-p, then min-p.
+  const k = s.topK > 0 ? s.topK : Infinity;
+  const mass = k === Infinity ? 1 : p.slice(0, k).reduce((a, b) => a + b, 0);
+  let acc = 0;
+  let inTopP = true;
+  return p.map((pi, i) => {
+    if (i >= k) return "topK";
+    const keep = inTopP;
+    acc += pi / mass;
+    if (s.topP < 1 && acc >= s.topP) inTopP = false;
+    if (!keep) return "topP";
+    if (s.minP > 0 && pi < s.minP * p[0]) return "minP";
+    return null;
+  });
+}
+
+function showChoices(i, focus = true) {
   state.selected = i;
+  for (const b of $("output").querySelectorAll("button.tok"))
+    b.setAttribute("aria-pressed", String(Number(b.dataset.index) === i));
   const step = state.steps[i];
+  $("choices").hidden = !step;
+  $("choices-empty").hidden = Boolean(step);
+  if (!step) return;
   const before =
     state.steps
       .slice(Math.max(0, i - 6), i)
-      .map((s) => s.text)
+      .map((x) => x.text)
       .join("") || $("prompt").value.slice(-30);
-  $("choices-caption").textContent = t().choicesAt(before);
+  $("choices-caption").textContent = t().choicesAt(written(before));
+  const s = step.settings;
+  const why = cuts(step.top, s);
+  const used = [...new Set(why.filter(Boolean))].map((c) => t().cut[c]);
+  $("choices-rule").textContent =
+    s.temperature <= 0 ? t().greedyRule : t().rule(s.temperature, used.join(t().and));
+  // Rebuilt, the bars keep keyboard focus on the alternative that had it.
+  const focused = document.activeElement?.closest?.("#bars")
+    ? document.activeElement.dataset.token
+    : null;
   $("bars").replaceChildren(
-    ...step.top.map((c) => {
+    ...step.top.slice(0, TOP).map((c, j) => {
       const p = Math.exp(c.logprob);
       const bar = el("span", { className: "bar" });
       bar.style.width = `${(100 * p).toFixed(1)}%`;
+      const piece = state.pieces.get(c.token);
+      const label = piece ? shown(piece) : visible(c.text);
       const b = el(
         "button",
         { type: "button", onclick: () => branch(i, c) },
-        el("span", { className: "label", textContent: JSON.stringify(c.text).slice(1, -1) }),
+        el("span", { className: "mark", textContent: c.token === step.token ? "✓" : "" }),
+        el("span", { className: "label", textContent: label }),
         el("span", { className: "track" }, bar),
-        el("span", { className: "pct", textContent: `${(100 * p).toFixed(1)} %` }),
+        el("span", { className: "pct", textContent: pct(p) }),
+        // At temperature 0 the rule above says why; each bar need not repeat it.
+        el("span", {
+          className: "why",
+          textContent: why[j] && why[j] !== "greedy" ? t().cut[why[j]] : "",
+        }),
       );
       b.dataset.token = c.token;
+      b.dataset.p = String(p);
+      if (why[j]) b.dataset.cut = why[j];
+      b.setAttribute(
+        "aria-label",
+        `${label} ${pct(p)}${c.token === step.token ? `, ${t().chosen}` : ""}${why[j] ? `, ${t().cut[why[j]]}` : ""}`,
+      );
       if (c.token === step.token) b.setAttribute("aria-current", "true");
       return el("li", {}, b);
     }),
   );
-  $("choices").hidden = false;
-  renderOutput();
+  if (focused) $("bars").querySelector(`[data-token="${focused}"]`)?.focus();
+  const box = $("choices");
+  // Where the alternatives sit below the text (a phone), bring them into view.
+  if (focus && box.getBoundingClientRect().top > innerHeight)
+    box.scrollIntoView({ block: "nearest" });
 }
 
 /** Replaces step `i` by the alternative `c` and lets the model write on from there. */
-function branch(i, c) {
+async function branch(i, c) {
   if (state.run) return;
-  const top = state.steps[i].top;
-  state.steps = [...state.steps.slice(0, i), { token: c.token, text: c.text, top }];
-  showChoices(i);
-  generate(Math.max(8, settings().maxTokens - state.steps.length));
+  const step = state.steps[i];
+  state.steps = [...state.steps.slice(0, i), { ...step, token: c.token, text: c.text, chosen: c }];
+  state.finish = null;
+  renderOutput();
+  showChoices(i, false);
+  // Keyboard focus stays on the alternative chosen, not on the rebuilt page.
+  $("bars").querySelector("[aria-current=true]")?.focus();
+  await generate(Math.max(8, settings().maxTokens - state.steps.length));
 }
 
 async function generate(maxTokens) {
+  if (!state.engine || state.run) return;
   const fresh = maxTokens === undefined;
   if (fresh) {
     await showPromptTokens();
     state.steps = [];
-    state.selected = -1;
-    $("choices").hidden = true;
+    showChoices(-1);
   }
   const s = settings();
   state.run = new AbortController();
-  $("generate").disabled = true;
+  state.finish = null;
+  showFinish();
+  if (fresh) renderOutput();
+  for (const id of ["generate", "redraw"]) $(id).disabled = true;
   $("stop").hidden = false;
   $("output").dataset.state = "running";
   $("output").setAttribute("aria-busy", "true");
-  renderOutput();
+  const wrote = state.steps.length;
   try {
     const ids = [...state.promptIds, ...state.steps.map((x) => x.token)];
+    // Enough alternatives to know what top-k keeps (the bars show the first TOP).
+    const topLogprobs = Math.min(100, Math.max(TOP, s.topK));
     const run = state.engine.generate(
       { ids },
-      { ...s, maxTokens: maxTokens ?? s.maxTokens, topLogprobs: TOP, signal: state.run.signal },
+      { ...s, maxTokens: maxTokens ?? s.maxTokens, topLogprobs, signal: state.run.signal },
     );
     for await (const piece of run) {
-      state.steps.push(piece);
-      renderOutput();
+      state.steps.push({ ...piece, settings: s });
+      appendStep(state.steps.length - 1);
     }
     const r = await run.result;
-    $("stats").textContent = t().stats(r.stats, state.engine.info.backend);
+    state.finish = { reason: r.finishReason, count: state.steps.length - wrote };
     state.lastStats = r.stats;
-    showCost();
   } catch (e) {
-    $("stats").textContent = e.code === "aborted" ? t().stopped : `${e.code}: ${e.message}`;
+    state.finish = { reason: e.code === "aborted" ? "aborted" : "error" };
+    if (e.code !== "aborted") $("finish").textContent = `${e.code} : ${e.message}`;
   } finally {
     state.run = null;
-    $("generate").disabled = false;
-    $("stop").hidden = true;
+    await learnPieces(
+      state.steps.flatMap((x) => [x.token, ...x.top.slice(0, TOP).map((c) => c.token)]),
+    ).catch(() => {});
     $("output").dataset.state = "done";
     $("output").setAttribute("aria-busy", "false");
+    finishOutput();
+    if (state.finish?.reason !== "error") showFinish();
+    showStats();
+    showCost();
+    if (state.selected >= 0) showChoices(state.selected, false);
+    for (const id of ["generate", "redraw"]) $(id).disabled = false;
+    $("stop").hidden = true;
   }
 }
 
@@ -502,6 +877,263 @@ async function showOfflineState() {
   $("offline-state").textContent = sw && cached ? t().offline : "";
 }
 
+// --- the other bundled model, for the chat and languages views -----------------------------
+
+/** The engine for bundled model `m`: the page's own when it is that model, else a second one. */
+function engineFor(m) {
+  if (state.model === m.url && state.engine) return Promise.resolve(state.engine);
+  let peer = state.peers.get(m.url);
+  if (!peer) {
+    peer = createEngine({ model: m.url, sha256: m.sha256, contextLength: 1024 });
+    peer.catch(() => state.peers.delete(m.url));
+    state.peers.set(m.url, peer);
+  }
+  return peer;
+}
+
+// --- base or instruct --------------------------------------------------------------------
+
+async function askBoth(question) {
+  const pair = $("chat-pair");
+  $("chat-ask").disabled = true;
+  try {
+    const columns = BUNDLED.map((m) => {
+      const col = el(
+        "article",
+        { className: "chat-col" },
+        el("h3", { textContent: `${m.name} · ${t()[m.kind]}` }),
+        el("p", { className: "help", textContent: t().loadingPeer(m.name) }),
+      );
+      col.dataset.kind = m.kind;
+      return col;
+    });
+    pair.replaceChildren(...columns);
+    for (const [j, m] of BUNDLED.entries()) {
+      const col = columns[j];
+      const engine = await engineFor(m);
+      const messages = [{ role: "user", content: question }];
+      const ids = await engine.encodeChat(messages);
+      const pieces = await engine.tokenPieces(ids);
+      const tokens = el(
+        "div",
+        { className: "tokens chat-prompt" },
+        ...ids.map((id, k) =>
+          el(
+            "span",
+            {
+              className: `tok${pieces[k].special ? " special" : ""}`,
+              title: pieces[k].special ? `${t().special}, id ${id}` : `id ${id}`,
+            },
+            el("span", { textContent: shown(pieces[k]) }),
+          ),
+        ),
+      );
+      const answer = el("p", { className: "chat-answer" });
+      col.replaceChildren(
+        col.firstChild,
+        el("p", {
+          className: "help",
+          textContent: engine.info.chatTemplate === "file" ? t().chatInstruct : t().chatBase,
+        }),
+        el("h4", { textContent: `${t().chatReads} (${t().tokens(ids.length)})` }),
+        tokens,
+        el("h4", { textContent: t().chatAnswer }),
+        answer,
+      );
+      const run = engine.generate(
+        { messages },
+        { temperature: 0, maxTokens: 48, repeatPenalty: m.kind === "base" ? 1.3 : 1 },
+      );
+      for await (const piece of run) answer.append(piece.text);
+      const r = await run.result;
+      answer.append(
+        el("small", {
+          className: "help",
+          textContent: ` ${r.finishReason === "stop" ? `⟨${t().endOfText}⟩` : "…"} ${costSummary(r.stats, state.lang)}`,
+        }),
+      );
+    }
+  } catch (e) {
+    pair.append(el("p", { className: "detail", textContent: `${e.code} : ${e.message}` }));
+  } finally {
+    $("chat-ask").disabled = false;
+  }
+}
+
+// --- how surprised is the model? ---------------------------------------------------------
+
+async function measureSurprise(text) {
+  if (!state.engine) return;
+  $("surprise-go").disabled = true;
+  $("surprise-tokens").replaceChildren();
+  $("surprise-detail").textContent = "";
+  try {
+    const score = await state.engine.score(text, {
+      topLogprobs: 5,
+      onProgress: ({ done, total }) => {
+        $("surprise-status").textContent = t().surpriseReading(done, total);
+      },
+    });
+    await learnPieces(score.tokens.flatMap((x) => [x.id, ...(x.top ?? []).map((c) => c.id)]));
+    state.surprise = score;
+  } catch (e) {
+    state.surprise = null;
+    $("surprise-status").textContent = `${e.code} : ${e.message}`;
+    return;
+  } finally {
+    $("surprise-go").disabled = !state.engine;
+  }
+  showSurprise();
+}
+
+/** Surprise in bits of a natural-log probability. */
+const bits = (logprob) => -logprob / Math.LN2;
+
+function showSurprise() {
+  const score = state.surprise;
+  $("surprise-legend").textContent = score ? t().surpriseLegend : "";
+  $("surprise-detail").textContent = "";
+  if (!score) {
+    $("surprise-tokens").replaceChildren();
+    return;
+  }
+  const n = score.tokens.length - 1;
+  $("surprise-status").textContent = t().surpriseDone(
+    score.perplexity,
+    n,
+    score.stats.tokensPerSecond,
+  );
+  const describe = (x) => {
+    const piece = state.pieces.get(x.id);
+    const text = piece ? shown(piece) : visible(x.text);
+    if (x.logprob == null) return t().surpriseFirst(text);
+    const alts = (x.top ?? [])
+      .map(
+        (c) => `${shown(state.pieces.get(c.id) ?? { text: c.text })} ${pct(Math.exp(c.logprob))}`,
+      )
+      .join(", ");
+    return t().surpriseToken(text, bits(x.logprob), pct(Math.exp(x.logprob)), alts);
+  };
+  $("surprise-tokens").replaceChildren(
+    ...score.tokens.map((x, i) => {
+      const piece = state.pieces.get(x.id);
+      const b = el("button", {
+        type: "button",
+        className: `tok${piece?.special ? " special" : ""}`,
+        textContent: piece?.special ? piece.text : written(piece?.bytes ? shown(piece) : x.text),
+      });
+      const surprise = x.logprob == null ? 0 : bits(x.logprob);
+      // 0 to 12 bits: white to red.
+      b.style.setProperty("--heat", String(Math.min(1, Math.max(0, surprise / 12))));
+      b.dataset.bits = x.logprob == null ? "" : surprise.toFixed(3);
+      b.dataset.index = i;
+      b.title = describe(x);
+      b.setAttribute("aria-label", describe(x));
+      const show = () => {
+        $("surprise-detail").textContent = describe(x);
+      };
+      b.onfocus = show;
+      b.onmouseenter = show;
+      b.onclick = show;
+      return b;
+    }),
+  );
+}
+
+// --- languages and tokens ----------------------------------------------------------------
+
+let languagesTimer = 0;
+async function showLanguages() {
+  if ($("view-languages").hidden) return;
+  const body = $("languages").querySelector("tbody");
+  const models = BUNDLED.filter((m) => m.url === state.model).concat(
+    BUNDLED.filter((m) => m.url !== state.model && state.peers.has(m.url)),
+  );
+  if (!state.engine) return;
+  const engines = [[state.engine.info.name, state.engine]];
+  for (const m of models) if (m.url !== state.model) engines.push([m.name, await engineFor(m)]);
+  const head = $("languages").querySelector("thead tr");
+  head.replaceChildren(
+    el("th", { textContent: t().language }),
+    el("th", { textContent: t().sentence }),
+    ...engines.map(([name]) => el("th", { textContent: name })),
+  );
+  const rows = await Promise.all(
+    state.rows.map(async (row, r) => {
+      const cells = await Promise.all(
+        engines.map(async ([name, engine]) => {
+          const ids = await engine.tokenize(row.sentence);
+          const pieces = await engine.tokenPieces(ids);
+          const real = pieces.filter((p) => !p.special);
+          return el(
+            "td",
+            {},
+            el("small", { className: "model-name", textContent: `${name} · ` }),
+            el("strong", { className: "count", textContent: t().tokenCount(real.length) }),
+            el(
+              "div",
+              { className: "tokens" },
+              ...real.map((p) => el("span", { className: "tok", textContent: shown(p) })),
+            ),
+          );
+        }),
+      );
+      const lang = el("input", { value: row.language });
+      lang.setAttribute("aria-label", t().language);
+      lang.oninput = () => {
+        row.language = lang.value;
+      };
+      const sentence = el("textarea", { value: row.sentence, rows: 2 });
+      sentence.setAttribute("aria-label", `${t().sentence} (${row.language})`);
+      sentence.oninput = () => {
+        row.sentence = sentence.value;
+        clearTimeout(languagesTimer);
+        languagesTimer = setTimeout(showLanguages, 300);
+      };
+      const tr = el("tr", {}, el("td", {}, lang), el("td", {}, sentence), ...cells);
+      tr.dataset.row = r;
+      return tr;
+    }),
+  );
+  // Keep the field being edited (and its caret) in place.
+  const active = document.activeElement;
+  const at = active?.closest?.("tr")?.dataset.row;
+  body.replaceChildren(...rows);
+  if (at !== undefined && active.tagName === "TEXTAREA") {
+    const again = body.querySelector(`tr[data-row="${at}"] textarea`);
+    again.focus();
+    again.setSelectionRange(active.selectionStart, active.selectionEnd);
+  }
+}
+
+// --- tabs --------------------------------------------------------------------------------
+
+const TABS = ["write", "chat", "surprise", "languages"];
+function selectTab(name, focus = false) {
+  for (const n of TABS) {
+    const tab = $(`tab-${n}`);
+    tab.setAttribute("aria-selected", String(n === name));
+    tab.tabIndex = n === name ? 0 : -1;
+    $(`view-${n}`).hidden = n !== name;
+  }
+  if (focus) $(`tab-${name}`).focus();
+  if (name === "languages") {
+    // Both bundled models, so the counts compare.
+    for (const m of BUNDLED) if (m.url !== state.model) engineFor(m).then(showLanguages, () => {});
+    showLanguages();
+  }
+}
+for (const [i, n] of TABS.entries()) {
+  const tab = $(`tab-${n}`);
+  tab.onclick = () => selectTab(n);
+  tab.onkeydown = (e) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+    if (step) selectTab(TABS[(i + step + TABS.length) % TABS.length], true);
+  };
+}
+
+// --- wiring ------------------------------------------------------------------------------
+
 for (const b of document.querySelectorAll("[data-lang]")) {
   b.onclick = () => {
     state.lang = b.dataset.lang;
@@ -509,13 +1141,38 @@ for (const b of document.querySelectorAll("[data-lang]")) {
     applyLanguage();
   };
 }
-for (const id of ["temperature", "topK", "topP", "maxTokens"]) $(id).oninput = showSettings;
+for (const id of ["temperature", "topK", "topP", "minP", "maxTokens"]) $(id).oninput = showSettings;
 $("prompt").oninput = () => {
+  // What was written followed the old text: it no longer belongs to this one.
+  if (state.steps.length > 0) {
+    state.run?.abort();
+    state.steps = [];
+    state.finish = { reason: "stale" };
+    showChoices(-1);
+    showFinish();
+  }
+  renderOutput();
   clearTimeout(tokenizeTimer);
   tokenizeTimer = setTimeout(showPromptTokens, 150);
 };
 $("generate").onclick = () => generate();
+$("redraw").onclick = () => {
+  $("seed").value = String(Math.floor(Math.random() * 2 ** 31));
+  generate();
+};
 $("stop").onclick = () => state.run?.abort();
+$("chat-form").onsubmit = (e) => {
+  e.preventDefault();
+  askBoth($("chat-question").value.trim() || t().chatDefault);
+};
+$("surprise-form").onsubmit = (e) => {
+  e.preventDefault();
+  measureSurprise($("surprise-text").value);
+};
+$("languages-add").onclick = () => {
+  state.rows.push({ language: t().newLanguage, sentence: "" });
+  showLanguages();
+};
 showSettings();
 applyLanguage();
 if ("serviceWorker" in navigator && location.protocol.startsWith("http")) {

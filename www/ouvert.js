@@ -292,6 +292,14 @@ export class Engine {
   tokenStrings(ids) {
     return this.#call("tokenStrings", Uint32Array.from(ids));
   }
+  /**
+   * How each id reads on screen: `{ text }`, `{ text, special: true }` for a control token,
+   * or `{ bytes }` for a token holding part of a UTF-8 character (byte-level vocabularies
+   * split "é" in two).
+   */
+  tokenPieces(ids) {
+    return this.#call("tokenPieces", Uint32Array.from(ids));
+  }
   /** Prompt ids of a conversation, through the model's chat template (told of `tools`). */
   encodeChat(messages, { tools } = {}) {
     if (!Array.isArray(messages))

@@ -101,7 +101,7 @@ self.onmessage = ({ data: msg }) => {
 // `prompt`, `prefill`, `piece` and `done` (a generation), `scoring` and `score` (a
 // scoring), `info` (the engine moved to wasm), `request` (this worker fetched something
 // after the load), and `error` for any request, an unknown one included.
-const CALLS = new Set(["tokenize", "detokenize", "tokenStrings", "encodeChat"]);
+const CALLS = new Set(["tokenize", "detokenize", "tokenStrings", "tokenPieces", "encodeChat"]);
 
 async function handle(msg) {
   switch (msg.type) {

@@ -78,6 +78,16 @@ pub struct Tokenizer {
     merge_order: Option<MergeOrder>,
 }
 
+/// A token as a page shows it (`Tokenizer::token_piece`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenPiece {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+    pub special: bool,
+}
+
 impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         Self::from_gguf_with(g, None, false)
@@ -297,6 +307,31 @@ impl Tokenizer {
                 (piece, _) => piece.to_vec(),
             })
             .collect()
+    }
+
+    /// How token `id` reads on screen: its text; the name of a control token; or, when its
+    /// bytes are not whole UTF-8 characters (byte-level vocabularies split `é` in two), the
+    /// bytes themselves.
+    pub fn token_piece(&self, id: u32) -> TokenPiece {
+        match (self.piece_bytes(id), self.token(id)) {
+            ([], Some(name)) => TokenPiece {
+                text: Some(name.to_owned()),
+                bytes: None,
+                special: true,
+            },
+            (bytes, _) => match std::str::from_utf8(bytes) {
+                Ok(text) => TokenPiece {
+                    text: Some(text.to_owned()),
+                    bytes: None,
+                    special: false,
+                },
+                Err(_) => TokenPiece {
+                    text: None,
+                    bytes: Some(bytes.to_vec()),
+                    special: false,
+                },
+            },
+        }
     }
 
     /// The vocabulary entry itself, as the model sees it (`▁the`, `<0x0A>`, `<bos>`).
