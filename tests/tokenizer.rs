@@ -236,8 +236,8 @@ fn a_cached_merge_order_builds_the_same_tokenizer_and_a_bad_one_is_set_aside() {
 
 #[test]
 fn a_token_reads_as_its_text_its_name_or_the_bytes_of_part_of_a_character() {
-    let g = ouvert::gguf::Gguf::parse(&std::fs::read(common::instruct_model_path()).unwrap())
-        .unwrap();
+    let g =
+        ouvert::gguf::Gguf::parse(&std::fs::read(common::instruct_model_path()).unwrap()).unwrap();
     let mut t = ouvert::tokenizer::Tokenizer::from_gguf(&g).unwrap();
     let ids = t.encode(" réussir pâte 🥖", false, false).unwrap();
     let pieces: Vec<_> = ids.iter().map(|&id| t.token_piece(id)).collect();
