@@ -61,6 +61,13 @@ pub fn mask_logits(bits: &[u32], logits: &mut [f32]) {
 #[cfg(feature = "grammars")]
 pub use engine::{Grammars, Matcher};
 
+/// JSON as a model writes it in one line: `{"a": 1, "b": [2, 3]}`. No free whitespace,
+/// which a small model can otherwise fill with newlines until `max_tokens`. llguidance's
+/// `x-guidance` options; `www/tool-calls.js` gives tool calls the same (tests/options.rs).
+pub fn json_layout() -> serde_json::Value {
+    serde_json::json!({ "whitespace_flexible": false, "item_separator": ", ", "key_separator": ": " })
+}
+
 #[cfg(feature = "grammars")]
 mod engine {
     use super::{ResponseFormat, TokenConstraint};
@@ -72,18 +79,12 @@ mod engine {
     use serde_json::{json, Value};
     use std::sync::Arc;
 
-    /// JSON as a model writes it in one line: `{"a": 1, "b": [2, 3]}`. No free whitespace,
-    /// which a small model can otherwise fill with newlines until `max_tokens`.
-    fn json_options() -> Value {
-        json!({ "whitespace_flexible": false, "item_separator": ", ", "key_separator": ": " })
-    }
-
     impl ResponseFormat {
         /// The grammar llguidance compiles, or `None` for free text.
         fn grammar(&self) -> Result<Option<TopLevelGrammar>> {
             let with_options = |mut schema: Value| {
                 if let Value::Object(m) = &mut schema {
-                    m.entry("x-guidance").or_insert_with(json_options);
+                    m.entry("x-guidance").or_insert_with(super::json_layout);
                 }
                 TopLevelGrammar::from_json_schema(schema)
             };

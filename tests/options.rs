@@ -110,3 +110,35 @@ fn the_scoring_options_too() {
         "pkg-config/ouvert.d.ts ScoreOptions against ScoreOptions"
     );
 }
+
+/// Tool calls' JSON (www/tool-calls.js) is laid out as the engine's JSON formats are.
+#[test]
+fn tool_calls_lay_json_out_as_the_json_formats_do() {
+    let source = read("www/tool-calls.js");
+    let at = source
+        .find("schema[\"x-guidance\"] = ")
+        .expect("tool-calls.js sets x-guidance");
+    let object = &source[at + "schema[\"x-guidance\"] = ".len()..];
+    let object = &object[..object.find('}').unwrap() + 1];
+    // A JS object literal of plain keys and JSON values: quote the keys to read it as JSON.
+    let (mut json, mut in_string, mut chars) = (String::new(), false, object.chars().peekable());
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            in_string = !in_string;
+        }
+        if in_string || !(c.is_alphabetic() || c == '_') {
+            json.push(c);
+            continue;
+        }
+        let mut word = c.to_string();
+        while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+            word.push(n);
+            chars.next();
+        }
+        let is_key = chars.clone().find(|n| !n.is_whitespace()) == Some(':');
+        json += &if is_key { format!("\"{word}\"") } else { word };
+    }
+    let js: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+    assert_eq!(js, ouvert::constraint::json_layout());
+}

@@ -113,7 +113,7 @@ export function callGrammar(fns, { orText }) {
     additionalProperties: false,
   });
   const schema = fns.length === 1 ? call(fns[0]) : { anyOf: fns.map(call) };
-  // One line, as the chat template writes JSON (constraint.rs's JSON formats do the same).
+  // One line, as the chat template writes JSON: constraint.rs's json_layout (tests/options.rs).
   schema["x-guidance"] = { whitespace_flexible: false, item_separator: ", ", key_separator: ": " };
   const calls = `calls: call ("\\n" call)*\ncall: "<tool_call>\\n" args "\\n</tool_call>"\nargs: %json ${JSON.stringify(schema)}`;
   return {
