@@ -222,9 +222,13 @@ impl ModelCard {
             license_name: s("general.license.name"),
             license_url,
             url: s("general.url").or_else(|| s("general.repo_url")),
+            // Older converters name the Hugging Face repository only (`org/model`).
             source_url: s("general.source.url")
                 .or_else(|| s("general.source.repo_url"))
-                .or_else(|| s("general.source.huggingface.repository")),
+                .or_else(|| {
+                    s("general.source.huggingface.repository")
+                        .map(|repo| format!("https://huggingface.co/{repo}"))
+                }),
             base_models: listed("base_model"),
             datasets,
             languages: strings("general.languages"),

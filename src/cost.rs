@@ -44,9 +44,9 @@ impl std::ops::Sub for Work {
     type Output = Work;
     fn sub(self, o: Work) -> Work {
         Work {
-            weight_bytes: self.weight_bytes - o.weight_bytes,
-            cache_bytes: self.cache_bytes - o.cache_bytes,
-            multiply_adds: self.multiply_adds - o.multiply_adds,
+            weight_bytes: self.weight_bytes.saturating_sub(o.weight_bytes),
+            cache_bytes: self.cache_bytes.saturating_sub(o.cache_bytes),
+            multiply_adds: self.multiply_adds.saturating_sub(o.multiply_adds),
         }
     }
 }

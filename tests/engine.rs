@@ -473,4 +473,15 @@ fn the_model_card_states_what_the_file_says_of_its_provenance_and_nothing_more()
     assert_eq!(other.card.license_url, None);
     assert_eq!((plain.author, plain.source_url), (None, None));
     assert!(plain.base_models.is_empty() && plain.datasets.is_empty());
+    // Older files name the Hugging Face repository only.
+    let mut b = tiny_gemma3();
+    b.kv(
+        "general.source.huggingface.repository",
+        s("google/gemma-3-270m"),
+    );
+    let older = Engine::load(ModelBytes::from_slice(&b.build()).unwrap(), 64).unwrap();
+    assert_eq!(
+        older.card.source_url.as_deref(),
+        Some("https://huggingface.co/google/gemma-3-270m")
+    );
 }

@@ -20,6 +20,7 @@ const WORDS = {
     hosted: (h, wh) => `${wh} for ${h.what}, as published by ${h.source}`,
     sources: "Sources",
     by: "By",
+    page: "Page",
     base: "Base model",
     license: "Licence",
     source: "Source",
@@ -42,6 +43,7 @@ const WORDS = {
       `${wh} pour une requête texte médiane à Gemini (mai 2025), selon ${h.source}`,
     sources: "Sources",
     by: "Par",
+    page: "Page",
     base: "Modèle de base",
     license: "Licence",
     source: "Source",
@@ -121,6 +123,7 @@ export function provenanceRows(info, lang = "en") {
     [w.by, [info.author, info.organization].filter(Boolean).join(", ") || w.unstated],
     ...(info.baseModels ?? []).map((b) => [w.base, link(b.url, origin(b))]),
     [w.license, link(info.licenseUrl, info.licenseName ?? info.license ?? w.unstated)],
+    ...(info.url ? [[w.page, link(info.url, info.url)]] : []),
     [w.source, info.sourceUrl ? link(info.sourceUrl, info.sourceUrl) : w.unstated],
     ...(info.datasets?.length ? [[w.datasets, info.datasets.map((d) => d.name).join(", ")]] : []),
   ];
@@ -159,11 +162,13 @@ export function watchNetwork(engine, onChange) {
     onChange([...urls]);
   };
   let observer = null;
-  if (typeof PerformanceObserver === "function") {
+  try {
     observer = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) if (e.startTime >= since) add(e.name);
     });
     observer.observe({ type: "resource" });
+  } catch {
+    observer = null; // no resource timing here: the engine's requests only
   }
   const off = engine?.onRequest(add);
   return () => {

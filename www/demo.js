@@ -103,7 +103,7 @@ const STRINGS = {
     rule: (t, cuts) =>
       `Probabilités à la température ${num(t, 2)}, sur tout le vocabulaire. ${cuts ? `Grisés : écartés avant le tirage par ${cuts}.` : "Aucune coupe ne s’applique."} ✓ : le jeton tiré.`,
     greedyRule:
-      "Température 0 : le jeton le plus probable est toujours pris (✓). Probabilités à la température 1.",
+      "Température 0 (ou top-k 1) : le jeton le plus probable est toujours pris (✓). Probabilités à la température 1.",
     cut: { topK: "top-k", topP: "top-p", minP: "min-p", greedy: "température 0" },
     and: " et ",
     chosen: "tiré",
@@ -169,7 +169,6 @@ const STRINGS = {
     sentence: "Phrase",
     languagesAdd: "Ajouter une langue",
     newLanguage: "Autre langue",
-    tokenCount: (n) => `${num(n)}${NBSP}jetons`,
   },
   en: {
     title: "How a language model writes",
@@ -236,7 +235,7 @@ const STRINGS = {
     rule: (t, cuts) =>
       `Probabilities at temperature ${num(t, 2)}, over the whole vocabulary. ${cuts ? `Greyed: removed before the draw by ${cuts}.` : "No cut applies."} ✓: the token drawn.`,
     greedyRule:
-      "Temperature 0: the most likely token is always taken (✓). Probabilities at temperature 1.",
+      "Temperature 0 (or top-k 1): the most likely token is always taken (✓). Probabilities at temperature 1.",
     cut: { topK: "top-k", topP: "top-p", minP: "min-p", greedy: "temperature 0" },
     and: " and ",
     chosen: "drawn",
@@ -300,7 +299,6 @@ const STRINGS = {
     sentence: "Sentence",
     languagesAdd: "Add a language",
     newLanguage: "Another language",
-    tokenCount: (n) => `${num(n)} tokens`,
   },
 };
 
@@ -341,6 +339,7 @@ const state = {
   requests: [], // made since the model loaded (the network meter)
   unwatch: null,
   peers: new Map(), // url → Promise<Engine>: the other bundled model, for the chat and languages views
+  peersReady: new Map(), // url → Engine, once loaded
   surprise: null, // the last score()
   rows: LANGUAGES.map(([language, sentence]) => ({ language, sentence })),
 };
@@ -458,7 +457,9 @@ function showCard(info) {
 
 function showStats() {
   const s = state.lastStats;
-  $("stats").textContent = s ? t().stats(s, state.engine.info.backend) : "";
+  $("stats").textContent = s
+    ? t().stats(s, state.engine.info.backend === "webgpu" ? t().gpu : t().cpu)
+    : "";
 }
 
 /** The last answer's cost, and how its energy is estimated. */
@@ -480,7 +481,7 @@ function showCost() {
 
 async function showStorage() {
   const [models, est] = await Promise.all([listCachedModels().catch(() => []), storageEstimate()]);
-  const inUse = typeof state.model === "string" ? new URL(state.model, location.href).href : null;
+  const inUse = typeof state.model === "string" ? state.model : null;
   $("cached").replaceChildren(
     ...models.map((m) =>
       el(
@@ -565,22 +566,21 @@ async function load(model, sha256) {
   } finally {
     state.loading = false;
   }
-  state.run?.abort();
+  dropRun();
   state.engine?.dispose();
   state.engine = engine;
-  state.model = model;
+  state.model = absolute(model);
   // A second engine already holding this model (for the chat view) is not needed twice.
-  state.peers.get(model)?.then(
+  state.peers.get(state.model)?.then(
     (e) => e.dispose(),
     () => {},
   );
-  state.peers.delete(model);
+  state.peers.delete(state.model);
+  state.peersReady.delete(state.model);
   state.unwatch?.();
   state.requests = [];
-  state.unwatch = watchNetwork(engine, (urls) => {
-    state.requests = urls;
-    $("network").textContent = t().network(urls.length);
-  });
+  // The page's requests and the engine's; a second engine's come through countRequest too.
+  state.unwatch = watchNetwork(engine, (urls) => countRequest(urls.at(-1)));
   // Nothing of the previous model stays on screen: its tokens, steps, figures.
   state.pieces = new Map();
   state.steps = [];
@@ -727,7 +727,7 @@ function showFinish() {
 /** Which of `top` (best first) the settings cut before the draw, and by what. */
 function cuts(top, s) {
   const p = top.map((c) => Math.exp(c.logprob));
-  if (s.temperature <= 0) return p.map((_, i) => (i === 0 ? null : "greedy"));
+  if (s.temperature <= 0 || s.topK === 1) return p.map((_, i) => (i === 0 ? null : "greedy"));
   // Top-k first (the draw renormalizes over the k best), then top-p, then min-p.
   const k = s.topK > 0 ? s.topK : Infinity;
   const mass = k === Infinity ? 1 : p.slice(0, k).reduce((a, b) => a + b, 0);
@@ -760,9 +760,11 @@ function showChoices(i, focus = true) {
   $("choices-caption").textContent = t().choicesAt(written(before));
   const s = step.settings;
   const why = cuts(step.top, s);
-  const used = [...new Set(why.filter(Boolean))].map((c) => t().cut[c]);
+  const used = [...new Set(why.slice(0, TOP).filter(Boolean))].map((c) => t().cut[c]);
   $("choices-rule").textContent =
-    s.temperature <= 0 ? t().greedyRule : t().rule(s.temperature, used.join(t().and));
+    s.temperature <= 0 || s.topK === 1
+      ? t().greedyRule
+      : t().rule(s.temperature, used.join(t().and));
   // Rebuilt, the bars keep keyboard focus on the alternative that had it.
   const focused = document.activeElement?.closest?.("#bars")
     ? document.activeElement.dataset.token
@@ -820,19 +822,25 @@ async function branch(i, c) {
 
 async function generate(maxTokens) {
   if (!state.engine || state.run) return;
+  // This run is the page's until a new prompt, a new model or a new run supersedes it;
+  // after that it touches nothing.
+  const engine = state.engine;
+  const run = { controller: new AbortController() };
+  state.run = run;
+  const mine = () => state.run === run && state.engine === engine;
+  for (const id of ["generate", "redraw"]) $(id).disabled = true;
+  $("stop").hidden = false;
   const fresh = maxTokens === undefined;
   if (fresh) {
     await showPromptTokens();
+    if (!mine()) return;
     state.steps = [];
     showChoices(-1);
+    renderOutput();
   }
   const s = settings();
-  state.run = new AbortController();
   state.finish = null;
   showFinish();
-  if (fresh) renderOutput();
-  for (const id of ["generate", "redraw"]) $(id).disabled = true;
-  $("stop").hidden = false;
   $("output").dataset.state = "running";
   $("output").setAttribute("aria-busy", "true");
   const wrote = state.steps.length;
@@ -840,35 +848,51 @@ async function generate(maxTokens) {
     const ids = [...state.promptIds, ...state.steps.map((x) => x.token)];
     // Enough alternatives to know what top-k keeps (the bars show the first TOP).
     const topLogprobs = Math.min(100, Math.max(TOP, s.topK));
-    const run = state.engine.generate(
+    const pieces = engine.generate(
       { ids },
-      { ...s, maxTokens: maxTokens ?? s.maxTokens, topLogprobs, signal: state.run.signal },
+      { ...s, maxTokens: maxTokens ?? s.maxTokens, topLogprobs, signal: run.controller.signal },
     );
-    for await (const piece of run) {
+    for await (const piece of pieces) {
+      if (!mine()) return;
       state.steps.push({ ...piece, settings: s });
       appendStep(state.steps.length - 1);
     }
-    const r = await run.result;
+    const r = await pieces.result;
+    if (!mine()) return;
     state.finish = { reason: r.finishReason, count: state.steps.length - wrote };
     state.lastStats = r.stats;
   } catch (e) {
+    if (!mine()) return;
     state.finish = { reason: e.code === "aborted" ? "aborted" : "error" };
     if (e.code !== "aborted") $("finish").textContent = `${e.code} : ${e.message}`;
   } finally {
-    state.run = null;
-    await learnPieces(
-      state.steps.flatMap((x) => [x.token, ...x.top.slice(0, TOP).map((c) => c.token)]),
-    ).catch(() => {});
-    $("output").dataset.state = "done";
-    $("output").setAttribute("aria-busy", "false");
-    finishOutput();
-    if (state.finish?.reason !== "error") showFinish();
-    showStats();
-    showCost();
-    if (state.selected >= 0) showChoices(state.selected, false);
-    for (const id of ["generate", "redraw"]) $(id).disabled = false;
-    $("stop").hidden = true;
+    if (mine())
+      await learnPieces(
+        state.steps.flatMap((x) => [x.token, ...x.top.slice(0, TOP).map((c) => c.token)]),
+      ).catch(() => {});
+    if (mine()) {
+      state.run = null;
+      $("output").dataset.state = "done";
+      $("output").setAttribute("aria-busy", "false");
+      finishOutput();
+      if (state.finish?.reason !== "error") showFinish();
+      showStats();
+      showCost();
+      if (state.selected >= 0) showChoices(state.selected, false);
+      for (const id of ["generate", "redraw"]) $(id).disabled = false;
+      $("stop").hidden = true;
+    }
   }
+}
+
+/** Stops and forgets the run in progress (the prompt or the model changed under it). */
+function dropRun() {
+  state.run?.controller.abort();
+  state.run = null;
+  for (const id of ["generate", "redraw"]) $(id).disabled = !state.engine;
+  $("stop").hidden = true;
+  $("output").dataset.state = "idle";
+  $("output").setAttribute("aria-busy", "false");
 }
 
 async function showOfflineState() {
@@ -879,16 +903,35 @@ async function showOfflineState() {
 
 // --- the other bundled model, for the chat and languages views -----------------------------
 
+/** An address as the page resolves it, so that "models/x.gguf" and its full URL are one model. */
+const absolute = (u) => (typeof u === "string" ? new URL(u, location.href).href : u);
+
 /** The engine for bundled model `m`: the page's own when it is that model, else a second one. */
 function engineFor(m) {
-  if (state.model === m.url && state.engine) return Promise.resolve(state.engine);
-  let peer = state.peers.get(m.url);
+  const url = absolute(m.url);
+  if (state.model === url && state.engine) return Promise.resolve(state.engine);
+  let peer = state.peers.get(url);
   if (!peer) {
     peer = createEngine({ model: m.url, sha256: m.sha256, contextLength: 1024 });
-    peer.catch(() => state.peers.delete(m.url));
-    state.peers.set(m.url, peer);
+    state.peers.set(url, peer);
+    peer.then(
+      (engine) => {
+        // Its download, if any, and what it fetches later count on the network meter.
+        if (engine.info.source === "network") countRequest(url);
+        engine.onRequest(countRequest);
+        state.peersReady.set(url, engine);
+      },
+      () => state.peers.delete(url),
+    );
   }
   return peer;
+}
+
+/** One more request on the network meter. */
+function countRequest(url) {
+  if (url === undefined) return;
+  state.requests = [...state.requests, url];
+  $("network").textContent = t().network(state.requests.length);
 }
 
 // --- base or instruct --------------------------------------------------------------------
@@ -1042,67 +1085,77 @@ function showSurprise() {
 
 // --- languages and tokens ----------------------------------------------------------------
 
+// The table's rows are built when the list of languages or of models changes; a sentence
+// edited updates its own counts, so typing is never interrupted.
 let languagesTimer = 0;
-async function showLanguages() {
+let countsAsked = 0;
+
+/** The loaded engines to count with: the page's, then any second one already loaded. */
+function countingEngines() {
+  if (!state.engine) return [];
+  const others = [...state.peersReady].filter(([url]) => url !== state.model);
+  return [
+    [state.engine.info.name ?? "?", state.engine],
+    ...others.map(([, e]) => [e.info.name ?? "?", e]),
+  ];
+}
+
+function showLanguages() {
   if ($("view-languages").hidden) return;
-  const body = $("languages").querySelector("tbody");
-  const models = BUNDLED.filter((m) => m.url === state.model).concat(
-    BUNDLED.filter((m) => m.url !== state.model && state.peers.has(m.url)),
-  );
-  if (!state.engine) return;
-  const engines = [[state.engine.info.name, state.engine]];
-  for (const m of models) if (m.url !== state.model) engines.push([m.name, await engineFor(m)]);
-  const head = $("languages").querySelector("thead tr");
-  head.replaceChildren(
-    el("th", { textContent: t().language }),
-    el("th", { textContent: t().sentence }),
-    ...engines.map(([name]) => el("th", { textContent: name })),
-  );
-  const rows = await Promise.all(
-    state.rows.map(async (row, r) => {
-      const cells = await Promise.all(
-        engines.map(async ([name, engine]) => {
-          const ids = await engine.tokenize(row.sentence);
-          const pieces = await engine.tokenPieces(ids);
-          const real = pieces.filter((p) => !p.special);
-          return el(
-            "td",
-            {},
-            el("small", { className: "model-name", textContent: `${name} · ` }),
-            el("strong", { className: "count", textContent: t().tokenCount(real.length) }),
-            el(
-              "div",
-              { className: "tokens" },
-              ...real.map((p) => el("span", { className: "tok", textContent: shown(p) })),
-            ),
-          );
-        }),
+  const engines = countingEngines();
+  $("languages")
+    .querySelector("thead tr")
+    .replaceChildren(
+      el("th", { textContent: t().language }),
+      el("th", { textContent: t().sentence }),
+      ...engines.map(([name]) => el("th", { textContent: name })),
+    );
+  const rows = state.rows.map((row) => {
+    const lang = el("input", { value: row.language });
+    lang.setAttribute("aria-label", t().language);
+    lang.oninput = () => {
+      row.language = lang.value;
+    };
+    const sentence = el("textarea", { value: row.sentence, rows: 2 });
+    sentence.setAttribute("aria-label", `${t().sentence} (${row.language})`);
+    const cells = engines.map(([name]) => el("td", { className: "counted" }, name));
+    sentence.oninput = () => {
+      row.sentence = sentence.value;
+      clearTimeout(languagesTimer);
+      languagesTimer = setTimeout(() => countRow(row, cells, engines), 250);
+    };
+    countRow(row, cells, engines);
+    return el("tr", {}, el("td", {}, lang), el("td", {}, sentence), ...cells);
+  });
+  $("languages")
+    .querySelector("tbody")
+    .replaceChildren(...rows);
+}
+
+/** Fills `cells` with `row`'s token count and pieces under each engine; a later ask wins. */
+async function countRow(row, cells, engines) {
+  const asked = ++countsAsked;
+  row.asked = asked;
+  try {
+    const counted = await Promise.all(
+      engines.map(async ([, engine]) => {
+        const pieces = await engine.tokenPieces(await engine.tokenize(row.sentence));
+        return pieces.filter((p) => !p.special);
+      }),
+    );
+    if (row.asked !== asked) return;
+    for (const [j, real] of counted.entries())
+      cells[j].replaceChildren(
+        el("small", { className: "model-name", textContent: `${engines[j][0]} · ` }),
+        el("strong", { className: "count", textContent: t().tokens(real.length) }),
+        el(
+          "div",
+          { className: "tokens" },
+          ...real.map((p) => el("span", { className: "tok", textContent: shown(p) })),
+        ),
       );
-      const lang = el("input", { value: row.language });
-      lang.setAttribute("aria-label", t().language);
-      lang.oninput = () => {
-        row.language = lang.value;
-      };
-      const sentence = el("textarea", { value: row.sentence, rows: 2 });
-      sentence.setAttribute("aria-label", `${t().sentence} (${row.language})`);
-      sentence.oninput = () => {
-        row.sentence = sentence.value;
-        clearTimeout(languagesTimer);
-        languagesTimer = setTimeout(showLanguages, 300);
-      };
-      const tr = el("tr", {}, el("td", {}, lang), el("td", {}, sentence), ...cells);
-      tr.dataset.row = r;
-      return tr;
-    }),
-  );
-  // Keep the field being edited (and its caret) in place.
-  const active = document.activeElement;
-  const at = active?.closest?.("tr")?.dataset.row;
-  body.replaceChildren(...rows);
-  if (at !== undefined && active.tagName === "TEXTAREA") {
-    const again = body.querySelector(`tr[data-row="${at}"] textarea`);
-    again.focus();
-    again.setSelectionRange(active.selectionStart, active.selectionEnd);
+  } catch (e) {
+    if (row.asked === asked) cells[0]?.replaceChildren(`${e.code} : ${e.message}`);
   }
 }
 
@@ -1118,8 +1171,10 @@ function selectTab(name, focus = false) {
   }
   if (focus) $(`tab-${name}`).focus();
   if (name === "languages") {
-    // Both bundled models, so the counts compare.
-    for (const m of BUNDLED) if (m.url !== state.model) engineFor(m).then(showLanguages, () => {});
+    // Both bundled models, so the counts compare: the second one joins once loaded.
+    for (const m of BUNDLED)
+      if (absolute(m.url) !== state.model && !state.peersReady.has(absolute(m.url)))
+        engineFor(m).then(showLanguages, () => {});
     showLanguages();
   }
 }
@@ -1127,8 +1182,10 @@ for (const [i, n] of TABS.entries()) {
   const tab = $(`tab-${n}`);
   tab.onclick = () => selectTab(n);
   tab.onkeydown = (e) => {
-    const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
-    if (step) selectTab(TABS[(i + step + TABS.length) % TABS.length], true);
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    selectTab(TABS[(to + TABS.length) % TABS.length], true);
   };
 }
 
@@ -1144,8 +1201,8 @@ for (const b of document.querySelectorAll("[data-lang]")) {
 for (const id of ["temperature", "topK", "topP", "minP", "maxTokens"]) $(id).oninput = showSettings;
 $("prompt").oninput = () => {
   // What was written followed the old text: it no longer belongs to this one.
-  if (state.steps.length > 0) {
-    state.run?.abort();
+  if (state.run || state.steps.length > 0) {
+    dropRun();
     state.steps = [];
     state.finish = { reason: "stale" };
     showChoices(-1);
@@ -1160,7 +1217,7 @@ $("redraw").onclick = () => {
   $("seed").value = String(Math.floor(Math.random() * 2 ** 31));
   generate();
 };
-$("stop").onclick = () => state.run?.abort();
+$("stop").onclick = () => state.run?.controller.abort();
 $("chat-form").onsubmit = (e) => {
   e.preventDefault();
   askBoth($("chat-question").value.trim() || t().chatDefault);

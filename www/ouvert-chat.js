@@ -358,6 +358,9 @@ export class OuvertChat extends HTMLElement {
   #release() {
     this.#unwatch?.();
     this.#unwatch = null;
+    this.#requests = 0;
+    this.#els.network.hidden = true;
+    this.#els.method.hidden = true;
     this.#loadToken++;
     this.#lease?.release();
     this.#lease = null;

@@ -58,11 +58,14 @@ function start(threads) {
 // Every request this worker makes once a model is loaded (the grammar module's wasm, say)
 // goes to the page: the engine's half of the page's network meter (`watchNetwork`).
 let loadedAt = Infinity;
-if (typeof PerformanceObserver === "function")
+try {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries())
       if (e.startTime >= loadedAt) post({ type: "request", url: e.name });
   }).observe({ type: "resource" });
+} catch {
+  // No resource timing in this worker: the meter then sees the page's requests only.
+}
 
 let queue = Promise.resolve();
 const aborted = new Set();

@@ -263,6 +263,9 @@ impl Tally {
 
     /// `n` tokens at `pos0..`, with logits for `logit_rows` of them.
     fn pass(&self, s: &Spec, n: usize, pos0: usize, logit_rows: usize) -> Work {
+        if n == 0 {
+            return Work::default();
+        }
         let kv_width = (s.kv_heads * s.head_dim) as u64;
         let (mut keys_read, mut scores) = (0, 0);
         for span in &self.spans {
@@ -278,7 +281,7 @@ impl Tally {
                 .sum::<u64>();
         }
         let (n, logit_rows) = (n as u64, logit_rows as u64);
-        let vocab_macs = (s.vocab * s.dim) as u64;
+        let vocab_macs = s.vocab as u64 * s.dim as u64;
         Work {
             weight_bytes: self.block_bytes
                 + n * self.embed_row_bytes
