@@ -9,7 +9,7 @@
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
 #   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (both models, 1 and BENCH_THREADS threads; BENCH_ROUNDS)
 #   ./build.sh tiny_reference   re-run llama.cpp on the tiny random models of every architecture and type
-#   ./build.sh quality [N]      score the quality text against llama.cpp on the CPU and on the GPU (lavapipe natively, SwiftShader in Chromium: its first N tokens, default 300)
+#   ./build.sh quality [N]      the long GPU runs: the quality text scored against llama.cpp on the CPU and on the GPU (lavapipe natively, SwiftShader in Chromium: its first N tokens, default 300), every reference prompt on both
 #   ./build.sh score_reference  re-run llama.cpp on the quality text (tests/quality/reference.json)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -176,8 +176,9 @@ cmd_test() {
   cmd_tiny_models
   log "Rust tests (unit, reference, tokenizer, bad input, tiny models of every architecture, GPU kernels on lavapipe)"
   # A missing adapter fails the GPU tests instead of skipping them; the whole model runs
-  # on four reference prompts there (a forward pass takes seconds on lavapipe).
-  OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-4} cargo test --release
+  # on three reference prompts there, every one in ./build.sh quality (a forward pass takes
+  # seconds on lavapipe).
+  OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-3} cargo test --release
   log "the threads build natively: mat-mul and attention rows over 1, 2 and 3 threads, bit for bit"
   cargo test --release --features threads --test threads
   cmd_fuzz "${OUVERT_FUZZ_SECONDS:-30}"
@@ -262,11 +263,14 @@ cmd_bench() {
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
 }
 
-cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long), then score() on WebGPU in Chromium (SwiftShader)
+cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long), every reference prompt on lavapipe and SwiftShader, then score() on WebGPU in Chromium (SwiftShader)
   cmd_model
   OUVERT_REQUIRE_GPU=1 OUVERT_QUALITY_GPU_TOKENS="${1:-300}" cargo test --release --test quality -- --nocapture
+  log "every reference prompt on lavapipe (./build.sh test runs 3)"
+  OUVERT_REQUIRE_GPU=1 cargo test --release --test gpu
   cmd_build
   ensure_node
+  OUVERT_WEBGPU_PROMPTS=one_word,english,numbers node --test --test-reporter=spec tests/browser/webgpu.test.mjs
   OUVERT_QUALITY_WEBGPU_TOKENS="${1:-300}" node --test --test-reporter=spec --test-name-pattern=WebGPU tests/browser/score.test.mjs
 }
 

@@ -802,9 +802,10 @@ function showChoices(i, focus = true) {
   );
   if (focused) $("bars").querySelector(`[data-token="${focused}"]`)?.focus();
   const box = $("choices");
-  // Where the alternatives sit below the text (a phone), bring them into view.
-  if (focus && box.getBoundingClientRect().top > innerHeight)
-    box.scrollIntoView({ block: "nearest" });
+  // Where the alternatives do not fit on screen (below the settings at a projector's size,
+  // below the text on a phone), bring them into view.
+  const { top, bottom } = box.getBoundingClientRect();
+  if (focus && (bottom > innerHeight || top < 0)) box.scrollIntoView({ block: "nearest" });
 }
 
 /** Replaces step `i` by the alternative `c` and lets the model write on from there. */

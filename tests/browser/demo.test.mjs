@@ -122,6 +122,9 @@ test("generation: each token's alternatives, the cuts the settings make, the tok
 
   await tokens.nth(2).click();
   assert.ok(await page.locator("#choices").isVisible());
+  // The alternatives open where they can be seen, not below the screen.
+  const shown = await page.locator("#choices").boundingBox();
+  assert.ok(shown.y >= -1 && shown.y + shown.height <= WIDE.height + 1, JSON.stringify(shown));
   const bars = page.locator("#bars button");
   assert.equal(await bars.count(), 10);
   const ps = await bars.evaluateAll((bs) => bs.map((b) => Number(b.dataset.p)));
@@ -262,8 +265,9 @@ test("French and English: every dynamic line follows, with French numbers, units
   await french();
   assert.equal(await text("h1"), "Comment un modèle de langue écrit");
   assert.equal(await page.locator("html").getAttribute("lang"), "fr");
-  assert.match(await text("#stats"), /jetons lus, premier jeton en .*\d,\d\u00a0jetons\/s/);
-  assert.match(await text("#cost"), /^8 jetons · .*\s(Mo|Go) lus · .* à .*J/);
+  assert.match(await text("#stats"), /jetons lus, premier jeton en .*\u00a0jetons\/s \(processeur/);
+  // French decimals: the watt-hours are always below one.
+  assert.match(await text("#cost"), /^8 jetons · .*\s(Mo|Go) lus · .* à .*J \(0,\d+ à 0,\d+\u00a0Wh\)$/);
   assert.match(await text("#finish"), /Longueur atteinte \(8\u00a0jetons\)/);
   assert.match(await text("#network"), /^Réseau\u00a0: aucune requête/);
   assert.match(await text("#choices-caption"), /^Après «\u00a0…/);
@@ -295,7 +299,7 @@ test("French and English: every dynamic line follows, with French numbers, units
   assert.equal(await text("h1"), "How a language model writes");
   assert.match(await text("#card"), /Bynot stated in the file/);
   assert.match(await text("#cost"), /tokens · .*\s(MB|GB) read/);
-  assert.match(await text("#stats"), /\d\.\d tokens\/s/);
+  assert.match(await text("#cost"), /\(0\.\d+ to 0\.\d+\u00a0Wh\)$/);
   assert.match(await text("#network"), /^Network: no request/);
   await shot("demo-write-en-1280");
 });
@@ -339,7 +343,7 @@ test("surprise: each token coloured by its surprisal from score(), what the mode
   await page.locator("#surprise-tokens button").nth(3).focus();
   assert.match(await text("#surprise-detail"), /bits \(probability .*\)\. The model expected: /);
   await french();
-  assert.match(await text("#surprise-status"), /^Perplexité \d+,\d+ sur \d+\u00a0jetons/);
+  assert.match(await text("#surprise-status"), /^Perplexité \d+(,\d+)? sur \d+\u00a0jetons/);
   assert.match(await text("#surprise-legend"), /du blanc \(attendu/);
   await shot("demo-surprise-1280");
   await page.setViewportSize(PHONE);
