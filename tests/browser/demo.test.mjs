@@ -267,7 +267,10 @@ test("French and English: every dynamic line follows, with French numbers, units
   assert.equal(await page.locator("html").getAttribute("lang"), "fr");
   assert.match(await text("#stats"), /jetons lus, premier jeton en .*\u00a0jetons\/s \(processeur/);
   // French decimals: the watt-hours are always below one.
-  assert.match(await text("#cost"), /^8 jetons · .*\s(Mo|Go) lus · .* à .*J \(0,\d+ à 0,\d+\u00a0Wh\)$/);
+  assert.match(
+    await text("#cost"),
+    /^8 jetons · .*\s(Mo|Go) lus · .* à .*J \(0,\d+ à 0,\d+\u00a0Wh\)$/,
+  );
   assert.match(await text("#finish"), /Longueur atteinte \(8\u00a0jetons\)/);
   assert.match(await text("#network"), /^Réseau\u00a0: aucune requête/);
   assert.match(await text("#choices-caption"), /^Après «\u00a0…/);
