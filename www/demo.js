@@ -400,6 +400,7 @@ function applyLanguage() {
   for (const b of document.querySelectorAll("[data-lang]"))
     b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
   state.lastStatus?.();
+  showSettings();
   showSupported();
   showBundled();
   if (state.engine) showCard(state.engine.info);

@@ -272,6 +272,7 @@ test("French and English: every dynamic line follows, with French numbers, units
     /^8 jetons · .*\s(Mo|Go) lus · .* à .*J \(0,\d+ à 0,\d+\u00a0Wh\)$/,
   );
   assert.match(await text("#finish"), /Longueur atteinte \(8\u00a0jetons\)/);
+  assert.equal(await text("label[for=topP] output"), "0,95", "the settings in French figures");
   assert.match(await text("#network"), /^Réseau\u00a0: aucune requête/);
   assert.match(await text("#choices-caption"), /^Après «\u00a0…/);
   await page.locator("#about summary").click();
@@ -304,6 +305,7 @@ test("French and English: every dynamic line follows, with French numbers, units
   assert.match(await text("#cost"), /tokens · .*\s(MB|GB) read/);
   assert.match(await text("#cost"), /\(0\.\d+ to 0\.\d+\u00a0Wh\)$/);
   assert.match(await text("#network"), /^Network: no request/);
+  assert.equal(await text("label[for=topP] output"), "0.95");
   await shot("demo-write-en-1280");
 });
 
