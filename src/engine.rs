@@ -299,6 +299,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Where the model computes now, which decides its answers' energy figures.
+    pub fn device(&self) -> crate::cost::Device {
+        self.model.device()
+    }
+
     pub fn context(&self) -> usize {
         self.model.context()
     }

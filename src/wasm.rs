@@ -334,12 +334,8 @@ impl WasmEngine {
         }
         .into();
         v["threads"] = crate::cpu::par::threads().into();
-        let device = if i.backend == Where::WebGpu {
-            crate::cost::Device::Gpu
-        } else {
-            crate::cost::Device::Cpu
-        };
-        v["energy"] = serde_json::to_value(crate::cost::energy_model(device)).unwrap_or_default();
+        v["energy"] =
+            serde_json::to_value(crate::cost::energy_model(i.engine.device())).unwrap_or_default();
         v["energy"]["hostedPrompt"] =
             serde_json::to_value(crate::cost::HOSTED_PROMPT).unwrap_or_default();
         if let Some(a) = &i.adapter {

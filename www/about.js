@@ -18,7 +18,7 @@ const WORDS = {
     cpu: "this device's processor",
     gpu: "this device's graphics card",
     hosted: (h, wh) => `${wh} for ${h.what}, as published by ${h.source}`,
-    sources: "Sources",
+    sources: "Sources:",
     by: "By",
     page: "Page",
     base: "Base model",
@@ -41,7 +41,7 @@ const WORDS = {
     gpu: "la carte graphique de cet appareil",
     hosted: (h, wh) =>
       `${wh} pour une requête texte médiane à Gemini (mai 2025), selon ${h.source}`,
-    sources: "Sources",
+    sources: "Sources\u00a0:",
     by: "Par",
     page: "Page",
     base: "Modèle de base",
@@ -109,6 +109,23 @@ export function energyMethod(energy, lang = "en") {
     sourcesLabel: w.sources,
     sources: [...energy.sources, energy.hostedPrompt.source],
   };
+}
+
+/**
+ * Fills a `<details><summary></summary><div></div></details>` with `energyMethod`: the
+ * paragraphs, then the sources one per line.
+ */
+export function showMethod(details, energy, lang = "en") {
+  const m = energyMethod(energy, lang);
+  details.querySelector("summary").textContent = m.summary;
+  const sources = document.createElement("p");
+  sources.append(m.sourcesLabel, ...m.sources.flatMap((s) => [document.createElement("br"), s]));
+  const paragraphs = m.paragraphs.map((text) => {
+    const p = document.createElement("p");
+    p.textContent = text;
+    return p;
+  });
+  details.querySelector("div").replaceChildren(...paragraphs, sources);
 }
 
 /**

@@ -5,7 +5,7 @@
 // (each token of a text coloured by its surprisal, from engine.score()) and "languages and
 // tokens" (what a sentence costs in tokens in each language). French and English; it works
 // offline after the first visit (sw.js keeps the site, the model stays in OPFS).
-import { costSummary, energyMethod, provenanceRows, valueNode, watchNetwork } from "./about.js";
+import { costSummary, provenanceRows, showMethod, valueNode, watchNetwork } from "./about.js";
 import {
   createEngine,
   listCachedModels,
@@ -469,15 +469,7 @@ function showCost() {
   $("cost").textContent = stats ? costSummary(stats, state.lang) : "";
   $("method").hidden = !stats;
   if (!stats) return;
-  const m = energyMethod(state.engine.info.energy, state.lang);
-  $("method").querySelector("summary").textContent = m.summary;
-  $("method")
-    .querySelector("div")
-    .replaceChildren(
-      ...m.paragraphs.map((p) => el("p", { textContent: p })),
-      el("p", { textContent: m.sourcesLabel }),
-      el("ul", {}, ...m.sources.map((src) => el("li", { textContent: src }))),
-    );
+  showMethod($("method"), state.engine.info.energy, state.lang);
 }
 
 async function showStorage() {

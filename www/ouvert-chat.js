@@ -7,7 +7,7 @@
 // Events (bubbling, composed): ouvert-progress, ouvert-token, ouvert-done, ouvert-trim,
 // ouvert-error. Styling: CSS custom properties (--ouvert-*) and ::part(). Model output is
 // only ever set as text (text nodes, textContent), never parsed as HTML.
-import { costSummary, energyMethod, provenanceRows, valueNode, watchNetwork } from "./about.js";
+import { costSummary, provenanceRows, showMethod, valueNode, watchNetwork } from "./about.js";
 import { FILE_ERRORS } from "./errors.js";
 import { createEngine, listCachedModels } from "./ouvert.js";
 
@@ -516,14 +516,7 @@ export class OuvertChat extends HTMLElement {
       }),
     );
     this.#els.cardBox.hidden = false;
-    if (info.energy) {
-      const m = energyMethod(info.energy, this.#lang);
-      const box = this.#els.method;
-      box.querySelector("summary").textContent = m.summary;
-      const sources = el("p", `${m.sourcesLabel}${this.#lang === "fr" ? "\u00a0:" : ":"}`);
-      sources.append(...m.sources.flatMap((src) => [document.createElement("br"), src]));
-      box.querySelector("div").replaceChildren(...m.paragraphs.map((p) => el("p", p)), sources);
-    }
+    if (info.energy) showMethod(this.#els.method, info.energy, this.#lang);
   }
 
   get #lang() {

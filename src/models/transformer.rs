@@ -238,7 +238,6 @@ struct Tally {
     embed_row_bytes: u64,
     /// The final norm and the output projection, read when a pass returns logits.
     output_bytes: u64,
-    spans: Vec<Span>,
 }
 
 impl Tally {
@@ -257,19 +256,26 @@ impl Tally {
                     Some(t) => t.bytes as u64,
                     None => bytes("token_embd.weight"),
                 },
-            spans: (0..s.layers).map(|l| s.span(l)).collect(),
         }
     }
 
-    /// `n` tokens at `pos0..`, with logits for `logit_rows` of them.
-    fn pass(&self, s: &Spec, n: usize, pos0: usize, logit_rows: usize) -> Work {
+    /// `n` tokens at `pos0..` through layers attending over `spans`, with logits for
+    /// `logit_rows` of them.
+    fn pass(
+        &self,
+        s: &Spec,
+        spans: impl Iterator<Item = Span>,
+        n: usize,
+        pos0: usize,
+        logit_rows: usize,
+    ) -> Work {
         if n == 0 {
             return Work::default();
         }
         let kv_width = (s.kv_heads * s.head_dim) as u64;
         let (mut keys_read, mut scores) = (0, 0);
-        for span in &self.spans {
-            let limit = match *span {
+        for span in spans {
+            let limit = match span {
                 Span::Global => usize::MAX,
                 Span::Window(w) => w,
             };
@@ -287,7 +293,7 @@ impl Tally {
                 + n * self.embed_row_bytes
                 + if logit_rows > 0 { self.output_bytes } else { 0 },
             // f16 keys and values: those read, and the pass's own written.
-            cache_bytes: (keys_read + n * self.spans.len() as u64) * kv_width * 4,
+            cache_bytes: (keys_read + n * s.layers as u64) * kv_width * 4,
             // q·k and the weighted sum of values, per head.
             multiply_adds: n * self.block_macs
                 + logit_rows * vocab_macs
@@ -490,7 +496,8 @@ impl<B: Backend> Model for Transformer<B> {
             Want::Rows => n,
             _ => 1,
         };
-        self.work = self.work + self.tally.pass(s, n, pos0, logit_rows);
+        let spans = self.layers.iter().map(|l| l.span);
+        self.work = self.work + self.tally.pass(s, spans, n, pos0, logit_rows);
         let (d, hd) = (s.dim, s.head_dim);
         let mut x = b.act(n, d);
         b.embed(&self.embed, ids, s.embed_scale, &mut x);
