@@ -126,13 +126,18 @@ fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out:
         };
         for r in range.clone().step_by(4) {
             let xs = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+            // The four rows after the next four, pulled into cache with the first
+            // activation row (`dot::dot4`); none past this part's rows.
+            let end = range.end * nb;
+            let ahead = &w[((r + 8) * nb).min(end)..((r + 12) * nb).min(end)];
             for t in (0..n).step_by(2) {
+                let ahead = if t == 0 { ahead } else { &[] };
                 if t + 1 < n {
-                    let [a, b] = dot::dot4(xs, [y(t), y(t + 1)], [yd(t), yd(t + 1)]);
+                    let [a, b] = dot::dot4(xs, [y(t), y(t + 1)], [yd(t), yd(t + 1)], ahead);
                     put(t, r, a);
                     put(t + 1, r, b);
                 } else {
-                    let [a] = dot::dot4(xs, [y(t)], [yd(t)]);
+                    let [a] = dot::dot4(xs, [y(t)], [yd(t)], ahead);
                     put(t, r, a);
                 }
             }
