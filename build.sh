@@ -7,7 +7,7 @@
 #   ./build.sh test      everything: lint, Rust unit/integration tests and the browser tests
 #   ./build.sh demo      fetch the model, build, serve the workshop site (dist/) on 127.0.0.1
 #   ./build.sh fuzz [S]  fuzz the GGUF reader + model load and the tokenizer builder, S seconds each (default 300)
-#   ./build.sh bench     native kernel benchmark, then Ouvert vs wllama in Chromium (both models, 1 and BENCH_THREADS threads; BENCH_ROUNDS)
+#   ./build.sh bench     bandwidth bound, native kernels, native Ouvert vs llama.cpp, Ouvert vs wllama in Chromium (both models, 1 and BENCH_THREADS threads; BENCH_ROUNDS), then the decode table
 #   ./build.sh tiny_reference   re-run llama.cpp on the tiny random models of every architecture and type
 #   ./build.sh quality [N]      the long GPU runs: the quality text scored against llama.cpp on the CPU and on the GPU (lavapipe natively, SwiftShader in Chromium: its first N tokens, default 300), every reference prompt on both
 #   ./build.sh score_reference  re-run llama.cpp on the quality text (tests/quality/reference.json)
@@ -233,6 +233,8 @@ cmd_demo() {
 
 cmd_bench() {
   cmd_model
+  log "the decode bound: streaming-read bandwidth (1 and 2 threads), weight bytes per token"
+  cargo bench --bench bandwidth -- "$MODEL" "$QWEN"
   log "kernel benchmark: Q5_0 dot product, scalar vs SIMD; decode speed"
   cargo bench --bench kernels
   log "constrained decoding: the vocabulary's build, the mask per token against a decode step"
@@ -244,7 +246,9 @@ cmd_bench() {
   fi
   cargo build --release --quiet --bin ouvert
   log "native: Ouvert vs llama.cpp on the same file, one thread each"
-  "$venv/bin/python" benches/native_llama.py "$MODEL" target/release/ouvert "${BENCH_ROUNDS:-5}" "$ROOT/../shared/reference/gemma-3-270m-q4_k_m.reference.json"
+  for m in "$MODEL" "$QWEN"; do
+    "$venv/bin/python" benches/native_llama.py "$m" target/release/ouvert "${BENCH_ROUNDS:-5}" "$ROOT/../shared/reference/gemma-3-270m-q4_k_m.reference.json"
+  done
   ensure_node
   cmd_build
   log "Ouvert (wasm) vs wllama in headless Chromium, A B alternating"
@@ -261,6 +265,8 @@ cmd_bench() {
   node benches/constraint.mjs
   log "numerics: Ouvert (wasm) and wllama against native llama.cpp's reference"
   node benches/wllama-numerics.mjs "${BENCH_THREADS:-1}"
+  log "decode against the bound, native llama.cpp and wllama (BENCHMARKS.md's first table)"
+  node benches/table.mjs "${BENCH_THREADS:-2}"
 }
 
 cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long), every reference prompt on lavapipe and SwiftShader, then score() on WebGPU in Chromium (SwiftShader)

@@ -4,6 +4,8 @@ thread each, alternating: prefill of a 128- and a 512-token prompt, greedy decod
 tokens. Run by `./build.sh bench` (which installs llama-cpp-python into target/llama-venv).
 
     python benches/native_llama.py MODEL OUVERT_CLI [rounds]
+
+Writes the rounds and medians to target/bench-native-<model>.json (for benches/table.mjs).
 """
 import json
 import subprocess
@@ -57,6 +59,10 @@ for rnd in range(rounds):
 def med(engine, key):
     return float(np.median([r[key] for r in rows if r["engine"] == engine]))
 
+
+out = {"model": model.rsplit("/", 1)[-1], "rounds": rounds, "rows": rows,
+       "median": {e: {k: med(e, k) for k in ("prefill128", "prefill512", "decode")} for e in ("ouvert", "llama.cpp")}}
+json.dump(out, open(f"target/bench-native-{out['model'].removesuffix('.gguf')}.json", "w"))
 
 for key in ("prefill128", "prefill512", "decode"):
     ratios = [o[key] / l[key] for o, l in zip([r for r in rows if r["engine"] == "ouvert"], [r for r in rows if r["engine"] == "llama.cpp"])]

@@ -58,7 +58,9 @@ fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
 /// Runs this build's SIMD kernels against scalar code on random data; throws if they differ.
 #[wasm_bindgen(js_name = kernelSelfCheck)]
 pub fn kernel_self_check() -> Result<(), JsValue> {
-    crate::cpu::dot::self_check().map_err(|m| js_error(Error::new(Code::Internal, m)))
+    crate::cpu::dot::self_check()
+        .and_then(|()| crate::cpu::kdot::self_check())
+        .map_err(|m| js_error(Error::new(Code::Internal, m)))
 }
 
 /// The threaded build's worker pool (wasm-bindgen-rayon): JS awaits `initThreadPool(n)`,

@@ -5,7 +5,10 @@
 //!
 //! The yardstick is llama.cpp's own noise, measured by the same script the same way:
 //! flash attention on against off. Pass: Ouvert's mean KL divergence from llama.cpp at most
-//! 1.5× the yardstick's, top-1 agreement at least 90 %, perplexity within 1 %. The KL is
+//! 1.5× the yardstick's, top-1 agreement at least 90 %, perplexity within 1 % or within
+//! 1.5× llama.cpp's own ratio over the same positions, whichever is wider (over the first
+//! 300 tokens of Gemma llama.cpp differs from itself by 1.75 %; over the whole text by
+//! 0.18 %). The KL is
 //! over llama.cpp's 20 best tokens and one bucket for the rest of the vocabulary (Ouvert's
 //! log-probabilities of those 20 read from its 100 best).
 
@@ -80,24 +83,50 @@ fn compare(score: &Score, r: &serde_json::Value, n: usize) -> Quality {
     }
 }
 
-/// The yardstick over the first `n` positions: (mean KL, top-1 agreement).
-fn yardstick(r: &serde_json::Value, n: usize) -> (f64, f64) {
+/// llama.cpp against itself over the first `n` positions.
+struct Yardstick {
+    kl: f64,
+    top1: f64,
+    perplexity_ratio: f64,
+}
+
+fn yardstick(r: &serde_json::Value, n: usize) -> Yardstick {
     let y = &r["yardstick"];
     let kl: f64 = (0..n).map(|i| y["kl"][i].as_f64().unwrap()).sum();
     let same = (0..n)
         .filter(|&i| y["same_top1"][i].as_bool().unwrap())
         .count();
-    (kl / n as f64, same as f64 / n as f64)
+    let lp = |key: &str, i: usize| -> f64 {
+        let v = if key == "on" {
+            &y["logprobs_on"]
+        } else {
+            &r["logprobs"]
+        };
+        v[i].as_f64().unwrap()
+    };
+    let drift: f64 = (0..n).map(|i| lp("off", i) - lp("on", i)).sum();
+    Yardstick {
+        kl: kl / n as f64,
+        top1: same as f64 / n as f64,
+        perplexity_ratio: (drift / n as f64).exp(),
+    }
 }
 
-fn check(model: &str, backend: &str, q: &Quality, (y, y_top1): (f64, f64)) {
+/// The perplexity bound: within 1 %, or 1.5× llama.cpp's own drift over the same positions.
+fn perplexity_holds(ratio: f64, yardstick: f64) -> bool {
+    ratio.ln().abs() <= (1.01f64.ln()).max(1.5 * yardstick.ln().abs())
+}
+
+fn check(model: &str, backend: &str, q: &Quality, ys: &Yardstick) {
+    let (y, y_top1) = (ys.kl, ys.top1);
     eprintln!(
-        "{model} on {backend}: KL {:.5} ({:.2}× llama.cpp's flash on/off {y:.5}), top-1 {:.1} % (theirs {:.1} %), perplexity ×{:.4}, {} of llama.cpp's top tokens beyond Ouvert's 100",
+        "{model} on {backend}: KL {:.5} ({:.2}× llama.cpp's flash on/off {y:.5}), top-1 {:.1} % (theirs {:.1} %), perplexity ×{:.4} (theirs ×{:.4}), {} of llama.cpp's top tokens beyond Ouvert's 100",
         q.kl_mean,
         q.kl_mean / y,
         q.top1 * 100.0,
         y_top1 * 100.0,
         q.perplexity_ratio,
+        ys.perplexity_ratio,
         q.missing
     );
     assert!(
@@ -107,9 +136,10 @@ fn check(model: &str, backend: &str, q: &Quality, (y, y_top1): (f64, f64)) {
     );
     assert!(q.top1 >= 0.9, "{model} on {backend}: top-1 {}", q.top1);
     assert!(
-        (q.perplexity_ratio - 1.0).abs() <= 0.01,
-        "{model} on {backend}: perplexity ×{}",
-        q.perplexity_ratio
+        perplexity_holds(q.perplexity_ratio, ys.perplexity_ratio),
+        "{model} on {backend}: perplexity ×{} (llama.cpp against itself ×{})",
+        q.perplexity_ratio,
+        ys.perplexity_ratio
     );
 }
 
@@ -138,7 +168,7 @@ fn run(path: std::path::PathBuf) {
     );
     assert_eq!(score.tokens.len(), ids.len());
     let n = ids.len() - 1;
-    check(&name, "the CPU", &compare(&score, r, n), yardstick(r, n));
+    check(&name, "the CPU", &compare(&score, r, n), &yardstick(r, n));
     // The GPU on the text's first `OUVERT_QUALITY_GPU_TOKENS` tokens (`./build.sh quality`:
     // 300). Not in `./build.sh test`: lavapipe reads 0.45 tokens/s on 2 cores.
     let gpu_tokens: usize = std::env::var("OUVERT_QUALITY_GPU_TOKENS")
@@ -153,7 +183,7 @@ fn run(path: std::path::PathBuf) {
         let part = &ids[..gpu_tokens];
         let score = e.score(part, &opts).unwrap();
         let n = part.len() - 1;
-        check(&name, "the GPU", &compare(&score, r, n), yardstick(r, n));
+        check(&name, "the GPU", &compare(&score, r, n), &yardstick(r, n));
     }
 }
 

@@ -214,6 +214,10 @@ pub fn scalar<W: Block>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
     sum
 }
 
+// What `kdot.rs` shares.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use wasm::{sum4, touch};
+
 // The SIMD flavour of this build: each says how a block unpacks to 32 signed bytes.
 pub use simd::Unpack;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -411,7 +415,7 @@ mod wasm {
     /// Reads a byte of each line of `ahead`'s share for block step `b` (`super::lines_ahead`):
     /// a load the engine may not drop, since it could trap.
     #[inline(always)]
-    fn touch<W>(ahead: &[W], b: usize) {
+    pub fn touch<W>(ahead: &[W], b: usize) {
         // SAFETY: `lines_ahead` gives addresses inside `ahead`.
         super::lines_ahead(ahead, b, |p| unsafe {
             std::ptr::read_volatile(p);
@@ -420,7 +424,7 @@ mod wasm {
 
     /// The four rows' sums in lanes 0..4 (integer adds: exact in any order).
     #[inline(always)]
-    fn sum4([s0, s1, s2, s3]: [v128; 4]) -> v128 {
+    pub fn sum4([s0, s1, s2, s3]: [v128; 4]) -> v128 {
         let a = i32x4_add(
             i32x4_shuffle::<0, 4, 1, 5>(s0, s1),
             i32x4_shuffle::<2, 6, 3, 7>(s0, s1),

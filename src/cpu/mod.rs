@@ -5,6 +5,7 @@
 //! mat-mul converts its f32 operand), and GELU goes through ggml's f16 table.
 
 pub mod dot;
+pub mod kdot;
 pub mod par;
 pub mod quant;
 

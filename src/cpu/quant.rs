@@ -7,6 +7,8 @@
 //! them: this small model turns last-bit differences into 0.3-logit ones.
 
 use super::dot::{self, Q5_0, Q8_0};
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use super::kdot;
 use super::par;
 use crate::gguf::DType;
 use crate::weights::ModelBytes;
@@ -56,8 +58,14 @@ impl QMatrix {
             DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out),
             DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot, dot::quantize_q8_k),
             DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot, dot::quantize_q8_k),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            DType::Q4K => mm_k::<kdot::Q4K>(w, self, x, n, out),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            DType::Q6K => mm_k::<kdot::Q6K>(w, self, x, n, out),
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot, dot::quantize_q8_k),
             DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot, dot::quantize_q8_k),
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot, dot::quantize_q8_k),
             DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot, dot::quantize_q8_k),
         }
@@ -105,40 +113,77 @@ pub fn blocks<T>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
 }
 
-/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`), four rows
-/// against two activation rows at a time (a last group of fewer than four repeats its final
-/// row; an odd last activation row goes alone).
+/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`).
 fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
-    let w: &[W] = blocks(w);
-    let (rows, nb) = (m.rows, m.cols / 32);
     let act = dot::quantize_q8_0(x);
     let ys: &[Q8_0] = dot::view(&act.blocks);
-    let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
+    let nb = m.cols / 32;
     let (y, yd) = (
         |t: usize| &ys[t * nb..(t + 1) * nb],
         |t: usize| &act.scales[t * nb..(t + 1) * nb],
     );
+    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, two, ahead| {
+        if two {
+            dot::dot4(xs, [y(t), y(t + 1)], [yd(t), yd(t + 1)], ahead)
+        } else {
+            let [a] = dot::dot4(xs, [y(t)], [yd(t)], ahead);
+            [a, [0.0; 4]]
+        }
+    });
+}
+
+/// Q4_K and Q6_K in wasm, through our own dot products (`kdot.rs`); natively candle's
+/// AVX2 ones are as fast as llama.cpp's.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn mm_k<W: kdot::Simd + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+    let nb = m.cols / 256;
+    let mut act = vec![BlockQ8K::zeros(); n * nb];
+    for (xr, q) in x.chunks_exact(m.cols).zip(act.chunks_exact_mut(nb)) {
+        dot::quantize_q8_k(xr, q);
+    }
+    let ys: &[kdot::Q8K] = dot::view(&act);
+    let y = |t: usize| &ys[t * nb..(t + 1) * nb];
+    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, two, ahead| {
+        if two {
+            kdot::dot4(xs, [y(t), y(t + 1)], ahead)
+        } else {
+            let [a] = kdot::dot4(xs, [y(t)], ahead);
+            [a, [0.0; 4]]
+        }
+    });
+}
+
+/// Runs `dot(rows, t, two, ahead)` over the matrix four weight rows at a time, against
+/// activation rows `t` and, when `two`, `t + 1` (each weight block is then unpacked once
+/// for both); a last group of fewer than four rows repeats its final row. `ahead` is the
+/// four rows after the next four, for the kernel to pull into cache (with the first
+/// activation rows only), none past this thread's part.
+fn by_fours<W: Sync>(
+    w: &[W],
+    m: &QMatrix,
+    nb: usize,
+    n: usize,
+    out: &mut [f32],
+    dot: impl Fn([&[W]; 4], usize, bool, &[W]) -> [[f32; 4]; 2] + Sync,
+) {
+    let rows = m.rows;
+    let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
     par::over_rows(rows, m.cols, n, 4, out, |range, part| {
         let width = range.len();
         let mut put = |t: usize, r: usize, d: [f32; 4]| {
             let (at, k) = (t * width + r - range.start, (range.end - r).min(4));
             part[at..at + k].copy_from_slice(&d[..k]);
         };
+        let end = range.end * nb;
         for r in range.clone().step_by(4) {
             let xs = [row(r), row(r + 1), row(r + 2), row(r + 3)];
-            // The four rows after the next four, pulled into cache with the first
-            // activation row (`dot::dot4`); none past this part's rows.
-            let end = range.end * nb;
             let ahead = &w[((r + 8) * nb).min(end)..((r + 12) * nb).min(end)];
             for t in (0..n).step_by(2) {
                 let ahead = if t == 0 { ahead } else { &[] };
+                let [a, b] = dot(xs, t, t + 1 < n, ahead);
+                put(t, r, a);
                 if t + 1 < n {
-                    let [a, b] = dot::dot4(xs, [y(t), y(t + 1)], [yd(t), yd(t + 1)], ahead);
-                    put(t, r, a);
                     put(t + 1, r, b);
-                } else {
-                    let [a] = dot::dot4(xs, [y(t)], [yd(t)], ahead);
-                    put(t, r, a);
                 }
             }
         }

@@ -114,6 +114,9 @@ def main():
                 "perplexity_ratio": ppl_on / ppl,
                 # Per position, so a test over the text's first part compares like with like.
                 "kl": [round(k, 7) for k in kls],
+                # The text token's log-probability with flash attention on: llama.cpp's own
+                # perplexity ratio over the positions a test scores.
+                "logprobs_on": [round(x, 5) for x in own_on],
                 "same_top1": same,
             },
         }
