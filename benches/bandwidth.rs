@@ -22,16 +22,33 @@ fn read_rate(buf: &[u64], threads: usize) -> f64 {
     std::mem::size_of_val(buf) as f64 / best
 }
 
-/// Eight independent lanes of wrapping adds: the compiler vectorises it (AVX2 here), so the
-/// loop is bound by memory, not by the adds (a NumPy sum is not: it measured 8.4 GB/s).
+/// A vectorised read: 256-bit loads into four independent accumulators (AVX2), so the
+/// loop is bound by memory, not by the adds (a NumPy sum is not: it measured 8.4 GB/s; a
+/// plain Rust loop 5.4).
 fn sum(xs: &[u64]) -> u64 {
-    let mut acc = [0u64; 8];
-    for c in xs.chunks_exact(8) {
-        for (a, x) in acc.iter_mut().zip(c) {
-            *a = a.wrapping_add(*x);
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    // SAFETY: AVX2 is enabled for this build; the loads stay inside `xs`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let chunks = xs.chunks_exact(16);
+        let rest: u64 = chunks.remainder().iter().fold(0, |s, x| s.wrapping_add(*x));
+        for c in chunks {
+            let p = c.as_ptr() as *const __m256i;
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_add_epi64(*a, _mm256_loadu_si256(p.add(k)));
+            }
         }
+        let mut out = [0u64; 4];
+        let total = _mm256_add_epi64(
+            _mm256_add_epi64(acc[0], acc[1]),
+            _mm256_add_epi64(acc[2], acc[3]),
+        );
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, total);
+        out.iter().fold(rest, |s, a| s.wrapping_add(*a))
     }
-    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    xs.iter().fold(0, |s, x| s.wrapping_add(*x))
 }
 
 /// The bytes a decode step reads: every matrix once, the output projection included (the

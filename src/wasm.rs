@@ -14,6 +14,8 @@ use crate::gguf::{Gguf, HeaderWatch};
 use crate::gpu::{Gpu, StreamingUpload};
 use crate::tokenizer::{EarlyTokenizer, MergeOrder};
 use crate::weights::Filling;
+#[cfg(feature = "kernel-bench")]
+use crate::weights::ModelBytes;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -728,4 +730,49 @@ impl TokenConstraint for JsConstraint {
 
 fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
     from_js_or_default(options, "bad generation options")
+}
+
+/// Per weight type, what the mat-muls of one decode step cost in this build: each matrix
+/// times one activation row, `reps` times (milliseconds and bytes per step, summed by type;
+/// the output projection apart). Only in the `kernel-bench` build (`benches/wasm-kernels.mjs`).
+#[cfg(feature = "kernel-bench")]
+#[wasm_bindgen(js_name = benchMatmuls)]
+pub fn bench_matmuls(bytes: &[u8], reps: usize) -> Result<JsValue, JsValue> {
+    use crate::cpu::quant::QMatrix;
+    let file = std::sync::Arc::new(ModelBytes::from_slice(bytes).map_err(js_error)?);
+    let g = crate::gguf::Gguf::parse(file.as_slice()).map_err(js_error)?;
+    let tied = g.tensor("output.weight").is_none();
+    let mut by = serde_json::Map::new();
+    for t in g.tensors.iter().filter(|t| t.dims.len() == 2) {
+        let output = t.name == "output.weight" || tied && t.name == "token_embd.weight";
+        if t.name == "token_embd.weight" && !tied {
+            continue; // a step reads one row of it
+        }
+        let m = QMatrix {
+            dtype: t.dtype,
+            rows: t.dims[1],
+            cols: t.dims[0],
+            file: file.clone(),
+            offset: t.offset,
+            bias: None,
+        };
+        let x: Vec<f32> = (0..m.cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut out = vec![0f32; m.rows];
+        let start = js_sys::Date::now();
+        for _ in 0..reps.max(1) {
+            m.matmul(&x, 1, &mut out);
+        }
+        let ms = (js_sys::Date::now() - start) / reps.max(1) as f64;
+        let key = format!(
+            "{}{}",
+            t.dtype.name(),
+            if output { " (output)" } else { "" }
+        );
+        let e = by
+            .entry(key)
+            .or_insert(serde_json::json!({ "ms": 0.0, "bytes": 0 }));
+        e["ms"] = (e["ms"].as_f64().unwrap_or(0.0) + ms).into();
+        e["bytes"] = (e["bytes"].as_u64().unwrap_or(0) + t.bytes as u64).into();
+    }
+    to_js(&serde_json::Value::Object(by))
 }
