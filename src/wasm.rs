@@ -62,6 +62,7 @@ fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
 pub fn kernel_self_check() -> Result<(), JsValue> {
     crate::cpu::dot::self_check()
         .and_then(|()| crate::cpu::kdot::self_check())
+        .and_then(|()| crate::cpu::quant::self_check())
         .map_err(|m| js_error(Error::new(Code::Internal, m)))
 }
 

@@ -191,8 +191,8 @@ pub fn dot4<W: Unpack, const T: usize>(
 }
 
 /// Calls `at` with one address in each 64-byte cache line of block step `b`'s share of
-/// `ahead` (the same fraction of it as `b` is of the row), so every line is reached once
-/// over a row.
+/// `ahead` (the same fraction of it as `b` is of the row), so every line is reached at
+/// least once over a row.
 #[inline(always)]
 fn lines_ahead<W>(ahead: &[W], b: usize, mut at: impl FnMut(*const u8)) {
     let share = 4 * std::mem::size_of::<W>();

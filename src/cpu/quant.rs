@@ -217,3 +217,67 @@ fn mm<T: GgmlType + Sync>(
         }
     });
 }
+
+/// This build's mat-mul of K-quant matrices against candle's one-row dots on the same
+/// activations, for 7 rows (not a multiple of four) and one and three activation rows: in
+/// wasm that is our four-row kernels through `by_fours`. Returns what went wrong.
+pub fn self_check() -> Result<(), String> {
+    fn check<C: GgmlType<VecDotType = BlockQ8K> + Sync>(dtype: DType) -> Result<(), String> {
+        let (rows, cols) = (7, 512);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| (i * 7919 % 2003) as f32 / 1001.5 - 1.0)
+            .collect();
+        let mut blocks = vec![C::zeros(); rows * cols / C::BLCK_SIZE];
+        C::from_float(&w, &mut blocks);
+        // SAFETY: candle's blocks are plain data; viewed as their bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                blocks.as_ptr() as *const u8,
+                std::mem::size_of_val(&blocks[..]),
+            )
+        };
+        let m = QMatrix {
+            dtype,
+            rows,
+            cols,
+            file: Arc::new(ModelBytes::from_slice(bytes).map_err(|e| e.to_string())?),
+            offset: 0,
+            bias: None,
+        };
+        for n in [1, 3] {
+            let x: Vec<f32> = (0..n * cols)
+                .map(|i| (i * 104_729 % 4001) as f32 / 400.0 - 5.0)
+                .collect();
+            let (mut ours, mut theirs) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            m.matmul(&x, n, &mut ours);
+            mm::<C>(
+                m.bytes(),
+                &m,
+                &x,
+                n,
+                &mut theirs,
+                C::vec_dot,
+                dot::quantize_q8_k,
+            );
+            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                if (a - b).abs() > 1e-4 * b.abs().max(1.0) {
+                    return Err(format!(
+                        "{} mat-mul, {n} activation rows, output {i}: {a} vs candle's {b}",
+                        dtype.name()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    check::<BlockQ4K>(DType::Q4K)?;
+    check::<BlockQ6K>(DType::Q6K)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn k_quant_matmul_matches_candle() {
+        super::self_check().unwrap();
+    }
+}
