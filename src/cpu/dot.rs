@@ -339,6 +339,8 @@ mod wasm {
     pub trait Unpack: Block {
         /// Weights 0..16 and 16..32 as signed bytes.
         fn bytes(&self) -> (v128, v128);
+        /// What unsigned weights carry (`Q5_0`: q − 16), or 0 for signed ones (`Q8_0`).
+        const OFFSET: i32;
     }
 
     #[inline(always)]
@@ -348,6 +350,7 @@ mod wasm {
     }
 
     impl Unpack for Q8_0 {
+        const OFFSET: i32 = 0;
         #[inline(always)]
         fn bytes(&self) -> (v128, v128) {
             let p = self.qs.as_ptr() as *const u8;
@@ -375,6 +378,7 @@ mod wasm {
     static CLEAR_BITS: [u64; 256] = clear_bits_table();
 
     impl Unpack for Q5_0 {
+        const OFFSET: i32 = 16;
         #[inline(always)]
         fn bytes(&self) -> (v128, v128) {
             let qh = u32::from_le_bytes(self.qh) as usize;
@@ -389,8 +393,10 @@ mod wasm {
     }
 
     /// An activation block widened once for the four weight rows it meets.
+    #[cfg(not(target_feature = "relaxed-simd"))]
     struct Wide([v128; 4]);
 
+    #[cfg(not(target_feature = "relaxed-simd"))]
     #[inline(always)]
     fn widen((l, h): (v128, v128)) -> Wide {
         Wide([
@@ -403,6 +409,7 @@ mod wasm {
 
     /// Σ x·y over 32 signed bytes, in four i32 lanes: widen to i16, then multiply-add pairs.
     /// (Products through extmul measured no faster in V8.)
+    #[cfg(not(target_feature = "relaxed-simd"))]
     #[inline(always)]
     fn dot32((xl, xh): (v128, v128), y: &Wide) -> v128 {
         let a = i32x4_dot_i16x8(i16x8_extend_low_i8x16(xl), y.0[0]);
@@ -410,6 +417,58 @@ mod wasm {
         let c = i32x4_dot_i16x8(i16x8_extend_low_i8x16(xh), y.0[2]);
         let d = i32x4_dot_i16x8(i16x8_extend_high_i8x16(xh), y.0[3]);
         i32x4_add(i32x4_add(a, b), i32x4_add(c, d))
+    }
+
+    /// Four weight blocks' integer sums against one activation block, in lanes 0..4 (the
+    /// weights as signed bytes; `offset` is for the relaxed variant below).
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    #[inline(always)]
+    fn block_sums(q: [(v128, v128); 4], y: &Q8_0, _offset: i32) -> v128 {
+        let wide = widen(y.bytes());
+        sum4([
+            dot32(q[0], &wide),
+            dot32(q[1], &wide),
+            dot32(q[2], &wide),
+            dot32(q[3], &wide),
+        ])
+    }
+
+    /// With relaxed SIMD (not served yet: `benches/wasm-kernels.mjs relaxed` measures it),
+    /// one `i16x8.relaxed_dot_i8x16_i7x16_s` per 16 weights, whose second operand must lie in
+    /// 0..128: unsigned weights (Q5_0's q, the offset taken back through Σy) against the
+    /// activations, or signed weights (Q8_0) against the activations' positive and negative
+    /// parts (each pair's difference fits i16: one of the two is 0 per weight).
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn block_sums(q: [(v128, v128); 4], y: &Q8_0, offset: i32) -> v128 {
+        let (yl, yh) = y.bytes();
+        let dot = |a: v128, b: v128| i16x8_relaxed_dot_i8x16_i7x16(a, b);
+        if offset != 0 {
+            let off = i8x16_splat(offset as i8);
+            // Pairs below 2·31·127: two add in i16.
+            let sums = |(l, h): (v128, v128)| {
+                let (l, h) = (i8x16_add(l, off), i8x16_add(h, off));
+                i32x4_extadd_pairwise_i16x8(i16x8_add(dot(yl, l), dot(yh, h)))
+            };
+            let one = i8x16_splat(1);
+            let ysum = i32x4_extadd_pairwise_i16x8(i16x8_add(dot(yl, one), dot(yh, one)));
+            let s = sum4([sums(q[0]), sums(q[1]), sums(q[2]), sums(q[3])]);
+            i32x4_sub(s, i32x4_mul(sum4([ysum; 4]), i32x4_splat(offset)))
+        } else {
+            let zero = i8x16_splat(0);
+            let (pl, ph) = (i8x16_max(yl, zero), i8x16_max(yh, zero));
+            let (nl, nh) = (
+                i8x16_max(i8x16_neg(yl), zero),
+                i8x16_max(i8x16_neg(yh), zero),
+            );
+            let sums = |(l, h): (v128, v128)| {
+                i32x4_add(
+                    i32x4_extadd_pairwise_i16x8(i16x8_sub(dot(l, pl), dot(l, nl))),
+                    i32x4_extadd_pairwise_i16x8(i16x8_sub(dot(h, ph), dot(h, nh))),
+                )
+            };
+            sum4([sums(q[0]), sums(q[1]), sums(q[2]), sums(q[3])])
+        }
     }
 
     /// Reads a byte of each line of `ahead`'s share for block step `b` (`super::lines_ahead`):
@@ -489,13 +548,7 @@ mod wasm {
             for t in 0..T {
                 // SAFETY: as above.
                 let (y, d) = unsafe { (ys[t].get_unchecked(b), *yd[t].get_unchecked(b)) };
-                let wide = widen(y.bytes());
-                let s = sum4([
-                    dot32(q0, &wide),
-                    dot32(q1, &wide),
-                    dot32(q2, &wide),
-                    dot32(q3, &wide),
-                ]);
+                let s = block_sums([q0, q1, q2, q3], y, W::OFFSET);
                 let p = f32x4_mul(f32x4_mul(f32x4_convert_i32x4(s), dx), f32x4_splat(d));
                 acc[t] = f32x4_add(acc[t], p);
             }

@@ -137,12 +137,17 @@ mod wasm {
     use crate::cpu::dot::{sum4, touch};
     use std::arch::wasm32::*;
 
-    /// An activation block widened to 32 vectors of eight i16, once for the four rows.
-    pub struct Wide([v128; 32]);
+    /// An activation block widened to 32 vectors of eight i16, once for the four rows, and
+    /// its bytes (all that the relaxed-SIMD dots read).
+    pub struct Wide([v128; 32], *const i8);
 
     /// Fills `wide` in place (returned by value, V8's code copied its 512 bytes).
     #[inline(always)]
     fn widen(y: &Q8K, wide: &mut Wide) {
+        wide.1 = y.qs.as_ptr();
+        #[cfg(target_feature = "relaxed-simd")]
+        return;
+        #[allow(unreachable_code)]
         for k in 0..16 {
             let v = load(y.qs[16 * k..].as_ptr() as *const u8);
             wide.0[2 * k] = i16x8_extend_low_i8x16(v);
@@ -150,7 +155,33 @@ mod wasm {
         }
     }
 
-    /// Σ q·y over 16 weights (`q` as 16 unsigned bytes) against activations `at..at+16`.
+    /// Σ q·y over 16 weights (`q` as 16 unsigned bytes below 128) against activations
+    /// `at..at+16`: one `i16x8.relaxed_dot_i8x16_i7x16_s` (not served yet; see `dot.rs`).
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn dot16(q: v128, y: &Wide, at: usize) -> v128 {
+        let raw = load(y.1.wrapping_add(at) as *const u8);
+        i32x4_extadd_pairwise_i16x8(i16x8_relaxed_dot_i8x16_i7x16(raw, q))
+    }
+
+    /// Σ q·y over 32 weights, `a` then `b` (each 16 unsigned bytes below 16).
+    #[inline(always)]
+    fn dot32(a: v128, b: v128, y: &Wide, at: usize) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        {
+            // Pairs of products below 2·15·127: two add in i16 (and LLVM's fused
+            // `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which Node 20's V8 gets wrong, is avoided).
+            let raw = |at: usize| load(y.1.wrapping_add(at) as *const u8);
+            i32x4_extadd_pairwise_i16x8(i16x8_add(
+                i16x8_relaxed_dot_i8x16_i7x16(raw(at), a),
+                i16x8_relaxed_dot_i8x16_i7x16(raw(at + 16), b),
+            ))
+        }
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        i32x4_add(dot16(a, y, at), dot16(b, y, at + 16))
+    }
+
+    #[cfg(not(target_feature = "relaxed-simd"))]
     #[inline(always)]
     fn dot16(q: v128, y: &Wide, at: usize) -> v128 {
         i32x4_add(
@@ -196,7 +227,7 @@ mod wasm {
                 .enumerate()
                 {
                     let j = 2 * c + half;
-                    let s = i32x4_add(dot16(a, wide, 32 * j), dot16(b, wide, 32 * j + 16));
+                    let s = dot32(a, b, wide, 32 * j);
                     let scale = (sc[j / 4] >> (8 * (j % 4))) & 0xff;
                     acc = i32x4_add(acc, i32x4_mul(s, i32x4_splat(scale as i32)));
                 }
@@ -268,7 +299,7 @@ mod wasm {
             .min()
             .unwrap_or(0);
         let mut acc = [f32x4_splat(0.0); T];
-        let mut wide = Wide([i16x8_splat(0); 32]);
+        let mut wide = Wide([i16x8_splat(0); 32], std::ptr::null());
         for b in 0..nb {
             touch(ahead, b);
             // SAFETY: b < nb, the shortest of the slices. Rows written out one by one (see
