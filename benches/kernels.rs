@@ -2,7 +2,9 @@
 //! ours, then greedy decode of the whole engine. One thread, native.
 
 use candle_core::quantized::k_quants::{BlockQ5_0, BlockQ8_0, GgmlType};
-use ouvert::cpu::quant::{blocks, QMatrix};
+use ouvert::backend::Backend;
+use ouvert::cpu::quant::blocks;
+use ouvert::cpu::Cpu;
 use ouvert::engine::{Engine, GenerateOptions};
 use ouvert::gguf::Gguf;
 use ouvert::sampler::SamplerConfig;
@@ -51,14 +53,7 @@ fn main() {
         "token_embd.weight",
     ] {
         let t = g.tensor(name).unwrap();
-        let m = QMatrix {
-            dtype: t.dtype,
-            rows: t.dims[1],
-            cols: t.dims[0],
-            file: file.clone(),
-            offset: t.offset,
-            bias: None,
-        };
+        let m = Cpu.matrix(&file, t, None).unwrap();
         let x: Vec<f32> = (0..m.cols).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut out = vec![0f32; m.rows];
         let reps = (1_000_000_000 / t.bytes).clamp(3, 2000);

@@ -739,7 +739,7 @@ fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
 #[cfg(feature = "kernel-bench")]
 #[wasm_bindgen(js_name = benchMatmuls)]
 pub fn bench_matmuls(bytes: &[u8], reps: usize) -> Result<JsValue, JsValue> {
-    use crate::cpu::quant::QMatrix;
+    use crate::backend::Backend;
     let file = std::sync::Arc::new(ModelBytes::from_slice(bytes).map_err(js_error)?);
     let g = crate::gguf::Gguf::parse(file.as_slice()).map_err(js_error)?;
     let tied = g.tensor("output.weight").is_none();
@@ -749,14 +749,7 @@ pub fn bench_matmuls(bytes: &[u8], reps: usize) -> Result<JsValue, JsValue> {
         if t.name == "token_embd.weight" && !tied {
             continue; // a step reads one row of it
         }
-        let m = QMatrix {
-            dtype: t.dtype,
-            rows: t.dims[1],
-            cols: t.dims[0],
-            file: file.clone(),
-            offset: t.offset,
-            bias: None,
-        };
+        let m = Cpu.matrix(&file, t, None).map_err(js_error)?;
         let x: Vec<f32> = (0..m.cols).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut out = vec![0f32; m.rows];
         let start = js_sys::Date::now();

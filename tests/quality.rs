@@ -96,15 +96,10 @@ fn yardstick(r: &serde_json::Value, n: usize) -> Yardstick {
     let same = (0..n)
         .filter(|&i| y["same_top1"][i].as_bool().unwrap())
         .count();
-    let lp = |key: &str, i: usize| -> f64 {
-        let v = if key == "on" {
-            &y["logprobs_on"]
-        } else {
-            &r["logprobs"]
-        };
-        v[i].as_f64().unwrap()
-    };
-    let drift: f64 = (0..n).map(|i| lp("off", i) - lp("on", i)).sum();
+    let (off, on) = (&r["logprobs"], &y["logprobs_on"]);
+    let drift: f64 = (0..n)
+        .map(|i| off[i].as_f64().unwrap() - on[i].as_f64().unwrap())
+        .sum();
     Yardstick {
         kl: kl / n as f64,
         top1: same as f64 / n as f64,

@@ -190,6 +190,17 @@ pub fn dot4<W: Unpack, const T: usize>(
     std::array::from_fn(|t| xs.map(|x| scalar(x, ys[t], yd[t])))
 }
 
+/// The blocks a kernel can walk: the shortest of its weight rows, activation rows and
+/// activation scales.
+pub(super) fn common_len<W, Y, const T: usize>(
+    xs: &[&[W]; 4],
+    ys: &[&[Y]; T],
+    yd: &[&[f32]],
+) -> usize {
+    let lens = xs.iter().map(|x| x.len()).chain(ys.iter().map(|y| y.len()));
+    lens.chain(yd.iter().map(|d| d.len())).min().unwrap_or(0)
+}
+
 /// Calls `at` with one address in each 64-byte cache line of block step `b`'s share of
 /// `ahead` (the same fraction of it as `b` is of the row), so every line is reached at
 /// least once over a row.
@@ -216,7 +227,7 @@ pub fn scalar<W: Block>(xs: &[W], ys: &[Q8_0], yd: &[f32]) -> f32 {
 
 // What `kdot.rs` shares.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub use wasm::{sum4, touch};
+pub use wasm::{at4, lanes, sum4, touch};
 
 // The SIMD flavour of this build: each says how a block unpacks to 32 signed bytes.
 pub use simd::Unpack;
@@ -303,13 +314,7 @@ mod x86 {
         yd: [&[f32]; T],
         ahead: &[W],
     ) -> [[f32; 4]; T] {
-        let nb = ys
-            .iter()
-            .map(|y| y.len())
-            .chain(yd.iter().map(|d| d.len()))
-            .chain(xs.iter().map(|x| x.len()))
-            .min()
-            .unwrap_or(0);
+        let nb = super::common_len(&xs, &ys, &yd);
         let mut acc = [[_mm256_setzero_ps(); 4]; T];
         for b in 0..nb {
             super::lines_ahead(ahead, b, |p| _mm_prefetch::<_MM_HINT_T0>(p as *const i8));
@@ -481,6 +486,32 @@ mod wasm {
         });
     }
 
+    /// Block `b` of each of the four rows, named one by one by the kernels: arrays mapped
+    /// there become loops over the stack in V8's code, at half the speed.
+    ///
+    /// # Safety
+    /// `b` must be below every row's length.
+    #[inline(always)]
+    pub unsafe fn at4<'a, W>(xs: &[&'a [W]; 4], b: usize) -> [&'a W; 4] {
+        [
+            xs[0].get_unchecked(b),
+            xs[1].get_unchecked(b),
+            xs[2].get_unchecked(b),
+            xs[3].get_unchecked(b),
+        ]
+    }
+
+    /// A vector's four lanes.
+    #[inline(always)]
+    pub fn lanes(a: v128) -> [f32; 4] {
+        [
+            f32x4_extract_lane::<0>(a),
+            f32x4_extract_lane::<1>(a),
+            f32x4_extract_lane::<2>(a),
+            f32x4_extract_lane::<3>(a),
+        ]
+    }
+
     /// The four rows' sums in lanes 0..4 (integer adds: exact in any order).
     #[inline(always)]
     pub fn sum4([s0, s1, s2, s3]: [v128; 4]) -> v128 {
@@ -523,25 +554,11 @@ mod wasm {
         yd: [&[f32]; T],
         ahead: &[W],
     ) -> [[f32; 4]; T] {
-        let nb = ys
-            .iter()
-            .map(|y| y.len())
-            .chain(yd.iter().map(|d| d.len()))
-            .chain(xs.iter().map(|x| x.len()))
-            .min()
-            .unwrap_or(0);
+        let nb = super::common_len(&xs, &ys, &yd);
         let mut acc = [f32x4_splat(0.0); T];
         for b in 0..nb {
-            // SAFETY: b < nb, the shortest of the slices. Written out row by row: arrays
-            // mapped here become loops over the stack in V8's code, at half the speed.
-            let (x0, x1, x2, x3) = unsafe {
-                (
-                    xs[0].get_unchecked(b),
-                    xs[1].get_unchecked(b),
-                    xs[2].get_unchecked(b),
-                    xs[3].get_unchecked(b),
-                )
-            };
+            // SAFETY: b < nb, the shortest of the slices.
+            let [x0, x1, x2, x3] = unsafe { at4(&xs, b) };
             touch(ahead, b);
             let dx = scales4([x0.scale(), x1.scale(), x2.scale(), x3.scale()]);
             let (q0, q1, q2, q3) = (x0.bytes(), x1.bytes(), x2.bytes(), x3.bytes());
@@ -553,14 +570,7 @@ mod wasm {
                 acc[t] = f32x4_add(acc[t], p);
             }
         }
-        acc.map(|a| {
-            [
-                f32x4_extract_lane::<0>(a),
-                f32x4_extract_lane::<1>(a),
-                f32x4_extract_lane::<2>(a),
-                f32x4_extract_lane::<3>(a),
-            ]
-        })
+        acc.map(lanes)
     }
 }
 

@@ -134,7 +134,7 @@ mod simd {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use super::{KBlock, Q4K, Q6K, Q8K};
-    use crate::cpu::dot::{sum4, touch};
+    use crate::cpu::dot::{at4, lanes, sum4, touch};
     use std::arch::wasm32::*;
 
     /// An activation block widened to 32 vectors of eight i16, once for the four rows, and
@@ -292,26 +292,13 @@ mod wasm {
         ys: [&[Q8K]; T],
         ahead: &[W],
     ) -> [[f32; 4]; T] {
-        let nb = ys
-            .iter()
-            .map(|y| y.len())
-            .chain(xs.iter().map(|x| x.len()))
-            .min()
-            .unwrap_or(0);
+        let nb = crate::cpu::dot::common_len(&xs, &ys, &[]);
         let mut acc = [f32x4_splat(0.0); T];
         let mut wide = Wide([i16x8_splat(0); 32], std::ptr::null());
         for b in 0..nb {
             touch(ahead, b);
-            // SAFETY: b < nb, the shortest of the slices. Rows written out one by one (see
-            // `dot::dot4`).
-            let (x0, x1, x2, x3) = unsafe {
-                (
-                    xs[0].get_unchecked(b),
-                    xs[1].get_unchecked(b),
-                    xs[2].get_unchecked(b),
-                    xs[3].get_unchecked(b),
-                )
-            };
+            // SAFETY: b < nb, the shortest of the slices.
+            let [x0, x1, x2, x3] = unsafe { at4(&xs, b) };
             let (d0, d1, d2, d3) = (x0.scales(), x1.scales(), x2.scales(), x3.scales());
             let d = f32x4(d0.0, d1.0, d2.0, d3.0);
             let dmin = f32x4(d0.1, d1.1, d2.1, d3.1);
@@ -335,14 +322,7 @@ mod wasm {
                 acc[t] = f32x4_add(acc[t], f32x4_sub(s, m));
             }
         }
-        acc.map(|a| {
-            [
-                f32x4_extract_lane::<0>(a),
-                f32x4_extract_lane::<1>(a),
-                f32x4_extract_lane::<2>(a),
-                f32x4_extract_lane::<3>(a),
-            ]
-        })
+        acc.map(lanes)
     }
 }
 
