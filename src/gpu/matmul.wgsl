@@ -3,22 +3,34 @@
 // rms_norm(h)·post (PRO_POST), computed on the fly (PRO_ADD, PRO_NORM); with PRO_ADD, the
 // row-group-0 workgroups also store x + h' at x_out, the other half of x's ping-pong space.
 // A matrix's bias (an offset into `vecs`, NONE for none) is added to its products. All
-// activations live in one buffer, `act`, at element offsets. The host prepends the
-// constants and the weight bindings and fills in the per-matrix loop and store.
+// activations live in one buffer, `act`, at element offsets.
+//
+// The host fills the placeholders in double braces and appends quant.wgsl's readers for each weight
+// binding. DQ0..DQ2 name the dequantizer of each matrix's type; a matrix that is not there
+// takes matrix 0's (no workgroup reaches it), so its binding is not used.
 
+const TOK: u32 = {{TOK}}u;
+const PRO_ADD: bool = {{PRO_ADD}};
+const PRO_POST: bool = {{PRO_POST}};
+const PRO_NORM: bool = {{PRO_NORM}};
+// 0: each matrix has its own workgroups and output (lo[m] is matrix m's first workgroup);
+// 1, 2: one output, gelu(x̂ · W0ᵀ) ⊙ (x̂ · W1ᵀ) or silu(…) ⊙ (…), the gated MLPs.
+const GATE: u32 = {{GATE}}u;
+
+// The fields of `Matmul` in uniforms.rs; vec4s hold one value per matrix.
 struct P {
     n: u32, cols: u32, x_in: u32, x_out: u32,
     h_off: u32, post: u32, norm: u32, eps: f32,
-    gx: u32, groups: u32, g1: u32, g2: u32,
-    rows0: u32, rows1: u32, rows2: u32, row_base: u32,
-    out_w0: u32, out_w1: u32, out_w2: u32, out0: u32,
-    out1: u32, out2: u32, rb0: u32, rb1: u32,
-    rb2: u32, bias0: u32, bias1: u32, bias2: u32,
+    gx: u32, groups: u32, row_base: u32, _pad: u32,
+    lo: vec4<u32>, rows: vec4<u32>, out_w: vec4<u32>, out: vec4<u32>, rb: vec4<u32>, bias: vec4<u32>,
 }
 const NONE: u32 = 0xffffffffu;
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
 @group(0) @binding(2) var<storage, read> vecs: array<f32>;
+@group(0) @binding(3) var<storage, read> w0: array<u32>;
+@group(0) @binding(4) var<storage, read> w1: array<u32>;
+@group(0) @binding(5) var<storage, read> w2: array<u32>;
 
 var<workgroup> sh: array<f32, TOK>;
 var<workgroup> sx: array<f32, TOK>;
@@ -57,6 +69,17 @@ fn chunk_dot(w: ptr<function, array<f32, 32>>, lane: u32, nt: u32, acc: ptr<func
         var s = 0.0;
         for (var j = 0u; j < 32u; j++) { s += (*w)[j] * xs[base + j]; }
         (*acc)[t] += s;
+    }
+}
+
+// Chunk `c` of row `row` of matrix `m`.
+fn dq(m: u32, row: u32, c: u32, w: ptr<function, array<f32, 32>>) {
+    if (m == 0u) {
+        {{DQ0}}(row * p.rb[0], c, w);
+    } else if (m == 1u) {
+        {{DQ1}}(row * p.rb[1], c, w);
+    } else {
+        {{DQ2}}(row * p.rb[2], c, w);
     }
 }
 
@@ -111,9 +134,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var w: array<f32, 32>;
     var acc0: array<f32, TOK>;
     var acc1: array<f32, TOK>;
+    // The matrix this workgroup's rows belong to (a gate's two share rows), uniform over
+    // the workgroup, and each invocation's row. Barriers stay in uniform control flow.
     var m = 0u;
-    var row = 0u;
-    BODY
+    if (GATE == 0u) {
+        if (group >= p.lo[2]) { m = 2u; } else if (group >= p.lo[1]) { m = 1u; }
+    }
+    let row = (group - p.lo[m]) * 8u + r;
+    let live = row < p.rows[m];
+    // 256-column slices: stage x̂, then each (row, lane) dots one 32-value chunk.
+    for (var s0 = 0u; s0 < nc; s0 += 8u) {
+        stage(s0, t0, nt, li);
+        workgroupBarrier();
+        let c = s0 + lane;
+        if (live && c < nc) {
+            dq(m, row, c, &w);
+            chunk_dot(&w, lane, nt, &acc0);
+            if (GATE != 0u) {
+                dq(1u, row, c, &w);
+                chunk_dot(&w, lane, nt, &acc1);
+            }
+        }
+        workgroupBarrier();
+    }
     for (var t = 0u; t < TOK; t++) {
         red[li * TOK + t] = acc0[t];
         red[256u + li * TOK + t] = acc1[t];
@@ -127,7 +170,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 a += red[(li + l) * TOK + t];
                 b += red[256u + (li + l) * TOK + t];
             }
-            STORE
+            if (!live) { continue; }
+            if (GATE == 0u) {
+                // Row indices of a split matrix's later parts start at row_base.
+                let at = select(0u, p.row_base, m == 0u) + row;
+                act[p.out[m] + (t0 + t) * p.out_w[m] + at] = a + bias(p.bias[m], at);
+            } else if (GATE == 1u) {
+                act[p.out[0] + (t0 + t) * p.out_w[0] + row] = gelu(a) * b;
+            } else {
+                act[p.out[0] + (t0 + t) * p.out_w[0] + row] = silu(a) * b;
+            }
         }
     }
 }

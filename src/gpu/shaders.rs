@@ -1,7 +1,9 @@
-//! WGSL sources, assembled from the `.wgsl` files beside this one. Quantized weights are
-//! read through functions written for a placeholder binding `W_`, renamed per binding.
+//! WGSL sources: each kernel is its `.wgsl` file as written, after `common.wgsl` where it
+//! uses the workgroup reductions, with its placeholders in double braces filled by value
+//! (compile-time constants, and which dequantizer reads each matrix). Quantized weights are
+//! read through `quant.wgsl`'s functions, written for a binding named `W_` and renamed per
+//! binding (WGSL cannot pass a storage buffer to a function).
 
-use super::wgsl_type;
 use crate::backend::Mix;
 use crate::gguf::DType;
 
@@ -15,80 +17,67 @@ const COPY: &str = include_str!("copy.wgsl");
 const SOFTCAP: &str = include_str!("softcap.wgsl");
 const TOPK: &str = include_str!("topk.wgsl");
 
-/// The weight binding `w{i}` at `binding`, with its block readers.
-fn weights(binding: usize, i: usize) -> String {
-    let name = format!("w{i}");
-    format!(
-        "@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n{}",
-        QUANT.replace("W_", &name)
-    )
-}
-
-/// The matmul kernel for matrices of `types` (bindings 3..), with its prologue and `mix`,
-/// `tok` token rows per workgroup (1 for a decode step: its accumulators stay in registers).
-pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, tok: u32) -> String {
-    let mut s = format!("const TOK: u32 = {tok}u;\nconst PRO_ADD: bool = {add};\nconst PRO_POST: bool = {post};\nconst PRO_NORM: bool = {normed};\n{COMMON}");
-    for i in 0..types.len() {
-        s += &weights(3 + i, i);
+/// `src` with each `{{NAME}}` replaced by its value.
+fn fill(src: &str, values: &[(&str, String)]) -> String {
+    let mut s = src.to_owned();
+    for (name, value) in values {
+        s = s.replace(&format!("{{{{{name}}}}}"), value);
     }
-    let dq = |i: usize| format!("dq_{}_w{i}(row * p.rb{i}, c, &w);", wgsl_type(types[i]));
-    let (body, store) = match mix {
-        Mix::Each => {
-            let lo = ["0u", "p.g1", "p.g2"];
-            let mut body = String::new();
-            let mut store = String::new();
-            for i in 0..types.len() {
-                let cond = if i + 1 < types.len() {
-                    format!("group >= {} && group < {}", lo[i], lo[i + 1])
-                } else {
-                    format!("group >= {}", lo[i])
-                };
-                body += &format!(
-                    "if ({cond}) {{ m = {i}u; row = (group - {}) * 8u + r; {} }}\n",
-                    lo[i],
-                    slices(&format!("row < p.rows{i}"), &[(dq(i), "acc0")])
-                );
-                let base = if i == 0 { "p.row_base" } else { "0u" };
-                store += &format!("if (m == {i}u && row < p.rows{i}) {{ act[p.out{i} + (t0 + t) * p.out_w{i} + {base} + row] = a + bias(p.bias{i}, {base} + row); }}\n");
-            }
-            (body, store)
-        }
-        Mix::GeluGate | Mix::SiluGate => (
-            format!(
-                "row = group * 8u + r; {}",
-                slices("row < p.rows0", &[(dq(0), "acc0"), (dq(1), "acc1")])
-            ),
-            format!(
-                "if (row < p.rows0) {{ act[p.out0 + (t0 + t) * p.out_w0 + row] = {}(a) * b; }}",
-                if mix == Mix::GeluGate { "gelu" } else { "silu" }
-            ),
-        ),
-    };
-    s + &MATMUL.replace("BODY", &body).replace("STORE", &store)
+    debug_assert!(!s.contains("{{"), "a placeholder left unfilled");
+    s
 }
 
-/// The loop over 256-column slices: stage x̂, then each (row, lane) dots one chunk per
-/// matrix in `dots` (its dequantization and accumulator). Barriers stay in uniform flow.
-fn slices(live: &str, dots: &[(String, &str)]) -> String {
-    let work: String = dots
-        .iter()
-        .map(|(dq, acc)| format!("{dq} chunk_dot(&w, lane, nt, &{acc}); "))
-        .collect();
-    format!(
-        "for (var s0 = 0u; s0 < nc; s0 += 8u) {{ stage(s0, t0, nt, li); workgroupBarrier(); let c = s0 + lane; if ({live} && c < nc) {{ {work}}} workgroupBarrier(); }}"
-    )
+/// The readers of binding `w{i}`.
+fn readers(i: usize) -> String {
+    QUANT.replace("W_", &format!("w{i}"))
+}
+
+/// The reader of one 32-value chunk of a `t` matrix at binding `w{i}`.
+fn dequantizer(t: DType, i: usize) -> String {
+    format!("dq_{}_w{i}", wgsl_type(t))
+}
+
+/// The mat-mul kernel for matrices of `types` (bindings w0.., at 3..), its prologue and
+/// `mix`, with `tok` token rows per workgroup (1 for a decode step: its accumulators stay
+/// in registers).
+pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, tok: u32) -> String {
+    let gate = match mix {
+        Mix::Each => 0,
+        Mix::GeluGate => 1,
+        Mix::SiluGate => 2,
+    };
+    // A matrix that is not there is read as matrix 0 (never, as no workgroup reaches it).
+    let dq = |i: usize| match types.get(i) {
+        Some(&t) => dequantizer(t, i),
+        None => dequantizer(types[0], 0),
+    };
+    let values = [
+        ("TOK", tok.to_string()),
+        ("PRO_ADD", add.to_string()),
+        ("PRO_POST", post.to_string()),
+        ("PRO_NORM", normed.to_string()),
+        ("GATE", gate.to_string()),
+        ("DQ0", dq(0)),
+        ("DQ1", dq(1)),
+        ("DQ2", dq(2)),
+    ];
+    let mut s = COMMON.to_owned() + &fill(MATMUL, &values);
+    for i in 0..types.len() {
+        s += &readers(i);
+    }
+    s
 }
 
 pub fn embed(t: DType) -> String {
-    weights(2, 0) + &EMBED.replace("DQ", &format!("dq_{}_w0", wgsl_type(t)))
+    fill(EMBED, &[("DQ", dequantizer(t, 0))]) + &readers(0)
 }
 
 pub fn rope() -> String {
-    format!("{COMMON}{ROPE}")
+    COMMON.to_owned() + ROPE
 }
 
 pub fn attention() -> String {
-    format!("{COMMON}{ATTENTION}")
+    COMMON.to_owned() + ATTENTION
 }
 
 pub fn softcap() -> String {
@@ -101,5 +90,76 @@ pub fn copy() -> String {
 
 /// One of top-k's two passes (`topk.wgsl`).
 pub fn top_k(last: bool) -> String {
-    format!("const FINAL: bool = {last};\n{TOPK}")
+    fill(TOPK, &[("FINAL", last.to_string())])
+}
+
+/// The name of `d`'s readers in quant.wgsl.
+pub fn wgsl_type(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::Q4_0 => "q4_0",
+        DType::Q4_1 => "q4_1",
+        DType::Q5_0 => "q5_0",
+        DType::Q5_1 => "q5_1",
+        DType::Q8_0 => "q8_0",
+        DType::Q2K => "q2_k",
+        DType::Q3K => "q3_k",
+        DType::Q4K => "q4_k",
+        DType::Q5K => "q5_k",
+        DType::Q6K => "q6_k",
+        DType::Q8K => "q8_k",
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use wgpu::naga;
+
+    /// Parses and validates `src` as the GPU's compiler would first.
+    fn check(src: &str) {
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
+    }
+
+    #[test]
+    fn every_kernel_variant_is_valid_wgsl() {
+        use DType::*;
+        let all = [
+            F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+        ];
+        for t in all {
+            check(&embed(t));
+            for tok in [1, 4] {
+                check(&matmul(&[t], false, false, false, Mix::Each, tok));
+            }
+        }
+        for (add, post, normed) in [
+            (false, false, true),
+            (true, false, true),
+            (true, true, true),
+        ] {
+            check(&matmul(&[Q4K, Q6K, Q8_0], add, post, normed, Mix::Each, 4));
+            check(&matmul(&[Q5_0, Q8_0], add, post, normed, Mix::GeluGate, 1));
+            check(&matmul(&[Q4_0, Q4_0], add, post, normed, Mix::SiluGate, 4));
+        }
+        for src in [
+            rope(),
+            attention(),
+            softcap(),
+            copy(),
+            top_k(false),
+            top_k(true),
+        ] {
+            check(&src);
+        }
+    }
 }

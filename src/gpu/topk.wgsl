@@ -5,6 +5,8 @@
 // strict order, so nothing needs marking. Output (TopLogits::to_row): k (value, id) pairs,
 // ids as f32 (exact below 2²⁴), id = n where the row ran out; then the log-normalizer.
 
+const FINAL: bool = {{FINAL}};
+
 struct P { n: u32, k: u32, groups: u32, src: u32, scratch: u32, dst: u32, temp: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> act: array<f32>;
