@@ -215,7 +215,7 @@ cmd_fuzz() { # libFuzzer (cargo fuzz, nightly) from the tiny valid files that te
     local out=target/fuzz-$target.log
     (cd fuzz && cargo +nightly fuzz run -O "$target" "../target/fuzz-corpus/$target" "../target/fuzz-seeds/$target" -- \
       -max_total_time="$seconds" -max_len=65536 -malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1) >"$out" 2>&1 \
-      || { grep -v '^\s*Compiling\|^Output of\|^\s\[' "$out" | tail -60 >&2; echo "fuzzing $target found a failing input (fuzz/artifacts/$target/)" >&2; return 1; }
+      || { grep -A3 'panicked at\|^==[0-9]*==ERROR' "$out" | head -20 >&2; grep -v '^\s*Compiling\|^Output of\|^\s\[' "$out" | tail -30 >&2; echo "fuzzing $target found a failing input (fuzz/artifacts/$target/)" >&2; return 1; }
     grep -E '^(Done|stat::number_of_executed_units)' "$out" >&2
   done
 }

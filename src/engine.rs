@@ -379,6 +379,12 @@ impl Engine {
         }
     }
 
+    /// Sets the forward pass's debug hook (`models::Tap`: each intermediate by llama.cpp's
+    /// name), or removes it with `None`.
+    pub fn set_tap(&mut self, tap: Option<crate::models::Tap>) {
+        self.model.set_tap(tap);
+    }
+
     /// Logits after `ids`, reusing the cache for the prefix shared with the last call.
     pub fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         block_on(self.logits_async(ids))

@@ -485,3 +485,70 @@ fn the_model_card_states_what_the_file_says_of_its_provenance_and_nothing_more()
         Some("https://huggingface.co/google/gemma-3-270m")
     );
 }
+
+#[test]
+fn the_debug_tap_hands_over_each_intermediate_by_llama_cpps_name_and_changes_nothing() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let prompt: Vec<u32> = (0..12).map(|i| 262 + i % 20).collect();
+    let plain = engine(64).logits(&prompt).unwrap();
+
+    let mut e = engine(64);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    e.set_tap(Some(Box::new(move |name, width, values| {
+        s.borrow_mut().push((name.to_owned(), width, values));
+    })));
+    let tapped = e.logits(&prompt).unwrap();
+    assert_eq!(plain, tapped, "the tap changed the logits");
+
+    // Six layers of width 64, 2 query heads and 1 key/value head of 32; only the last
+    // position goes through the final norm.
+    let mut want = Vec::new();
+    for l in 0..6 {
+        if l > 0 {
+            want.push((format!("l_out-{}", l - 1), 64, 12));
+        }
+        want.push((format!("Vcur-{l}"), 32, 12));
+        want.push((format!("Qcur-{l}"), 64, 12));
+        want.push((format!("kqv_out-{l}"), 64, 12));
+        want.push((format!("sa_out-{l}"), 64, 12));
+        want.push((format!("ffn_out-{l}"), 64, 12));
+    }
+    want.push(("l_out-5".into(), 64, 1));
+    want.push(("result_output".into(), plain.len(), 1));
+    let log = seen.borrow();
+    let got: Vec<(String, usize, usize)> = log
+        .iter()
+        .map(|(n, w, v)| (n.clone(), *w, v.len() / w))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        log.last().unwrap().2,
+        plain,
+        "result_output is not the logits"
+    );
+    let before = log.len();
+    drop(log);
+
+    // Removed, it is no longer called.
+    e.set_tap(None);
+    e.logits(&[2, 270, 271]).unwrap();
+    assert_eq!(seen.borrow().len(), before);
+}
+
+#[test]
+fn gemma_scales_queries_by_the_width_per_head_in_its_27b_only_as_llama_cpp_does() {
+    // Heads of 2 in a width of 8 with 2 heads: the head size (2) and the width per head (4)
+    // differ. llama.cpp tells Gemma 3 27B by its 62 layers.
+    let scale = |layers| {
+        let mut b = common::gguf::gemma3(layers, 8);
+        b.kv("gemma3.attention.key_length", common::gguf::V::U32(2))
+            .kv("gemma3.attention.value_length", common::gguf::V::U32(2));
+        let file = b.build();
+        let g = ouvert::gguf::Gguf::parse(&file).unwrap();
+        ouvert::models::gemma3::spec(&g, 64).unwrap().q_scale
+    };
+    assert_eq!(scale(62), 0.5);
+    assert_eq!(scale(61), 2f32.sqrt().recip());
+}

@@ -170,6 +170,16 @@ fn streaming_decode_emits_whole_characters_only() {
     let mut dec = StreamDecoder::default();
     let pieces: Vec<String> = bytes.iter().map(|&id| dec.push(&tok, id)).collect();
     assert_eq!(pieces, vec!["", "", "", "😂"]);
+
+    // A character's first byte that the next token's first byte makes invalid, where that
+    // byte starts a character of its own (found by the fuzzer): the first goes out as
+    // U+FFFD, the second waits for the rest of its character.
+    let byte = |b: u8| tok.token_id(&format!("<0x{b:02X}>")).unwrap();
+    let ids = [byte(0xF0), byte(0xF0), byte(0xA0), byte(0x99), byte(0x82)];
+    let mut dec = StreamDecoder::default();
+    let pieces: Vec<String> = ids.iter().map(|&id| dec.push(&tok, id)).collect();
+    assert_eq!(pieces, vec!["", "\u{fffd}", "", "", "𠙂"]);
+    assert_eq!(pieces.concat(), tok.decode(&ids));
 }
 
 #[test]

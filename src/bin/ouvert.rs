@@ -7,6 +7,9 @@
 //!                   [--response-format JSON]   e.g. '{"type":"regex","pattern":"[0-9]+"}'
 //!   ouvert score --model PATH (--text TEXT | --file PATH) [--top-logprobs N] [--stride S]
 //!                [--context N] [--backend cpu|gpu]
+//!   ouvert tensors --model PATH (--ids 2,651,… | --text TEXT) --out DIR [--backend cpu|gpu]
+//!                  one forward pass over the prompt; writes each intermediate, by llama.cpp's
+//!                  name, to DIR/NAME.npy (rows × width, f32) for tests/tools/llama_tensors.py
 
 use ouvert::engine::{Engine, GenerateOptions, DEFAULT_CONTEXT};
 use ouvert::error::Code;
@@ -162,9 +165,55 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
             };
             Ok(serde_json::to_value(engine.score(&ids, &opts)?).expect("plain data"))
         }
+        Some("tensors") => {
+            let mut engine = load(&a)?;
+            let ids = match a.get("--ids") {
+                Some(list) => list
+                    .split(',')
+                    .map(|id| id.trim().parse())
+                    .collect::<std::result::Result<Vec<u32>, _>>()
+                    .map_err(|_| {
+                        Error::new(
+                            Code::InvalidArgument,
+                            "--ids is a comma-separated list of token ids",
+                        )
+                    })?,
+                None => engine.encode(a.need("--text")?)?,
+            };
+            let dir = std::path::PathBuf::from(a.need("--out")?);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Error::new(Code::InvalidArgument, format!("cannot create {dir:?}: {e}"))
+            })?;
+            let written = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let (w, out) = (written.clone(), dir.clone());
+            engine.set_tap(Some(Box::new(move |name, width, values| {
+                let path = out.join(format!("{name}.npy"));
+                match std::fs::write(&path, npy(&values, width)) {
+                    Ok(()) => w.borrow_mut().push(name.to_owned()),
+                    Err(e) => eprintln!("cannot write {path:?}: {e}"),
+                }
+            })));
+            engine.logits(&ids)?;
+            Ok(json!({ "ids": ids, "tensors": *written.borrow() }))
+        }
         _ => Err(Error::new(
             Code::InvalidArgument,
-            "usage: ouvert tokenize|generate|score --model PATH …",
+            "usage: ouvert tokenize|generate|score|tensors --model PATH …",
         )),
     }
+}
+
+/// `values` as a NumPy `.npy` file of rows of `width` f32s.
+fn npy(values: &[f32], width: usize) -> Vec<u8> {
+    let shape = format!("({}, {})", values.len() / width.max(1), width);
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic, version and length take 10 bytes; the whole header ends in a newline at a
+    // multiple of 64.
+    header += &" ".repeat(63 - (10 + header.len()) % 64);
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
 }

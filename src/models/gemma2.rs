@@ -15,10 +15,7 @@ pub fn spec(g: &Gguf, context: usize) -> Result<Spec> {
     s.embed_scale = (s.dim as f32).sqrt();
     s.gate = Mix::GeluGate;
     s.post_norms = true;
-    // Gemma 2 27B (46 layers) scales queries by its width per head rather than the head size.
-    if s.layers == 46 {
-        s.q_scale = ((s.dim / s.heads) as f32).sqrt().recip();
-    }
+    s.gemma_query_scale(46);
     s.attn_softcap = m.opt_f32("attn_logit_softcapping")?.unwrap_or(50.0);
     s.final_softcap = m.opt_f32("final_logit_softcapping")?.unwrap_or(30.0);
     Ok(s)

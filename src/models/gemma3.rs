@@ -20,5 +20,6 @@ pub fn spec(g: &Gguf, context: usize) -> Result<Spec> {
     s.gate = Mix::GeluGate;
     s.post_norms = true;
     s.qk_norms = true;
+    s.gemma_query_scale(62);
     Ok(s)
 }

@@ -29,7 +29,16 @@ pub trait Model {
     /// What every forward pass so far read and computed (a failed pass's included).
     fn work(&self) -> Work;
     fn device(&self) -> Device;
+    /// Sets the debug hook that receives each forward pass's intermediates (`Tap`), or
+    /// removes it. Each one is read back as it is made: a tool's speed, not a page's.
+    fn set_tap(&mut self, tap: Option<Tap>);
 }
+
+/// A debug hook on the forward pass: called with each intermediate by llama.cpp's name for
+/// it (`Vcur-0`, `Qcur-0` after rope, `kqv_out-0`, `sa_out-0` or `ffn_inp-0`, `ffn_out-0`,
+/// `l_out-0`, ..., `result_output`), its row width and its values (rows are positions), so
+/// that `tests/tools/llama_tensors.py` can compare the two layer by layer.
+pub type Tap = Box<dyn FnMut(&str, usize, Vec<f32>)>;
 
 /// The most tokens one forward pass takes: the engine feeds a prompt in slices of this
 /// many. A sliding-window layer's cache holds its window plus one slice.

@@ -4,7 +4,7 @@
 //! (hyperparameters and switches), filled in by each architecture's own file from the
 //! file's metadata; tensor names are llama.cpp's.
 
-use super::{finish, rope_table, Model, MAX_ROWS};
+use super::{finish, rope_table, Model, Tap, MAX_ROWS};
 use crate::backend::{AttnShape, Backend, Mix, Readback, RopeStyle, Span};
 use crate::bail;
 use crate::config::Meta;
@@ -187,6 +187,18 @@ impl Spec {
         })
     }
 
+    /// Gemma scales queries by `query_pre_attn_scalar`^-½, a value GGUF files do not carry.
+    /// llama.cpp uses the head size, but for the 27B models the width per head, and tells
+    /// a 27B by its layer count (`layers_27b`); so does this, to compute what it computes.
+    pub fn gemma_query_scale(&mut self, layers_27b: usize) {
+        let per_head = if self.layers == layers_27b {
+            self.dim / self.heads
+        } else {
+            self.head_dim
+        };
+        self.q_scale = (per_head as f32).sqrt().recip();
+    }
+
     fn span(&self, layer: usize) -> Span {
         match &self.sliding {
             Some(s) if s.layers[layer] => Span::Window(s.window),
@@ -227,6 +239,64 @@ pub struct Transformer<B: Backend> {
     tally: Tally,
     /// What every forward pass so far read and computed.
     work: Work,
+    /// The debug hook that receives intermediates (`Model::set_tap`).
+    tap: Option<Tap>,
+}
+
+/// What `h` holds as one step of the forward pass ends: nothing to add yet, or a block's
+/// output, which the next norm_matmul adds to the residual stream `x` (after the block's
+/// post-norm, where the model has one) as it norms it.
+#[derive(Clone, Copy)]
+enum Pending<'a, V> {
+    Nothing,
+    BlockOutput { post_norm: Option<&'a V> },
+}
+
+impl<'a, V> Pending<'a, V> {
+    /// The residual argument of `Backend::norm_matmul`.
+    fn residual<'h, A>(self, h: &'h A) -> Option<(&'h A, Option<&'a V>)> {
+        match self {
+            Pending::Nothing => None,
+            Pending::BlockOutput { post_norm } => Some((h, post_norm)),
+        }
+    }
+}
+
+/// Hands `x` (rows of `width`) to the tap under llama.cpp's name for it: `name-layer`, or
+/// `name` alone for a tensor outside the layers. Reading it back waits for the backend.
+fn tap_out<B: Backend>(
+    tap: &mut Option<Tap>,
+    b: &mut B,
+    name: &str,
+    layer: Option<usize>,
+    width: usize,
+    x: &B::Act,
+) {
+    tap_scaled(tap, b, name, layer, width, x, 1.0);
+}
+
+/// `tap_out` of `x · times`, for a tensor that holds a scale llama.cpp applies later.
+fn tap_scaled<B: Backend>(
+    tap: &mut Option<Tap>,
+    b: &mut B,
+    name: &str,
+    layer: Option<usize>,
+    width: usize,
+    x: &B::Act,
+    times: f32,
+) {
+    let Some(tap) = tap else { return };
+    let name = match layer {
+        Some(l) => format!("{name}-{l}"),
+        None => name.to_owned(),
+    };
+    // A failed read reaches the caller through the pass's own result.
+    if let Ok(mut values) = crate::engine::block_on(b.read(x)) {
+        if times != 1.0 {
+            values.iter_mut().for_each(|v| *v *= times);
+        }
+        tap(&name, width, values);
+    }
 }
 
 /// What a forward pass reads and computes, from the file's tensor sizes.
@@ -481,6 +551,7 @@ impl<B: Backend> Transformer<B> {
             kv,
             rope_global,
             rope_local,
+            tap: None,
         })
     }
 }
@@ -508,23 +579,28 @@ impl<B: Backend> Model for Transformer<B> {
         let mut v = b.act(n, s.kv_heads * hd);
         let mut attn = b.act(n, s.heads * hd);
         let mut gate = b.act(n, s.ffn);
-        // The previous block's MLP output waits in `h` for its (post-norm and) residual add,
-        // which ride in the next norm_matmul.
-        let mut pending: Option<Option<&B::Vector>> = None;
-        for (l, kv) in self.layers.iter().zip(&mut self.kv) {
+        let tap = &mut self.tap;
+        // The residual add of a layer's output happens in the next layer's first norm_matmul
+        // (or the output's): that is where the layer's `l_out` exists.
+        let mut pending = Pending::Nothing;
+        for (il, (l, kv)) in self.layers.iter().zip(&mut self.kv).enumerate() {
             let rope = match (&self.rope_local, l.span) {
                 (Some(local), Span::Window(_)) => local,
                 _ => &self.rope_global,
             };
             b.norm_matmul(
                 &mut x,
-                pending.map(|p| (&h, p)),
+                pending.residual(&h),
                 &l.attn_norm,
                 s.eps,
                 &[&l.q, &l.k, &l.v],
                 Mix::Each,
                 &mut [&mut q, &mut k, &mut v],
             );
+            if let Some(before) = il.checked_sub(1) {
+                tap_out(tap, b, "l_out", Some(before), d, &x);
+            }
+            tap_out(tap, b, "Vcur", Some(il), s.kv_heads * hd, &v);
             let scale = if s.qk_norms { 1.0 } else { s.q_scale };
             let shape = AttnShape {
                 n_heads: s.heads,
@@ -547,6 +623,11 @@ impl<B: Backend> Model for Transformer<B> {
                 shape,
                 &mut attn,
             );
+            // q is roped in place, as llama.cpp's last `Qcur`; with q/k norms it also holds
+            // the score scale (folded into the q norm's weights), which llama.cpp applies after.
+            let q_scale = if s.qk_norms { s.q_scale } else { 1.0 };
+            tap_scaled(tap, b, "Qcur", Some(il), s.heads * hd, &q, q_scale.recip());
+            tap_out(tap, b, "kqv_out", Some(il), s.heads * hd, &attn);
             b.matmul(&l.o, &attn, &mut h);
             b.norm_matmul(
                 &mut x,
@@ -557,8 +638,14 @@ impl<B: Backend> Model for Transformer<B> {
                 s.gate,
                 &mut [&mut gate],
             );
+            // The residual stream after attention: llama.cpp's Gemma graphs call it `sa_out`.
+            let sa = if s.post_norms { "sa_out" } else { "ffn_inp" };
+            tap_out(tap, b, sa, Some(il), d, &x);
             b.matmul(&l.down, &gate, &mut h);
-            pending = Some(l.post_ffn_norm.as_ref());
+            tap_out(tap, b, "ffn_out", Some(il), d, &h);
+            pending = Pending::BlockOutput {
+                post_norm: l.post_ffn_norm.as_ref(),
+            };
         }
         // Only the last position's logits are needed, unless a text is being scored.
         let (mut last, h_last, rows) = if want == Want::Rows {
@@ -567,19 +654,22 @@ impl<B: Backend> Model for Transformer<B> {
             (b.last_row(&x), b.last_row(&h), 1)
         };
         let (output, out_norm) = (self.output.as_ref().unwrap_or(&self.embed), &self.out_norm);
+        let last_layer = s.layers - 1;
         finish(b, &mut last, rows, s.vocab, want, |b, last, logits| {
             b.norm_matmul(
                 last,
-                pending.map(|p| (&h_last, p)),
+                pending.residual(&h_last),
                 out_norm,
                 s.eps,
                 &[output],
                 Mix::Each,
                 &mut [logits],
             );
+            tap_out(tap, b, "l_out", Some(last_layer), d, last);
             if s.final_softcap > 0.0 {
                 b.softcap(logits, s.final_softcap);
             }
+            tap_out(tap, b, "result_output", None, s.vocab, logits);
         })
     }
 
@@ -597,5 +687,9 @@ impl<B: Backend> Model for Transformer<B> {
 
     fn vocab(&self) -> usize {
         self.spec.vocab
+    }
+
+    fn set_tap(&mut self, tap: Option<Tap>) {
+        self.tap = tap;
     }
 }

@@ -460,11 +460,17 @@ pub struct StreamDecoder {
 impl StreamDecoder {
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
         self.pending.extend_from_slice(tok.piece_bytes(id));
-        let valid = match std::str::from_utf8(&self.pending) {
-            Ok(_) => self.pending.len(),
-            // An invalid sequence (not merely an unfinished one) is emitted as U+FFFD.
-            Err(e) if e.error_len().is_some() => self.pending.len(),
-            Err(e) => e.valid_up_to(),
+        // Everything up to a character still unfinished at the end goes out; an invalid
+        // sequence before it as U+FFFD, cut where a whole decode's replacement cuts it.
+        let mut start = 0;
+        let valid = loop {
+            match std::str::from_utf8(&self.pending[start..]) {
+                Ok(_) => break self.pending.len(),
+                Err(e) => match e.error_len() {
+                    Some(len) => start += e.valid_up_to() + len,
+                    None => break start + e.valid_up_to(),
+                },
+            }
         };
         let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
         self.pending.drain(..valid);

@@ -10,11 +10,20 @@ name (`attn_norm-0`, `kqv_out-0`, `ffn_out-0`, `l_out-0`, ...; rows are tokens) 
 `__logits` (the last position). The reference JSON was made with flash attention on
 (llama-cpp-python's default): `--flash-attn 1` reproduces its logits to 1e-4, `0` is
 0.45 off on "english".
+
+With --compare, Ouvert runs the same ids (`ouvert tensors`, the native binary built by
+`cargo build --release`) and, per layer, each intermediate both sides name alike is
+compared: relative RMS error ‖ouvert − llama.cpp‖ / ‖llama.cpp‖ and the largest difference.
+Where llama.cpp keeps only the last position (its last layer), so does the comparison.
+
+    python tests/tools/llama_tensors.py english --compare [--backend cpu|gpu]
 """
 import argparse
 import ctypes
 import json
 import os
+import subprocess
+import sys
 
 import llama_cpp as L
 import numpy as np
@@ -38,6 +47,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--flash-attn", type=int, default=1)
     ap.add_argument("--out", default=".")
+    ap.add_argument("--compare", action="store_true", help="compare with Ouvert's intermediates, layer by layer")
+    ap.add_argument("--backend", default="cpu", help="Ouvert's backend for --compare")
     a = ap.parse_args()
     prompt = next(p for p in json.load(open(a.reference))["prompts"] if p["id"] == a.prompt_id)
     ids = prompt["llama_cpp"]["prompt_ids"]
@@ -71,6 +82,33 @@ def main():
     top = np.argsort(-tensors["__logits"])[:5]
     print("top-5:", [(int(t), round(float(tensors["__logits"][t]), 4)) for t in top])
     print("reference:", [(t["id"], t["logit"]) for t in prompt["llama_cpp"]["top5_first"]])
+    if a.compare:
+        compare(a, ids, tensors)
+
+
+def compare(a, ids, theirs):
+    """Prints, layer by layer, how far Ouvert's intermediates are from llama.cpp's."""
+    out = os.path.join(a.out, f"{a.prompt_id}-ouvert")
+    binary = os.path.join(ROOT, "target", "release", "ouvert")
+    run = subprocess.run([binary, "tensors", "--model", a.model, "--ids", ",".join(map(str, ids)),
+                          "--out", out, "--backend", a.backend], capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"ouvert tensors failed: {run.stdout}{run.stderr}")
+    names = json.loads(run.stdout)["tensors"]
+    theirs = dict(theirs, result_output=theirs["__logits"])
+    print(f"{'tensor':<18}{'rows':>5}{'rel. RMS':>12}{'max |diff|':>12}")
+    for name in names:
+        if name not in theirs:
+            continue
+        ours = np.load(os.path.join(out, f"{name}.npy"))
+        width, ours, ref = ours.shape[1], ours.ravel(), theirs[name].ravel()
+        if ours.size > ref.size and ours.size % ref.size == 0:
+            ours = ours[-ref.size:]  # llama.cpp kept the last position only
+        if ours.size != ref.size:
+            print(f"{name:<18} sizes differ: {ours.size} (Ouvert) vs {ref.size} (llama.cpp)")
+            continue
+        rel = np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30)
+        print(f"{name:<18}{ref.size // width:>5}{rel:>12.2e}{np.abs(ours - ref).max():>12.3g}")
 
 
 if __name__ == "__main__":
