@@ -16,6 +16,8 @@ const PRO_NORM: bool = {{PRO_NORM}};
 // 0: each matrix has its own workgroups and output (lo[m] is matrix m's first workgroup);
 // 1, 2: one output, gelu(x̂ · W0ᵀ) ⊙ (x̂ · W1ᵀ) or silu(…) ⊙ (…), the gated MLPs.
 const GATE: u32 = {{GATE}}u;
+// How many matrices: with one, every call below is matrix 0's, known when compiled.
+const MATS: u32 = {{MATS}}u;
 
 // The fields of `Matmul` in uniforms.rs; vec4s hold one value per matrix.
 struct P {
@@ -74,9 +76,9 @@ fn chunk_dot(w: ptr<function, array<f32, 32>>, lane: u32, nt: u32, acc: ptr<func
 
 // Chunk `c` of row `row` of matrix `m`.
 fn dq(m: u32, row: u32, c: u32, w: ptr<function, array<f32, 32>>) {
-    if (m == 0u) {
+    if (MATS == 1u || m == 0u) {
         {{DQ0}}(row * p.rb[0], c, w);
-    } else if (m == 1u) {
+    } else if (MATS == 2u || m == 1u) {
         {{DQ1}}(row * p.rb[1], c, w);
     } else {
         {{DQ2}}(row * p.rb[2], c, w);

@@ -57,6 +57,7 @@ pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, to
         ("PRO_POST", post.to_string()),
         ("PRO_NORM", normed.to_string()),
         ("GATE", gate.to_string()),
+        ("MATS", types.len().to_string()),
         ("DQ0", dq(0)),
         ("DQ1", dq(1)),
         ("DQ2", dq(2)),
