@@ -251,19 +251,22 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// The ids of the `k` largest logits, largest first (ties to the lower id).
 fn best_first(logits: &[f32], k: usize) -> Vec<u32> {
-    let order = |&a: &u32, &b: &u32| {
-        logits[b as usize]
-            .total_cmp(&logits[a as usize])
-            .then(a.cmp(&b))
-    };
-    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    let k = k.min(idx.len());
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, order);
-        idx.truncate(k);
+    use std::cmp::Ordering::Less;
+    let k = k.min(logits.len());
+    // The k best so far, in order; ids arrive in increasing order, so an equal value goes
+    // after those already in. Past the first k, most logits cost one comparison.
+    let mut top: Vec<u32> = Vec::with_capacity(k + 1);
+    for (i, &v) in logits.iter().enumerate() {
+        if top.len() == k
+            && (k == 0 || v.total_cmp(&logits[top[k - 1] as usize]) != std::cmp::Ordering::Greater)
+        {
+            continue;
+        }
+        let at = top.partition_point(|&j| logits[j as usize].total_cmp(&v) != Less);
+        top.insert(at, i as u32);
+        top.truncate(k);
     }
-    idx.sort_unstable_by(order);
-    idx
+    top
 }
 
 /// Most a step reads back instead of all logits; more falls back to the full row.
@@ -297,7 +300,9 @@ pub enum Scores {
 fn exp_sum(logits: &[f32], max: f32, temp: f32) -> f64 {
     #[inline(always)]
     fn exp(x: f32) -> f32 {
-        let v = x.max(-87.0);
+        // Not `x.max(-87.0)`: wasm has no instruction with Rust's NaN rule, so that is a
+        // call to libm's fmaxf per term, which keeps the loop from being vectorised.
+        let v = if x > -87.0 { x } else { -87.0 };
         let n = (v * std::f32::consts::LOG2_E + 0.5).floor();
         let r = v - n * 0.693_359_4 + n * 2.121_944_4e-4;
         let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
@@ -431,6 +436,20 @@ mod tests {
         (0..1000)
             .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
             .collect()
+    }
+
+    #[test]
+    fn best_first_orders_as_a_full_sort_ties_to_the_lower_id() {
+        // Many ties, infinities and NaN (above +∞ in the total order), at every k.
+        let mut row: Vec<f32> = (0..3000).map(|i| ((i * 7919) % 97) as f32 / 8.0).collect();
+        row[5] = f32::INFINITY;
+        row[2999] = f32::NAN;
+        row[17] = f32::NEG_INFINITY;
+        let mut sorted: Vec<u32> = (0..row.len() as u32).collect();
+        sorted.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+        for k in [0, 1, 2, 5, 40, 64, 2999, 3000, 3100] {
+            assert_eq!(best_first(&row, k), sorted[..k.min(row.len())], "k = {k}");
+        }
     }
 
     #[test]
