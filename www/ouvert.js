@@ -365,7 +365,10 @@ export class Engine {
       }
       wakeUp();
     };
+    // Once aborted, no piece is handed out, even one already on its way: the iterator
+    // waits for the worker to stop, then throws `aborted`.
     const onAbort = () => {
+      pieces.length = 0;
       if (!ended) this.#worker.postMessage({ type: "abort", id });
     };
     let id = 0;
@@ -391,6 +394,7 @@ export class Engine {
           settlePrompt.ok(promptRead);
         } else if (m.type === "prefill") onPrefill?.({ done: m.done, total: m.total });
         else if (m.type === "piece") {
+          if (signal?.aborted) return;
           pieces.push({
             token: m.token,
             text: m.text,
