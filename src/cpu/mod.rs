@@ -113,15 +113,13 @@ impl Backend for Cpu {
                 let (gate, up) = (&mut *outs[0], &mut self.act(x.rows, ws[1].rows));
                 ws[0].matmul(&xn.data, xn.rows, &mut gate.data);
                 ws[1].matmul(&xn.data, xn.rows, &mut up.data);
-                let act = if mix == Mix::GeluGate {
-                    gelu_f16_table
+                let pairs = gate.data.iter_mut().zip(&up.data);
+                if mix == Mix::GeluGate {
+                    let table = gelu_table();
+                    pairs.for_each(|(g, &u)| *g = gelu_f16(table, *g) * u);
                 } else {
-                    silu
-                };
-                gate.data
-                    .iter_mut()
-                    .zip(&up.data)
-                    .for_each(|(g, &u)| *g = act(*g) * u);
+                    pairs.for_each(|(g, &u)| *g = silu(*g) * u);
+                }
             }
         }
     }
@@ -218,7 +216,7 @@ impl Backend for Cpu {
                 for j in whole..keys {
                     widen(key(j), &mut row);
                     for g in 0..group {
-                        let dot = dot8_reference(&qh[g * hd..(g + 1) * hd], &row);
+                        let dot = dot_in_order(&qh[g * hd..(g + 1) * hd], &row);
                         scores[g * keys + j] = capped(dot * s.scale, s.softcap);
                     }
                 }
@@ -324,7 +322,7 @@ fn softmax_f16(x: &mut [f32]) {
 }
 
 /// q·k for eight keys side by side (`kt[d * 8 + l]` is key l's dimension d): each key's
-/// sum runs over the head in order, as `dot8_reference` sums one key, so the bits are the
+/// sum runs over the head in order, as `dot_in_order` sums one key, so the bits are the
 /// same, while the eight lanes vectorise. A one-key loop's sequential f32 sum cannot be
 /// vectorised: it was 85 % of attention's time, and attention 18 % of a native prefill.
 fn dot8(q: &[f32], kt: &[f32]) -> [f32; 8] {
@@ -338,7 +336,7 @@ fn dot8(q: &[f32], kt: &[f32]) -> [f32; 8] {
 }
 
 /// q·k of one key, summed in order from 0.
-fn dot8_reference(q: &[f32], k: &[f32]) -> f32 {
+fn dot_in_order(q: &[f32], k: &[f32]) -> f32 {
     q.iter().zip(k).fold(0.0, |s, (a, b)| s + a * b)
 }
 
@@ -356,22 +354,26 @@ fn rms_scale(g: &[f32], eps: f32) -> f32 {
 }
 
 /// GELU (tanh form) as ggml computes it on the CPU: input and output rounded to f16, read
-/// from a table of every f16 input (as ggml's `ggml_table_gelu_f16`; a tanh per value was
-/// ~5 % of a prefill).
-pub fn gelu_f16_table(x: f32) -> f32 {
-    static TABLE: std::sync::OnceLock<Vec<f16>> = std::sync::OnceLock::new();
+/// from `table` (`gelu_table`, as ggml's `ggml_table_gelu_f16`; a tanh per value was ~5 %
+/// of a prefill).
+pub fn gelu_f16(table: &[f16], x: f32) -> f32 {
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        let table = TABLE.get_or_init(|| {
-            (0..=u16::MAX)
-                .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())))
-                .collect()
-        });
         dot::scale(table[f16::from_f32(x).to_bits() as usize])
     }
+}
+
+/// GELU of every f16 input, rounded to f16: built once, on first use.
+pub fn gelu_table() -> &'static [f16] {
+    static TABLE: std::sync::OnceLock<Vec<f16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())))
+            .collect()
+    })
 }
 
 /// SiLU as ggml computes it on the CPU, in f32.
@@ -398,7 +400,7 @@ mod tests {
         for (l, dot) in super::dot8(&q, &kt).into_iter().enumerate() {
             assert_eq!(
                 dot.to_bits(),
-                super::dot8_reference(&q, &keys[l]).to_bits(),
+                super::dot_in_order(&q, &keys[l]).to_bits(),
                 "key {l}"
             );
         }
