@@ -122,19 +122,22 @@ fn matmul_ref(w: &[f32], x: &[f32], cols: usize) -> Vec<f32> {
 #[test]
 fn matmul_every_type_matches_cpu_dequantization() {
     let Some(mut g) = gpu() else { return };
-    let (rows, cols) = (76, 512);
+    // Wider than one staged slice of x (1024 columns in a decode step), rows not a
+    // multiple of any workgroup's; a decode step with each workgroup shape.
+    let (rows, cols) = (76, 1280);
     for dtype in ALL {
         let (file, t) = matrix(dtype, rows, cols, dtype as u64 + 1);
         let w = dequantized(&file, &t);
         let m = g.matrix(&file, &t, None).unwrap();
-        for n in [1, 6] {
+        for (n, decode_rows) in [(1, 2), (1, 8), (1, 64), (6, 8)] {
+            g.set_decode_rows(decode_rows);
             let xs = random(n * cols, 99);
             let x = g.act_from(&xs, n, cols);
             let mut out = g.act(n, rows);
             g.matmul(&m, &x, &mut out);
             let got = block_on(g.read(&out)).unwrap();
             let err = rel_err(&got, &matmul_ref(&w, &xs, cols));
-            eprintln!("{dtype:?} n={n}: relative error {err:.2e}");
+            eprintln!("{dtype:?} n={n}, {decode_rows} rows per decode workgroup: relative error {err:.2e}");
             assert!(err < 1e-3, "{dtype:?} with {n} rows: relative error {err}");
         }
     }
@@ -790,6 +793,131 @@ fn probe_model_speed() {
                 n as f64 / ms * 1000.0,
                 count() - before
             );
+        }
+    }
+}
+
+/// Where a decode step's time goes on the GPU, per model (`OUVERT_PROBE_MODELS`, paths
+/// separated by commas; the default model otherwise) and per decode workgroup shape
+/// (`OUVERT_PROBE_ROWS`, e.g. "8,32"): wall-clock decode and prefill speed from an untimed
+/// engine, then GPU time per kernel (timestamp queries) and CPU recording time per token
+/// from a timed one. Run by hand on a real GPU (BENCHMARKS.md); weights may be a real
+/// file's shape with random values (tests/tools/gguf_shape_alike.py): speed does not
+/// depend on them.
+#[test]
+#[ignore = "timing probe, run by hand"]
+fn probe_decode_profile() {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let models = env("OUVERT_PROBE_MODELS", &model_path().to_string_lossy());
+    let rows: Vec<u32> = env("OUVERT_PROBE_ROWS", "8")
+        .split(',')
+        .map(|r| r.trim().parse().unwrap())
+        .collect();
+    let greedy = |n| GenerateOptions {
+        max_tokens: n,
+        sampler: SamplerConfig::greedy(),
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    for path in models.split(',') {
+        // "tiny": the tests' tiny Gemma 3, to try the probe where the GPU is slow.
+        let bytes = match path {
+            "tiny" => tiny_gemma3().build(),
+            _ => std::fs::read(path).unwrap(),
+        };
+        let name = std::path::Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        let load =
+            |g: Gpu| Engine::load_on(g, ModelBytes::from_slice(&bytes).unwrap(), 1024).unwrap();
+        let text = "The history of the printing press begins in Mainz, where Johannes Gutenberg combined movable metal type, an oil-based ink and a screw press. ".repeat(40);
+        let mut e = load(gpu().unwrap());
+        let all = e.encode(&text).unwrap();
+        let mut offset = 1;
+        // Each prompt differs from the last right after BOS: no cached prefix is reused.
+        let mut fresh = |n: usize| {
+            offset += 1;
+            [&all[..1], &all[offset..offset + n - 1]].concat()
+        };
+        // Two seconds of work raise the GPU's clock.
+        let t = std::time::Instant::now();
+        while t.elapsed().as_secs_f64() < 2.0 {
+            e.generate(&fresh(16), &greedy(64), &mut |_| true).unwrap();
+        }
+        for n in [128usize, 512] {
+            let ms: Vec<String> = (0..3)
+                .map(|_| {
+                    let p = fresh(n);
+                    let t = std::time::Instant::now();
+                    e.logits(&p).unwrap();
+                    format!("{:.0}", n as f64 / t.elapsed().as_secs_f64())
+                })
+                .collect();
+            eprintln!("{name}: prefill {n} tokens: {} tok/s", ms.join(", "));
+        }
+        drop(e);
+        for &r in &rows {
+            let mut g = gpu().unwrap();
+            g.set_decode_rows(r);
+            let mut e = load(g);
+            e.generate(&fresh(16), &greedy(16), &mut |_| true).unwrap();
+            let speeds: Vec<String> = (0..3)
+                .map(|_| {
+                    let out = e.generate(&fresh(8), &greedy(129), &mut |_| true).unwrap();
+                    format!("{:.1}", out.stats.decode_tokens_per_second)
+                })
+                .collect();
+            eprintln!(
+                "{name}, {r} rows per decode workgroup: decode {} tok/s",
+                speeds.join(", ")
+            );
+            drop(e);
+            let mut g = block_on(Gpu::new_timed()).unwrap();
+            g.set_decode_rows(r);
+            let Some(ouvert::gpu::Times {
+                kernels: times,
+                recording,
+            }) = g.kernel_times()
+            else {
+                eprintln!("no timestamp queries on this adapter");
+                continue;
+            };
+            let mut e = load(g);
+            e.generate(&fresh(16), &greedy(16), &mut |_| true).unwrap();
+            let steps = 64;
+            let mut seen = 0;
+            let mut started = false;
+            e.generate(&fresh(8), &greedy(steps + 1), &mut |_| {
+                // From the first token on: decode steps only.
+                if !started {
+                    started = true;
+                    times.lock().unwrap().clear();
+                    *recording.lock().unwrap() = Default::default();
+                }
+                seen += 1;
+                true
+            })
+            .unwrap();
+            let steps = (seen - 1) as f64;
+            let times = times.lock().unwrap();
+            let total: f64 = times.values().map(|v| v.1).sum();
+            eprintln!(
+                "{name}, {r} rows, timed: GPU {:.0} µs per token in {:.0} dispatches; CPU recording {:.0} µs per token",
+                total / steps / 1e3,
+                times.values().map(|v| v.0).sum::<u64>() as f64 / steps,
+                recording.lock().unwrap().as_secs_f64() * 1e6 / steps
+            );
+            let mut by_time: Vec<_> = times.iter().collect();
+            by_time.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+            for (kernel, (count, ns)) in by_time.iter().take(14) {
+                eprintln!(
+                    "  {:7.1} µs per token, {:5.1} per call × {:4.1}: {kernel}",
+                    ns / steps / 1e3,
+                    ns / *count as f64 / 1e3,
+                    *count as f64 / steps
+                );
+            }
         }
     }
 }

@@ -14,6 +14,17 @@ impl Gpu {
     /// Opens the first adapter wgpu finds (WebGPU in a browser, Vulkan natively), with the
     /// largest storage bindings and buffers it offers.
     pub async fn new() -> Result<Gpu> {
+        Self::open(false).await
+    }
+
+    /// As `new`, with the GPU time of every kernel measured (`kernel_times`), where the
+    /// adapter has timestamp queries: for probes, as it slows the engine down.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn new_timed() -> Result<Gpu> {
+        Self::open(true).await
+    }
+
+    async fn open(timed: bool) -> Result<Gpu> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::BROWSER_WEBGPU | wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -36,6 +47,11 @@ impl Gpu {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("ouvert"),
                 required_limits: limits.clone(),
+                required_features: if timed {
+                    adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+                } else {
+                    wgpu::Features::empty()
+                },
                 ..Default::default()
             })
             .await
@@ -61,7 +77,17 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        #[cfg(not(target_arch = "wasm32"))]
+        let timing = device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| super::timing::Timing::new(&device, &queue, PARAM_SLOTS));
+        #[cfg(target_arch = "wasm32")]
+        let _ = timed;
         Ok(Gpu {
+            decode_rows: 8,
+            #[cfg(not(target_arch = "wasm32"))]
+            timing,
             adapter: format!("{} ({:?}, {})", info.name, info.backend, info.driver),
             max_binding: limits
                 .max_storage_buffer_binding_size
@@ -105,6 +131,20 @@ impl Gpu {
             let _ = device.poll(wgpu::PollType::wait_indefinitely());
             device.get_internal_counters()
         })
+    }
+
+    /// GPU time per kernel and CPU time spent recording, added up since they were last
+    /// cleared; `None` unless made by `new_timed` on an adapter with timestamp queries.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn kernel_times(&self) -> Option<super::timing::Times> {
+        self.timing.as_ref().map(|t| t.times.clone())
+    }
+
+    /// How many weight rows one matmul workgroup takes in a decode step (a power of two
+    /// from 2 to 64), for probes that compare them.
+    pub fn set_decode_rows(&mut self, rows: u32) {
+        assert!(rows.is_power_of_two() && (2..=64).contains(&rows));
+        self.decode_rows = rows;
     }
 
     /// The running count of dispatches recorded.

@@ -79,18 +79,40 @@ impl Gpu {
             entries: &entries,
         });
         let pipeline = pipeline.clone();
+        // A timed dispatch has a pass of its own, stamped at its start and end.
+        #[cfg(not(target_arch = "wasm32"))]
+        let stamps = self.timing.as_mut().map(|t| {
+            let first = t.begin(format!("{key} {groups:?}"));
+            (t.queries.clone(), first)
+        });
+        #[cfg(target_arch = "wasm32")]
+        let stamps: Option<(wgpu::QuerySet, u32)> = None;
+        if stamps.is_some() {
+            self.pass = None;
+        }
         if self.pass.is_none() {
-            self.pass = Some(
-                self.encoder()
-                    .begin_compute_pass(&Default::default())
-                    .forget_lifetime(),
-            );
+            let desc = wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: stamps.as_ref().map(|(queries, first)| {
+                    wgpu::ComputePassTimestampWrites {
+                        query_set: queries,
+                        beginning_of_pass_write_index: Some(*first),
+                        end_of_pass_write_index: Some(first + 1),
+                    }
+                }),
+            };
+            self.pass = Some(self.encoder().begin_compute_pass(&desc).forget_lifetime());
         }
         let pass = self.pass.as_mut().expect("opened above");
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         self.dispatches.fetch_add(1, Ordering::Relaxed);
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(t) = &mut self.timing {
+            self.pass = None;
+            t.end();
+        }
     }
 
     /// Sends what is recorded, with its parameters.
@@ -101,7 +123,16 @@ impl Gpu {
         }
         self.pass = None;
         if let Some(enc) = self.encoder.take() {
+            #[cfg(not(target_arch = "wasm32"))]
+            let enc = match &self.timing {
+                Some(t) => t.resolved(enc),
+                None => enc,
+            };
             self.queue.submit([enc.finish()]);
+            #[cfg(not(target_arch = "wasm32"))]
+            if let Some(t) = &mut self.timing {
+                t.collect(&self.device);
+            }
         }
     }
 }

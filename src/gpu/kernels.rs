@@ -14,8 +14,8 @@ use std::sync::Arc;
 /// Token rows one matmul workgroup handles (`TOK` in matmul.wgsl) in a prefill; a decode
 /// step's single row gets its own build of the kernel.
 const TOK: u32 = 4;
-/// Weight rows per matmul workgroup.
-const ROWS_PER_GROUP: usize = 8;
+/// Weight rows per matmul workgroup in a prefill.
+const ROWS_PER_GROUP: u32 = 8;
 
 /// Splits `groups` workgroups over a 2-D grid within WebGPU's 65,535 per dimension.
 fn grid(groups: usize) -> (u32, u32) {
@@ -39,8 +39,14 @@ impl Gpu {
     ) {
         self.prepare();
         let n = x.rows as u32;
+        let tok = if n == 1 { 1 } else { TOK };
+        let per_group = if n == 1 {
+            self.decode_rows
+        } else {
+            ROWS_PER_GROUP
+        };
         let rows = |i: usize| ws.get(i).map_or(0, |w| w.1.rows);
-        let groups = |i: usize| rows(i).div_ceil(ROWS_PER_GROUP);
+        let groups = |i: usize| rows(i).div_ceil(per_group as usize);
         let (g1, g2) = match mix {
             Mix::Each => (groups(0), groups(0) + groups(1)),
             Mix::GeluGate | Mix::SiluGate => (groups(0), groups(0)),
@@ -86,14 +92,13 @@ impl Gpu {
             residual.is_some_and(|r| r.1.is_some()),
             norm.is_some(),
         );
-        let tok = if n == 1 { 1 } else { TOK };
-        let key = format!("matmul {add} {post_norm} {normed} {mix:?} {types:?} {tok}");
+        let key = format!("matmul {add} {post_norm} {normed} {mix:?} {types:?} {tok} {per_group}");
         let (arena, vecs) = (self.arena_buf(), self.vecs_buf());
         let mut buffers = vec![&arena, &vecs];
         buffers.extend(ws.iter().map(|w| &w.1.buf));
         self.dispatch(
             &key,
-            || shaders::matmul(&types, add, post_norm, normed, mix, tok),
+            || shaders::matmul(&types, add, post_norm, normed, mix, tok, per_group),
             &params,
             &buffers,
             (gx, gy, n.div_ceil(tok)),

@@ -1,5 +1,5 @@
-// out = x̂ · Wᵀ for up to three matrices at once, each workgroup 8 rows × 8 lanes, for up to
-// TOK token rows. x̂ is x, or rms_norm(x)·norm, or rms_norm(x + h')·norm where h' is h or
+// out = x̂ · Wᵀ for up to three matrices at once, each workgroup ROWS rows × LANES lanes, for
+// up to TOK token rows. x̂ is x, or rms_norm(x)·norm, or rms_norm(x + h')·norm where h' is h or
 // rms_norm(h)·post (PRO_POST), computed on the fly (PRO_ADD, PRO_NORM); with PRO_ADD, the
 // row-group-0 workgroups also store x + h' at x_out, the other half of x's ping-pong space.
 // A matrix's bias (an offset into `vecs`, NONE for none) is added to its products. All
@@ -18,6 +18,12 @@ const PRO_NORM: bool = {{PRO_NORM}};
 const GATE: u32 = {{GATE}}u;
 // How many matrices: with one, every call below is matrix 0's, known when compiled.
 const MATS: u32 = {{MATS}}u;
+// Weight rows per workgroup, and the invocations that share each row's chunks.
+const ROWS: u32 = {{ROWS}}u;
+const LANES: u32 = 64u / ROWS;
+// 32-value chunks per staged slice of x̂: the `xs` space holds TOK × SLICE × 32 values.
+const SLICE: u32 = 32u / TOK;
+const SLICE_COLS: u32 = SLICE * 32u;
 
 // The fields of `Matmul` in uniforms.rs; vec4s hold one value per matrix.
 struct P {
@@ -37,9 +43,9 @@ const NONE: u32 = 0xffffffffu;
 var<workgroup> sh: array<f32, TOK>;
 var<workgroup> sx: array<f32, TOK>;
 var<workgroup> red: array<f32, 512>; // 64 invocations × TOK × 2 accumulators
-// x̂ for the workgroup's tokens over one 256-column slice, computed once and shared by the
-// eight rows (the prologue costs several loads per value).
-var<workgroup> xs: array<f32, 1024>; // TOK × 256
+// x̂ for the workgroup's tokens over one slice, computed once and shared by the rows (the
+// prologue costs several loads per value).
+var<workgroup> xs: array<f32, 1024>; // TOK × SLICE_COLS
 
 fn xin(i: u32, c: u32, t: u32) -> f32 {
     var v = act[p.x_in + i];
@@ -55,19 +61,19 @@ fn xv(i: u32, c: u32, t: u32) -> f32 {
     return v;
 }
 
-// Fills `xs` with x̂ for columns `s0·32 ..` (eight chunks).
+// Fills `xs` with x̂ for columns `s0·32 ..` (SLICE chunks).
 fn stage(s0: u32, t0: u32, nt: u32, li: u32) {
-    for (var e = li; e < TOK * 256u; e += 64u) {
-        let t = e / 256u;
-        let col = s0 * 32u + (e % 256u);
+    for (var e = li; e < TOK * SLICE_COLS; e += 64u) {
+        let t = e / SLICE_COLS;
+        let col = s0 * 32u + (e % SLICE_COLS);
         if (t < nt && col < p.cols) { xs[e] = xv((t0 + t) * p.cols + col, col, t); }
     }
 }
 
-// acc[t] += w · x̂[t] over the staged chunk `lane`.
-fn chunk_dot(w: ptr<function, array<f32, 32>>, lane: u32, nt: u32, acc: ptr<function, array<f32, TOK>>) {
+// acc[t] += w · x̂[t] over the staged chunk `k`.
+fn chunk_dot(w: ptr<function, array<f32, 32>>, k: u32, nt: u32, acc: ptr<function, array<f32, TOK>>) {
     for (var t = 0u; t < nt; t++) {
-        let base = t * 256u + lane * 32u;
+        let base = t * SLICE_COLS + k * 32u;
         var s = 0.0;
         for (var j = 0u; j < 32u; j++) { s += (*w)[j] * xs[base + j]; }
         (*acc)[t] += s;
@@ -130,8 +136,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
     }
-    let r = li / 8u;
-    let lane = li % 8u;
+    let r = li / LANES;
+    let lane = li % LANES;
     let nc = p.cols / 32u;
     var w: array<f32, 32>;
     var acc0: array<f32, TOK>;
@@ -142,19 +148,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (GATE == 0u) {
         if (group >= p.lo[2]) { m = 2u; } else if (group >= p.lo[1]) { m = 1u; }
     }
-    let row = (group - p.lo[m]) * 8u + r;
+    let row = (group - p.lo[m]) * ROWS + r;
     let live = row < p.rows[m];
-    // 256-column slices: stage x̂, then each (row, lane) dots one 32-value chunk.
-    for (var s0 = 0u; s0 < nc; s0 += 8u) {
+    // Slices of x̂: stage them, then each row's lanes dot its chunks in turn.
+    for (var s0 = 0u; s0 < nc; s0 += SLICE) {
         stage(s0, t0, nt, li);
         workgroupBarrier();
-        let c = s0 + lane;
-        if (live && c < nc) {
-            dq(m, row, c, &w);
-            chunk_dot(&w, lane, nt, &acc0);
-            if (GATE != 0u) {
-                dq(1u, row, c, &w);
-                chunk_dot(&w, lane, nt, &acc1);
+        for (var k = lane; k < SLICE; k += LANES) {
+            let c = s0 + k;
+            if (live && c < nc) {
+                dq(m, row, c, &w);
+                chunk_dot(&w, k, nt, &acc0);
+                if (GATE != 0u) {
+                    dq(1u, row, c, &w);
+                    chunk_dot(&w, k, nt, &acc1);
+                }
             }
         }
         workgroupBarrier();
@@ -168,7 +176,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var t = 0u; t < nt; t++) {
             var a = 0.0;
             var b = 0.0;
-            for (var l = 0u; l < 8u; l++) {
+            for (var l = 0u; l < LANES; l++) {
                 a += red[(li + l) * TOK + t];
                 b += red[256u + (li + l) * TOK + t];
             }

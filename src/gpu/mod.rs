@@ -21,10 +21,14 @@ mod kernels;
 mod memory;
 mod readback;
 mod shaders;
+#[cfg(not(target_arch = "wasm32"))]
+mod timing;
 mod uniforms;
 mod upload;
 
 pub use memory::{Act, Kv, Matrix, Vector};
+#[cfg(not(target_arch = "wasm32"))]
+pub use timing::{KernelTimes, Times};
 pub use upload::StreamingUpload;
 
 use crate::error::{Code, Error};
@@ -65,6 +69,11 @@ pub struct Gpu {
     /// the file, for `matrix` to take; and how many bytes went up that way.
     early: HashMap<(usize, usize), Vec<Part>>,
     pub early_bytes: usize,
+    /// Weight rows per matmul workgroup in a decode step (`set_decode_rows`).
+    decode_rows: u32,
+    /// Timestamps around each dispatch, for probes (`new_timed`).
+    #[cfg(not(target_arch = "wasm32"))]
+    timing: Option<timing::Timing>,
 }
 
 fn lost(msg: impl Into<String>) -> Error {

@@ -157,7 +157,10 @@ fn dq_q4_k_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
     let m = f16_W_(o + 2u) * sm.y;
     let shift = 4u * (k & 1u);
     let q = o + 16u + (k >> 1u) * 32u;
-    for (var l = 0u; l < 32u; l++) { (*w)[l] = d * f32((u8_W_(q + l) >> shift) & 15u) - m; }
+    for (var k4 = 0u; k4 < 8u; k4++) {
+        let b = W_[(q >> 2u) + k4] >> shift; // q is 4-byte aligned
+        for (var e = 0u; e < 4u; e++) { (*w)[4u * k4 + e] = d * f32((b >> (8u * e)) & 15u) - m; }
+    }
 }
 
 fn dq_q5_k_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
@@ -168,9 +171,13 @@ fn dq_q5_k_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
     let m = f16_W_(o + 2u) * sm.y;
     let shift = 4u * (k & 1u);
     let q = o + 48u + (k >> 1u) * 32u;
-    for (var l = 0u; l < 32u; l++) {
-        let hi = ((u8_W_(o + 16u + l) >> k) & 1u) << 4u;
-        (*w)[l] = d * f32(((u8_W_(q + l) >> shift) & 15u) | hi) - m;
+    for (var k4 = 0u; k4 < 8u; k4++) {
+        let b = W_[(q >> 2u) + k4] >> shift; // q and o + 16 are 4-byte aligned
+        let h = W_[((o + 16u) >> 2u) + k4] >> k;
+        for (var e = 0u; e < 4u; e++) {
+            let hi = ((h >> (8u * e)) & 1u) << 4u;
+            (*w)[4u * k4 + e] = d * f32(((b >> (8u * e)) & 15u) | hi) - m;
+        }
     }
 }
 
@@ -182,10 +189,16 @@ fn dq_q6_k_W_(rb: u32, c: u32, w: ptr<function, array<f32, 32>>) {
     let d = f16_W_(o + 208u);
     let ql = o + h * 64u + (kk & 1u) * 32u;
     let shift = 4u * (kk >> 1u);
-    for (var l = 0u; l < 32u; l++) {
-        let lo = (u8_W_(ql + l) >> shift) & 15u;
-        let hi = (u8_W_(o + 128u + h * 32u + l) >> (2u * kk)) & 3u;
-        let sc = i8_W_(o + 192u + h * 8u + l / 16u + 2u * kk);
-        (*w)[l] = d * sc * (f32(lo | (hi << 4u)) - 32.0);
+    let sc0 = i8_W_(o + 192u + h * 8u + 2u * kk);
+    let sc1 = i8_W_(o + 193u + h * 8u + 2u * kk);
+    for (var k4 = 0u; k4 < 8u; k4++) {
+        let lo4 = w32_W_(ql + 4u * k4) >> shift;
+        let hi4 = w32_W_(o + 128u + h * 32u + 4u * k4) >> (2u * kk);
+        let sc = select(sc0, sc1, k4 >= 4u);
+        for (var e = 0u; e < 4u; e++) {
+            let lo = (lo4 >> (8u * e)) & 15u;
+            let hi = (hi4 >> (8u * e)) & 3u;
+            (*w)[4u * k4 + e] = d * sc * (f32(lo | (hi << 4u)) - 32.0);
+        }
     }
 }

@@ -38,9 +38,19 @@ fn dequantizer(t: DType, i: usize) -> String {
 }
 
 /// The mat-mul kernel for matrices of `types` (bindings w0.., at 3..), its prologue and
-/// `mix`, with `tok` token rows per workgroup (1 for a decode step: its accumulators stay
-/// in registers).
-pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, tok: u32) -> String {
+/// `mix`, with `tok` token rows (1 or 4; 1 for a decode step: its accumulators stay in
+/// registers) and `rows` weight rows (2 to 64, a power of two) per workgroup.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    types: &[DType],
+    add: bool,
+    post: bool,
+    normed: bool,
+    mix: Mix,
+    tok: u32,
+    rows: u32,
+) -> String {
+    debug_assert!(rows.is_power_of_two() && (2..=64).contains(&rows) && 64 / rows <= 32 / tok);
     let gate = match mix {
         Mix::Each => 0,
         Mix::GeluGate => 1,
@@ -58,6 +68,7 @@ pub fn matmul(types: &[DType], add: bool, post: bool, normed: bool, mix: Mix, to
         ("PRO_NORM", normed.to_string()),
         ("GATE", gate.to_string()),
         ("MATS", types.len().to_string()),
+        ("ROWS", rows.to_string()),
         ("DQ0", dq(0)),
         ("DQ1", dq(1)),
         ("DQ2", dq(2)),
@@ -139,8 +150,8 @@ mod tests {
         ];
         for t in all {
             check(&embed(t));
-            for tok in [1, 4] {
-                check(&matmul(&[t], false, false, false, Mix::Each, tok));
+            for (tok, rows) in [(1, 2), (1, 8), (1, 64), (4, 8)] {
+                check(&matmul(&[t], false, false, false, Mix::Each, tok, rows));
             }
         }
         for (add, post, normed) in [
@@ -148,9 +159,33 @@ mod tests {
             (true, false, true),
             (true, true, true),
         ] {
-            check(&matmul(&[Q4K, Q6K, Q8_0], add, post, normed, Mix::Each, 4));
-            check(&matmul(&[Q5_0, Q8_0], add, post, normed, Mix::GeluGate, 1));
-            check(&matmul(&[Q4_0, Q4_0], add, post, normed, Mix::SiluGate, 4));
+            check(&matmul(
+                &[Q4K, Q6K, Q8_0],
+                add,
+                post,
+                normed,
+                Mix::Each,
+                4,
+                8,
+            ));
+            check(&matmul(
+                &[Q5_0, Q8_0],
+                add,
+                post,
+                normed,
+                Mix::GeluGate,
+                1,
+                16,
+            ));
+            check(&matmul(
+                &[Q4_0, Q4_0],
+                add,
+                post,
+                normed,
+                Mix::SiluGate,
+                4,
+                8,
+            ));
         }
         for src in [
             rope(),
