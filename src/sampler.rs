@@ -251,6 +251,33 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// The ids of the `k` largest logits, largest first (ties to the lower id).
 fn best_first(logits: &[f32], k: usize) -> Vec<u32> {
+    // A vocabulary's worth: eight parts (on a decode step's crew of threads, if any), then
+    // the k best of their k best, in the same order (value, then id).
+    const PARTS: usize = 8;
+    if logits.len() < 1 << 14 || k > logits.len() / PARTS {
+        return best_first_of(logits, k);
+    }
+    let len = logits.len().div_ceil(PARTS);
+    let mut best: Vec<u32> = crate::cpu::par::on_crew(PARTS, |p| {
+        let at = p * len;
+        let part = &logits[at..(at + len).min(logits.len())];
+        best_first_of(part, k)
+            .into_iter()
+            .map(move |i| i + at as u32)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    best.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
+    best.truncate(k);
+    best
+}
+
+fn best_first_of(logits: &[f32], k: usize) -> Vec<u32> {
     use std::cmp::Ordering::Less;
     let k = k.min(logits.len());
     // The k best so far, in order; ids arrive in increasing order, so an equal value goes
@@ -440,15 +467,22 @@ mod tests {
 
     #[test]
     fn best_first_orders_as_a_full_sort_ties_to_the_lower_id() {
-        // Many ties, infinities and NaN (above +∞ in the total order), at every k.
-        let mut row: Vec<f32> = (0..3000).map(|i| ((i * 7919) % 97) as f32 / 8.0).collect();
-        row[5] = f32::INFINITY;
-        row[2999] = f32::NAN;
-        row[17] = f32::NEG_INFINITY;
-        let mut sorted: Vec<u32> = (0..row.len() as u32).collect();
-        sorted.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
-        for k in [0, 1, 2, 5, 40, 64, 2999, 3000, 3100] {
-            assert_eq!(best_first(&row, k), sorted[..k.min(row.len())], "k = {k}");
+        // Many ties, infinities and NaN (above +∞ in the total order), at every k; a row
+        // long enough to go in parts too (ties across the parts' borders).
+        for n in [3000, 40_003] {
+            let mut row: Vec<f32> = (0..n).map(|i| ((i * 7919) % 97) as f32 / 8.0).collect();
+            row[5] = f32::INFINITY;
+            row[n - 1] = f32::NAN;
+            row[17] = f32::NEG_INFINITY;
+            let mut sorted: Vec<u32> = (0..row.len() as u32).collect();
+            sorted.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+            for k in [0, 1, 2, 5, 40, 64, 500, 2999, 3000, 3100] {
+                assert_eq!(
+                    best_first(&row, k),
+                    sorted[..k.min(row.len())],
+                    "n = {n}, k = {k}"
+                );
+            }
         }
     }
 

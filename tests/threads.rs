@@ -35,7 +35,9 @@ fn threads_change_no_bit_of_the_logits_or_tokens() {
         pool.install(|| {
             assert_eq!(ouvert::cpu::par::threads(), threads);
             let mut e = Engine::load(ModelBytes::from_slice(&bytes).unwrap(), 1024).unwrap();
-            let logits = e.logits(&prompt).unwrap();
+            let mut logits = e.logits(&prompt).unwrap();
+            // One more token on the cached prompt: a decode step, on the crew of threads.
+            logits.extend(e.logits(&[&prompt[..], &[818]].concat()).unwrap());
             let tokens = e.generate(&prompt, &opts, &mut |_| true).unwrap().tokens;
             (logits, tokens)
         })

@@ -21,11 +21,38 @@ pub fn over_rows(
     out: &mut [f32],
     f: impl Fn(Range<usize>, &mut [f32]) + Sync,
 ) {
+    #[cfg(feature = "threads")]
+    if crew::active() {
+        return crew::over_rows(rows, cols, n, align, out, f);
+    }
     let parts = threads() * 4;
     if parts <= 4 || rows < 2 * align * parts || rows * cols * n < MIN_SPLIT_WORK {
         return f(0..rows, out);
     }
     split(rows, n, align, parts, out, f);
+}
+
+/// Runs `f` (a decode step's forward pass) with the other threads of the pool spinning,
+/// ready for its mat-muls: handing a mat-mul's rows to a sleeping pool thread costs a wake
+/// (tens to hundreds of microseconds in wasm) twice per mat-mul, a hundred times a step.
+/// Without threads, or on one, it only calls `f`.
+pub fn crew<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "threads")]
+    if threads() > 1 && !crew::active() {
+        return crew::run(f);
+    }
+    f()
+}
+
+/// `f(i)` for `i` in `0..n`, in order: on the crew while one runs (`crew`), else in turn.
+/// For a decode step's work outside the mat-muls, split into a fixed number of parts so
+/// the result does not depend on the threads.
+pub fn on_crew<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    #[cfg(feature = "threads")]
+    if crew::active() {
+        return crew::map(n, f);
+    }
+    (0..n).map(f).collect()
 }
 
 /// Calls `f(i, row)` for each row of `out` (rows of `width` values), over threads when
@@ -143,4 +170,180 @@ pub fn threads() -> usize {
     return rayon::current_num_threads();
     #[cfg(not(feature = "threads"))]
     1
+}
+
+/// The crew of `crew()`: pool threads that spin on one job slot while a forward pass runs.
+/// A job is a mat-mul's rows in chunks; the caller and the crew take chunks from a shared
+/// counter until none is left, so a thread the system pauses delays only its own chunk.
+#[cfg(feature = "threads")]
+mod crew {
+    use super::threads;
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
+
+    /// One mat-mul's work: `chunks` calls of `run`, handed out through `next`.
+    struct Job<'a> {
+        run: &'a (dyn Fn(usize) + Sync),
+        chunks: usize,
+        next: AtomicUsize,
+        done: AtomicUsize,
+    }
+
+    impl Job<'_> {
+        fn work(&self) {
+            loop {
+                let i = self.next.fetch_add(1, SeqCst);
+                if i >= self.chunks {
+                    return;
+                }
+                (self.run)(i);
+                self.done.fetch_add(1, SeqCst);
+            }
+        }
+    }
+
+    /// The crew is spinning (set by its owner only).
+    static ACTIVE: AtomicBool = AtomicBool::new(false);
+    /// The job on offer, or null.
+    static JOB: AtomicPtr<Job<'static>> = AtomicPtr::new(std::ptr::null_mut());
+    /// Counts the jobs offered: a crew thread looks at `JOB` once per offer.
+    static EPOCH: AtomicUsize = AtomicUsize::new(0);
+    /// Crew threads that may be reading `JOB`'s job: the owner frees a job only at zero.
+    static READERS: AtomicUsize = AtomicUsize::new(0);
+    /// Crew threads running or lingering.
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        /// This thread owns the running crew (only it offers jobs).
+        static OWNER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub fn active() -> bool {
+        OWNER.with(|o| o.get())
+    }
+
+    /// How long a crew thread spins on after its crew ended, in case the next decode step
+    /// starts (about a millisecond): then no thread has to be woken for it.
+    const LINGER_SPINS: usize = 1 << 20;
+
+    pub fn run<R>(f: impl FnOnce() -> R) -> R {
+        // One crew at a time (two engines on two threads: the second runs as before).
+        if ACTIVE.swap(true, SeqCst) {
+            return f();
+        }
+        // Threads still lingering from the last crew join this one; the rest are started.
+        let lingering = LIVE.load(SeqCst);
+        for _ in lingering..threads() - 1 {
+            LIVE.fetch_add(1, SeqCst);
+            rayon::spawn(crew_thread);
+        }
+        OWNER.with(|o| o.set(true));
+        // Ends the crew even if `f` panics (crew threads hold no reference into this
+        // stack between jobs: `share` waits for them).
+        struct End;
+        impl Drop for End {
+            fn drop(&mut self) {
+                OWNER.with(|o| o.set(false));
+                ACTIVE.store(false, SeqCst);
+            }
+        }
+        let _end = End;
+        f()
+    }
+
+    /// A crew thread: spins on plain loads until a job it has not seen is offered, and
+    /// leaves once no crew has been active for `LINGER_SPINS` turns.
+    fn crew_thread() {
+        let mut seen = EPOCH.load(SeqCst);
+        let mut idle = 0;
+        while idle < LINGER_SPINS {
+            let epoch = EPOCH.load(SeqCst);
+            if epoch == seen {
+                idle = if ACTIVE.load(SeqCst) { 0 } else { idle + 1 };
+                std::hint::spin_loop();
+                continue;
+            }
+            READERS.fetch_add(1, SeqCst);
+            let job = JOB.load(SeqCst);
+            if !job.is_null() {
+                // SAFETY: the owner keeps the job alive until READERS is back to 0.
+                unsafe { &*job }.work();
+            }
+            READERS.fetch_sub(1, SeqCst);
+            seen = epoch;
+        }
+        LIVE.fetch_sub(1, SeqCst);
+    }
+
+    /// Runs `run(0..chunks)` on the caller and the crew; returns when every call has.
+    fn share(chunks: usize, run: &(dyn Fn(usize) + Sync)) {
+        let job = Job {
+            run,
+            chunks,
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+        };
+        // SAFETY (the lifetime): the job is withdrawn below, and this frame waits for every
+        // reader to let go of it before it ends.
+        let ptr = &job as *const Job as *mut Job<'static>;
+        JOB.store(ptr, SeqCst);
+        EPOCH.fetch_add(1, SeqCst);
+        job.work();
+        while job.done.load(SeqCst) < chunks {
+            std::hint::spin_loop();
+        }
+        JOB.store(std::ptr::null_mut(), SeqCst);
+        while READERS.load(SeqCst) > 0 {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// `super::on_crew` on the crew.
+    pub fn map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+        let slots: Vec<std::sync::Mutex<Option<T>>> = (0..n).map(|_| Default::default()).collect();
+        share(n, &|i| *slots[i].lock().unwrap() = Some(f(i)));
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().unwrap().expect("every part ran"))
+            .collect()
+    }
+
+    /// `super::over_rows` on the crew: one activation row's outputs in chunks of rows.
+    pub fn over_rows(
+        rows: usize,
+        cols: usize,
+        n: usize,
+        align: usize,
+        out: &mut [f32],
+        f: impl Fn(Range<usize>, &mut [f32]) + Sync,
+    ) {
+        // A few thousand multiply-adds per chunk at least; eight chunks per thread at most.
+        let chunks = (rows * cols / (1 << 16)).clamp(1, 8 * threads());
+        let step = rows.div_ceil(chunks).next_multiple_of(align);
+        if n != 1 || step >= rows {
+            return f(0..rows, out);
+        }
+        let out = Shared(out.as_mut_ptr());
+        let run = |i: usize| {
+            let r = i * step..((i + 1) * step).min(rows);
+            if r.is_empty() {
+                return;
+            }
+            // SAFETY: chunks are disjoint row ranges of the one activation row's outputs.
+            let part = unsafe { std::slice::from_raw_parts_mut(out.at(r.start), r.len()) };
+            f(r, part);
+        };
+        share(rows.div_ceil(step), &run);
+    }
+
+    /// The outputs' address, shared by the chunks that write disjoint parts of them.
+    #[derive(Clone, Copy)]
+    struct Shared(*mut f32);
+    // SAFETY: each chunk writes only its own rows.
+    unsafe impl Sync for Shared {}
+    impl Shared {
+        fn at(self, i: usize) -> *mut f32 {
+            self.0.wrapping_add(i)
+        }
+    }
 }

@@ -558,6 +558,37 @@ impl<B: Backend> Transformer<B> {
 
 impl<B: Backend> Model for Transformer<B> {
     fn forward(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback {
+        // A decode step on the CPU: its mat-muls are small, so the pool's threads spin
+        // through the pass instead of being woken for each one.
+        if B::DEVICE == Device::Cpu && ids.len() == 1 {
+            return crate::cpu::par::crew(|| self.pass(ids, pos0, want));
+        }
+        self.pass(ids, pos0, want)
+    }
+
+    fn context(&self) -> usize {
+        self.spec.context
+    }
+
+    fn work(&self) -> Work {
+        self.work
+    }
+
+    fn device(&self) -> Device {
+        B::DEVICE
+    }
+
+    fn vocab(&self) -> usize {
+        self.spec.vocab
+    }
+
+    fn set_tap(&mut self, tap: Option<Tap>) {
+        self.tap = tap;
+    }
+}
+
+impl<B: Backend> Transformer<B> {
+    fn pass(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback {
         let s = &self.spec;
         let b = &mut self.b;
         let n = ids.len();
@@ -671,25 +702,5 @@ impl<B: Backend> Model for Transformer<B> {
             }
             tap_out(tap, b, "result_output", None, s.vocab, logits);
         })
-    }
-
-    fn context(&self) -> usize {
-        self.spec.context
-    }
-
-    fn work(&self) -> Work {
-        self.work
-    }
-
-    fn device(&self) -> Device {
-        B::DEVICE
-    }
-
-    fn vocab(&self) -> usize {
-        self.spec.vocab
-    }
-
-    fn set_tap(&mut self, tap: Option<Tap>) {
-        self.tap = tap;
     }
 }
