@@ -24,6 +24,9 @@ QWEN_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 QWEN=$ROOT/models/$QWEN_NAME
 CACHE=${OUVERT_CACHE:-$HOME/.cache/ouvert}
 WASM_RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
+# The one-thread build again with relaxed SIMD (a byte dot product per instruction), served
+# where the browser validates it (worker.js): the same bits, ~10 % faster decode.
+WASM_RELAXED_RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd --cfg getrandom_backend="wasm_js"'
 # The threaded build: shared memory (atomics) needs the standard library rebuilt with the
 # same features (-Z build-std, allowed on the stable toolchain by RUSTC_BOOTSTRAP), and its
 # exported TLS symbols for wasm-bindgen's thread start. A panic traps at once, as in the
@@ -99,6 +102,11 @@ cmd_build() {
   rm -rf www/wasm
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
   log "wasm: $(stat -c %s www/wasm/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm/ouvert_bg.wasm | wc -c) gzipped"
+  log "building the wasm engine with relaxed SIMD (served where the browser has it)"
+  RUSTFLAGS="$WASM_RELAXED_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --target-dir target/relaxed
+  rm -rf www/wasm-relaxed
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm-relaxed target/relaxed/wasm32-unknown-unknown/release/ouvert.wasm
+  log "relaxed-SIMD wasm: $(stat -c %s www/wasm-relaxed/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-relaxed/ouvert_bg.wasm | wc -c) gzipped"
   log "building the threaded wasm engine (atomics, shared memory, a pool of workers)"
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown \
     --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/mt
@@ -120,18 +128,19 @@ cmd_build() {
   assemble_dist
 }
 
-RUNTIME=(ouvert.js about.js errors.js worker.js worker-mt.js worker-core.js store.js ouvert-chat.js prompt-api.js tool-calls.js)
+RUNTIME=(ouvert.js about.js errors.js worker.js worker-relaxed.js worker-mt.js worker-core.js store.js ouvert-chat.js prompt-api.js tool-calls.js)
 
 assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   local version; version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
   rm -rf pkg && mkdir -p pkg
   cp "${RUNTIME[@]/#/www/}" pkg/
   cp -r www/wasm pkg/wasm
+  cp -r www/wasm-relaxed pkg/wasm-relaxed
   cp -r www/wasm-mt pkg/wasm-mt
   cp -r www/wasm-grammar pkg/wasm-grammar
   cp pkg-config/README.md pkg-config/*.d.ts pkg/
   sed "s/__VERSION__/$version/" pkg-config/package.json >pkg/package.json
-  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped; threaded, for isolated pages: $(cat pkg/*.js $(find pkg/wasm-mt -type f) | gzip -9 | wc -c))"
+  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped; with relaxed SIMD: $(cat pkg/*.js pkg/wasm-relaxed/* | gzip -9 | wc -c); threaded, for isolated pages: $(cat pkg/*.js $(find pkg/wasm-mt -type f) | gzip -9 | wc -c))"
 }
 
 assemble_dist() { # the workshop site: static files, and a service worker that knows them all

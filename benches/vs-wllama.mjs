@@ -153,9 +153,9 @@ const sizes = {
       ? readdirSync(join(ROOT, "www/wasm-mt"), { recursive: true })
           .map((f) => `www/wasm-mt/${f}`)
           .filter((f) => /\.(js|wasm)$/.test(f))
-      : ["www/wasm/ouvert_bg.wasm", "www/wasm/ouvert.js"]),
+      : ["www/wasm-relaxed/ouvert_bg.wasm", "www/wasm-relaxed/ouvert.js"]),
     "www/ouvert.js",
-    threads > 1 ? "www/worker-mt.js" : "www/worker.js",
+    threads > 1 ? "www/worker-mt.js" : "www/worker-relaxed.js",
     "www/worker-core.js",
     "www/store.js",
   ]),

@@ -110,6 +110,11 @@ export interface EngineInfo {
   backend: "wasm" | "webgpu";
   /** Threads the wasm engine's mat-muls use (1 unless the page is cross-origin isolated). */
   threads: number;
+  /**
+   * The wasm build's vector instructions: "relaxed" (relaxed SIMD, where the browser has
+   * it, one-thread build) or "simd128". Both give the same results.
+   */
+  simd: "relaxed" | "simd128";
   /** The WebGPU adapter, when on "webgpu". */
   adapter?: string;
   /** On "webgpu": bytes of weights uploaded to the GPU while the file was still arriving. */

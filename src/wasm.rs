@@ -339,6 +339,12 @@ impl WasmEngine {
         }
         .into();
         v["threads"] = crate::cpu::par::threads().into();
+        v["simd"] = if cfg!(target_feature = "relaxed-simd") {
+            "relaxed"
+        } else {
+            "simd128"
+        }
+        .into();
         v["energy"] =
             serde_json::to_value(crate::cost::energy_model(i.engine.device())).unwrap_or_default();
         v["energy"]["hostedPrompt"] =

@@ -110,16 +110,34 @@ import(${JSON.stringify(url)}).then(
   (e) => setTimeout(() => { throw e; }),
 );`;
 
+// A function that uses i8x16.relaxed_swizzle: valid only where the browser has relaxed
+// SIMD, whose one-thread build (worker-relaxed.js) then runs instead of the plain one.
+const RELAXED_SIMD = WebAssembly.validate(
+  new Uint8Array([
+    0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253,
+    15, 65, 2, 253, 15, 253, 128, 2, 11,
+  ]),
+);
+
 function startWorker(threaded) {
   if (new URL(import.meta.url).origin !== globalThis.location?.origin) {
-    const url = new URL(threaded ? "./worker-mt.js" : "./worker.js", import.meta.url);
+    const file = threaded ? "./worker-mt.js" : RELAXED_SIMD ? "./worker-relaxed.js" : "./worker.js";
+    const url = new URL(file, import.meta.url);
     const blob = new Blob([CROSS_ORIGIN_WORKER(url.href)], { type: "text/javascript" });
     return new Worker(URL.createObjectURL(blob), { type: "module", name: "ouvert" });
   }
-  // Two literal `new Worker(new URL(…), { … })` forms, options included: bundlers (Vite)
-  // find both workers only so.
-  return threaded
-    ? new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" })
+  // Literal `new Worker(new URL(…), { … })` forms, options included: bundlers (Vite) find
+  // the workers only so.
+  if (threaded)
+    return new Worker(new URL("./worker-mt.js", import.meta.url), {
+      type: "module",
+      name: "ouvert",
+    });
+  return RELAXED_SIMD
+    ? new Worker(new URL("./worker-relaxed.js", import.meta.url), {
+        type: "module",
+        name: "ouvert",
+      })
     : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
 }
 const abortError = () => new OuvertError("aborted", "the request was aborted");

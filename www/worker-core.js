@@ -18,8 +18,8 @@ let wasm = null; // the engine's module: the one-thread build, or the threaded o
 let ready = null; // its initialization (and thread pool), once
 
 /**
- * Serves the page's requests with `mod`, the wasm-bindgen module of one of the two builds.
- * Each build has its own worker entry (`worker.js`, `worker-mt.js`) that imports it
+ * Serves the page's requests with `mod`, the wasm-bindgen module of one of the builds.
+ * Each build has its own worker entry (`worker.js`, `worker-relaxed.js`, `worker-mt.js`) that imports it
  * statically: a worker without dynamic imports bundles as one file in every bundler.
  */
 export function serve(mod) {

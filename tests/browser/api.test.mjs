@@ -59,6 +59,11 @@ test("createEngine: progress per phase is monotonic and ends at the total; info 
   const { info } = r;
   assert.equal(info.architecture, "gemma3");
   assert.equal(info.backend, "wasm");
+  assert.equal(
+    info.simd,
+    "relaxed",
+    "Chromium validates relaxed SIMD: the worker serves that build",
+  );
   assert.equal(info.fallback?.code, "webgpu_unavailable", "auto says why it did not pick WebGPU");
   assert.equal(info.sha256, SHA256);
   assert.equal(info.bytes, 253113024);

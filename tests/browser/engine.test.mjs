@@ -176,6 +176,57 @@ test("the simd128 dot products equal scalar code on random blocks", async () => 
   assert.equal(result, "ok");
 });
 
+test("the relaxed-SIMD build: its dot products equal scalar code, its logits and greedy tokens are the simd128 build's bit for bit", {
+  timeout: 300_000,
+}, async () => {
+  const relaxed = await openHarness(env, "wasm-relaxed");
+  // A decode step's logits (hashed in the page: 262,144 floats), and 24 greedy tokens
+  // with their log-probabilities.
+  const run = (p) =>
+    p.evaluate(
+      async ({ url, text }) => {
+        await window.ouvert.init();
+        let check = "ok";
+        try {
+          window.ouvert.kernelSelfCheck();
+        } catch (e) {
+          check = `${e.code}: ${e.message}`;
+        }
+        const engine = await window.ouvert.load(url, 256);
+        const ids = Uint32Array.from(engine.tokenize(text, false));
+        engine.logits(ids);
+        const step = await engine.logits(Uint32Array.from([...ids, 818]));
+        let hash = 2166136261;
+        for (const w of new Uint32Array(step.buffer)) hash = Math.imul(hash ^ w, 16777619) >>> 0;
+        engine.start(ids, { maxTokens: 24, temperature: 0, stopAtEos: false, topLogprobs: 2 });
+        const pieces = [];
+        for (;;) {
+          const event = await engine.step();
+          if (event.type === "piece") pieces.push(event);
+          if (event.type === "done") break;
+        }
+        const { simd } = engine.info();
+        engine.free();
+        return {
+          simd,
+          check,
+          hash,
+          tokens: pieces.map((e) => e.token),
+          pieces: JSON.stringify(pieces),
+        };
+      },
+      { url: `/models/${MODEL}`, text: reference().prompts[0].text },
+    );
+  const plain = await run(page);
+  const fast = await run(relaxed);
+  await relaxed.close();
+  assert.deepEqual([plain.simd, fast.simd], ["simd128", "relaxed"], "the two builds");
+  assert.equal(fast.check, "ok", "relaxed-SIMD self-check");
+  assert.equal(fast.hash, plain.hash, "a decode step's logits, bit for bit");
+  assert.deepEqual(fast.tokens, plain.tokens);
+  assert.equal(fast.pieces, plain.pieces, "log-probabilities");
+});
+
 test("bad files give typed errors in JS, and the page stays usable", async () => {
   const codes = await page.evaluate(async () => {
     const { ModelLoader, WasmEngine } = window.ouvert;

@@ -129,10 +129,10 @@ export async function openApiPage(env, path = "api.html") {
 }
 
 /** A page on the engine harness (engine.html), page errors echoed to the test output. */
-export async function openHarness(env) {
+export async function openHarness(env, build = "wasm") {
   const page = await env.context.newPage();
   page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
-  await page.goto(`${env.origin}/engine.html`);
+  await page.goto(`${env.origin}/engine.html?build=${build}`);
   await page.waitForFunction(() => window.harnessReady);
   return page;
 }
