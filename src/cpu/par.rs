@@ -283,17 +283,24 @@ mod crew {
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
         };
-        // SAFETY (the lifetime): the job is withdrawn below, and this frame waits for every
-        // reader to let go of it before it ends.
+        // Withdraws the job and waits for every reader to let go of it before this frame
+        // ends, also when a chunk panics here.
+        struct Withdraw;
+        impl Drop for Withdraw {
+            fn drop(&mut self) {
+                JOB.store(std::ptr::null_mut(), SeqCst);
+                while READERS.load(SeqCst) > 0 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        // SAFETY (the lifetime): `Withdraw` keeps the job alive for its readers.
         let ptr = &job as *const Job as *mut Job<'static>;
+        let _withdraw = Withdraw;
         JOB.store(ptr, SeqCst);
         EPOCH.fetch_add(1, SeqCst);
         job.work();
         while job.done.load(SeqCst) < chunks {
-            std::hint::spin_loop();
-        }
-        JOB.store(std::ptr::null_mut(), SeqCst);
-        while READERS.load(SeqCst) > 0 {
             std::hint::spin_loop();
         }
     }
