@@ -324,7 +324,7 @@ mod crew {
         out: &mut [f32],
         f: impl Fn(Range<usize>, &mut [f32]) + Sync,
     ) {
-        // A few thousand multiply-adds per chunk at least; eight chunks per thread at most.
+        // At least 65,536 multiply-adds a chunk, at most eight chunks a thread.
         let chunks = (rows * cols / (1 << 16)).clamp(1, 8 * threads());
         let step = rows.div_ceil(chunks).next_multiple_of(align);
         if n != 1 || step >= rows {
