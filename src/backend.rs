@@ -81,6 +81,12 @@ pub trait Backend {
     fn vector(&mut self, data: &[f32]) -> Result<Self::Vector>;
     /// The model has taken its weights: whatever was prepared for it and not taken can go.
     fn loaded(&mut self) {}
+    /// Runs `pass`, a forward pass of `rows` token rows, in whatever scope the backend wants
+    /// around a whole pass (the CPU: its threads ready for a decode step's mat-muls).
+    fn around_pass<R>(rows: usize, pass: impl FnOnce() -> R) -> R {
+        let _ = rows;
+        pass()
+    }
     fn act(&mut self, rows: usize, width: usize) -> Self::Act;
     /// A cache of `slots` positions: the context for a global layer; for a sliding one,
     /// its window plus one forward pass's rows (older keys are overwritten as it slides).

@@ -40,6 +40,16 @@ impl Backend for Cpu {
     type Act = Act;
     type Kv = Kv;
 
+    /// A decode step's mat-muls are small: the pool's threads spin through the pass
+    /// instead of being woken for each one (`par::crew`).
+    fn around_pass<R>(rows: usize, pass: impl FnOnce() -> R) -> R {
+        if rows == 1 {
+            par::crew(pass)
+        } else {
+            pass()
+        }
+    }
+
     fn matrix(
         &mut self,
         file: &Arc<ModelBytes>,

@@ -39,11 +39,10 @@ impl Gpu {
     ) {
         self.prepare();
         let n = x.rows as u32;
-        let tok = if n == 1 { 1 } else { TOK };
-        let per_group = if n == 1 {
-            self.decode_rows
+        let (tok, per_group) = if n == 1 {
+            (1, self.decode_rows)
         } else {
-            ROWS_PER_GROUP
+            (TOK, ROWS_PER_GROUP)
         };
         let rows = |i: usize| ws.get(i).map_or(0, |w| w.1.rows);
         let groups = |i: usize| rows(i).div_ceil(per_group as usize);

@@ -558,12 +558,7 @@ impl<B: Backend> Transformer<B> {
 
 impl<B: Backend> Model for Transformer<B> {
     fn forward(&mut self, ids: &[u32], pos0: usize, want: Want) -> Readback {
-        // A decode step on the CPU: its mat-muls are small, so the pool's threads spin
-        // through the pass instead of being woken for each one.
-        if B::DEVICE == Device::Cpu && ids.len() == 1 {
-            return crate::cpu::par::crew(|| self.pass(ids, pos0, want));
-        }
-        self.pass(ids, pos0, want)
+        B::around_pass(ids.len(), || self.pass(ids, pos0, want))
     }
 
     fn context(&self) -> usize {
