@@ -27,7 +27,8 @@ const mounts = {
   "/bench": join(ROOT, "benches"),
 };
 async function openPage() {
-  const env = await startBrowser({ mounts });
+  // A profile on disk, as a visitor has: each engine caches the model there.
+  const env = await startBrowser({ mounts, profile: true });
   const page = await env.context.newPage();
   page.on("console", (m) => m.type() === "error" && console.error("[page]", m.text()));
   await page.goto(`${env.origin}/bench/compare.html`);

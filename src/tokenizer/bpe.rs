@@ -143,9 +143,23 @@ impl Vocab {
     }
 
     pub fn id(&self, token: &str) -> Option<u32> {
-        let t = token.as_bytes();
+        self.id_of(token.as_bytes())
+    }
+
+    /// The first id spelled `t`.
+    pub fn id_of(&self, t: &[u8]) -> Option<u32> {
         self.index
             .find(hash_bytes(t), |j| self.tokens.get(j as usize) == Some(t))
+    }
+
+    /// Token `id`'s bytes.
+    pub fn bytes(&self, id: usize) -> Option<&[u8]> {
+        self.tokens.get(id)
+    }
+
+    /// Whether some string is spelled by more than one id.
+    pub fn has_repeats(&self) -> bool {
+        self.distinct < self.tokens.len()
     }
 
     /// Token `id` as text (every token came from a string).

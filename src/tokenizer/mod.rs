@@ -152,17 +152,18 @@ impl Tokenizer {
         let (merges, derived) = if byte_level {
             (file_merges(g, &vocab)?, None)
         } else {
-            match known.and_then(|o| o.resolve(&vocab, &kinds)) {
+            match known.and_then(|o| o.fits(&vocab, &kinds)) {
                 Some(merges) => (merges, None),
                 None => {
                     let order = derive_merges(&tokens, &scores, &kinds, &vocab);
-                    let merges = order.resolve(&vocab, &kinds).ok_or_else(|| {
+                    let merges = resolve(&order, &vocab, &kinds).ok_or_else(|| {
                         Error::new(
                             Code::InvalidMetadata,
                             "the vocabulary's merges could not be derived",
                         )
                     })?;
-                    (merges, keep.then_some(order))
+                    let kept = keep.then(|| MergeOrder(merges.clone()));
+                    (merges, kept)
                 }
             }
         };
@@ -487,13 +488,13 @@ impl StreamDecoder {
 
 /// Merges for a SentencePiece-style vocabulary, as Hugging Face's converter derives them:
 /// every split of a token into two tokens, higher scores first, equal scores in vocabulary
-/// order.
+/// order; as (token id, byte index of the split) pairs, first merged first.
 fn derive_merges(
     tokens: &[&str],
     scores: &[f32],
     kinds: &[TokenKind],
     vocab: &Vocab,
-) -> MergeOrder {
+) -> Vec<[u32; 2]> {
     let mut order: Vec<[u32; 2]> = par::flat_map(tokens.len(), |i| {
         let t = tokens[i];
         let normal = kinds[i] == TokenKind::Normal;
@@ -506,49 +507,77 @@ fn derive_merges(
     });
     // A stable sort keeps each token's splits in order.
     order.sort_by_key(|&[i, _]| (!ordered_bits(scores[i as usize]), i));
-    MergeOrder(order)
+    order
 }
 
-/// The order of a SentencePiece-style vocabulary's merges, derived from its scores: (token
-/// id, byte index of the split) pairs, first merged first. Deriving it takes longer than the
-/// rest of the tokenizer's build in a page, so a page keeps it next to a cached model.
+/// The derived splits as ids of `vocab`, when every one splits a normal token between two
+/// characters into two tokens.
+fn resolve(order: &[[u32; 2]], vocab: &Vocab, kinds: &[TokenKind]) -> Option<Vec<Merge>> {
+    let merges = par::map(order.len(), |j| {
+        let [i, cut] = order[j];
+        let (t, cut) = (vocab.token(i)?, cut as usize);
+        if kinds[i as usize] != TokenKind::Normal
+            || cut == 0
+            || cut >= t.len()
+            || !t.is_char_boundary(cut)
+        {
+            return None;
+        }
+        Some(Merge {
+            left: vocab.id(&t[..cut])?,
+            right: vocab.id(&t[cut..])?,
+            joined: vocab.id(t)?,
+        })
+    });
+    merges.into_iter().collect()
+}
+
+/// A SentencePiece-style vocabulary's merges in order, derived from its scores. Deriving
+/// them takes longer than the rest of the tokenizer's build in a page, so a page keeps them
+/// next to a cached model.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MergeOrder(Vec<[u32; 2]>);
+pub struct MergeOrder(Vec<Merge>);
 
 impl MergeOrder {
-    const MAGIC: &'static [u8; 8] = b"OUVMRG01";
+    const MAGIC: &'static [u8; 8] = b"OUVMRG02";
 
-    /// The merges as ids of `vocab`, when every one splits a normal token between two
-    /// characters into two tokens: else the order is not this vocabulary's.
-    fn resolve(&self, vocab: &Vocab, kinds: &[TokenKind]) -> Option<Vec<Merge>> {
-        let merges = par::map(self.0.len(), |j| {
-            let [i, cut] = self.0[j];
-            let (t, cut) = (vocab.token(i)?, cut as usize);
-            if kinds[i as usize] != TokenKind::Normal
-                || cut == 0
-                || cut >= t.len()
-                || !t.is_char_boundary(cut)
-            {
-                return None;
-            }
-            Some(Merge {
-                left: vocab.id(&t[..cut])?,
-                right: vocab.id(&t[cut..])?,
-                joined: vocab.id(t)?,
-            })
+    /// The merges, when each joins two tokens of `vocab` into a normal token spelled as the
+    /// two together, naming each string by its first id as a lookup would: else the order
+    /// is not this vocabulary's. Comparing spellings, not looking each one up, keeps this a
+    /// fraction of a cached load.
+    fn fits(self, vocab: &Vocab, kinds: &[TokenKind]) -> Option<Vec<Merge>> {
+        let repeats = vocab.has_repeats();
+        let fits = |m: &Merge| {
+            let token = |id: u32| vocab.bytes(id as usize).filter(|t| !t.is_empty());
+            let (Some(l), Some(r), Some(j)) = (token(m.left), token(m.right), token(m.joined))
+            else {
+                return false;
+            };
+            kinds[m.joined as usize] == TokenKind::Normal
+                && j.len() == l.len() + r.len()
+                && j.starts_with(l)
+                && j.ends_with(r)
+                && (!repeats
+                    || [(l, m.left), (r, m.right), (j, m.joined)]
+                        .iter()
+                        .all(|&(t, id)| vocab.id_of(t) == Some(id)))
+        };
+        let all = par::map(self.0.len().div_ceil(FITS_PART), |p| {
+            self.0[p * FITS_PART..].iter().take(FITS_PART).all(&fits)
         });
-        merges.into_iter().collect()
+        all.into_iter().all(|ok| ok).then_some(self.0)
     }
 
-    /// A file for the cache: a magic, the number of pairs, a checksum, the pairs.
+    /// A file for the cache: a magic, the number of merges, a checksum, the merges.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(24 + self.0.len() * 8);
+        let mut b = Vec::with_capacity(24 + self.0.len() * 12);
         b.extend_from_slice(Self::MAGIC);
         b.extend_from_slice(&(self.0.len() as u64).to_le_bytes());
         b.extend_from_slice(&checksum(&self.0).to_le_bytes());
-        for &[i, cut] in &self.0 {
-            b.extend_from_slice(&i.to_le_bytes());
-            b.extend_from_slice(&cut.to_le_bytes());
+        for m in &self.0 {
+            for id in [m.left, m.right, m.joined] {
+                b.extend_from_slice(&id.to_le_bytes());
+            }
         }
         b
     }
@@ -558,24 +587,33 @@ impl MergeOrder {
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
         let (head, body) = b.split_at_checked(24)?;
         let n = u64::from_le_bytes(head[8..16].try_into().ok()?);
-        if &head[..8] != Self::MAGIC || body.len() as u64 != n.checked_mul(8)? {
+        if &head[..8] != Self::MAGIC || body.len() as u64 != n.checked_mul(12)? {
             return None;
         }
         let u32_at = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("four bytes"));
-        let pairs: Vec<[u32; 2]> = body
-            .chunks_exact(8)
-            .map(|c| [u32_at(&c[..4]), u32_at(&c[4..])])
+        let merges: Vec<Merge> = body
+            .chunks_exact(12)
+            .map(|c| Merge {
+                left: u32_at(&c[..4]),
+                right: u32_at(&c[4..8]),
+                joined: u32_at(&c[8..]),
+            })
             .collect();
-        (checksum(&pairs).to_le_bytes() == head[16..24]).then_some(MergeOrder(pairs))
+        (checksum(&merges).to_le_bytes() == head[16..24]).then_some(MergeOrder(merges))
     }
 }
 
-/// A 64-bit hash of the pairs, to tell a damaged cache file.
-fn checksum(pairs: &[[u32; 2]]) -> u64 {
-    pairs.iter().fold(0xcbf2_9ce4_8422_2325, |h, &[a, b]| {
-        (h ^ (u64::from(a) << 32 | u64::from(b)))
-            .wrapping_mul(0x0000_0100_0000_01b3)
-            .rotate_left(29)
+/// Merges checked per task (`MergeOrder::fits`).
+const FITS_PART: usize = 1 << 16;
+
+/// A 64-bit hash of the merges, to tell a damaged cache file.
+fn checksum(merges: &[Merge]) -> u64 {
+    merges.iter().fold(0xcbf2_9ce4_8422_2325, |h, m| {
+        [m.left, m.right, m.joined].iter().fold(h, |h, &id| {
+            (h ^ u64::from(id))
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(29)
+        })
     })
 }
 
@@ -812,4 +850,37 @@ fn spawn_build(mut gguf: Gguf, known: Option<MergeOrder>, keep: bool) -> std::sy
     #[cfg(not(feature = "threads"))]
     build();
     built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge(left: u32, right: u32, joined: u32) -> Merge {
+        Merge {
+            left,
+            right,
+            joined,
+        }
+    }
+
+    /// A cached order is checked by spelling; where a string has two ids, it must name the
+    /// first, as the lookups that derive an order do.
+    #[test]
+    fn a_cached_order_fits_only_as_spelled_and_by_first_ids() {
+        let vocab = Vocab::new(["a", "b", "ab", "ab", "ba"].into_iter().collect());
+        let mut kinds = vec![TokenKind::Normal; 5];
+        let fits = |merges: Vec<Merge>, kinds: &[TokenKind]| {
+            MergeOrder(merges.clone()).fits(&vocab, kinds) == Some(merges)
+        };
+        assert!(fits(vec![merge(0, 1, 2), merge(1, 0, 4)], &kinds));
+        assert!(!fits(vec![merge(0, 1, 3)], &kinds), "the second \"ab\"");
+        assert!(!fits(vec![merge(1, 0, 2)], &kinds), "\"ba\" is not \"ab\"");
+        assert!(!fits(vec![merge(0, 1, 9)], &kinds), "no such token");
+        kinds[2] = TokenKind::Control;
+        assert!(
+            !fits(vec![merge(0, 1, 2)], &kinds),
+            "a control token is not merged"
+        );
+    }
 }

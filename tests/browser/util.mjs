@@ -3,7 +3,15 @@
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { readFileSync, mkdtempSync, writeFileSync, openSync, readSync, closeSync } from "node:fs";
+import {
+  readFileSync,
+  mkdtempSync,
+  writeFileSync,
+  openSync,
+  readSync,
+  closeSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { serve } from "../../www/serve.mjs";
 
@@ -52,7 +60,12 @@ export function mustMatch(margins, minMargin) {
  * (or `() => true`) makes the server drop those connections, as a cut network would;
  * `answer[path] = (res) => …` writes the response for a path itself.
  */
-export async function startBrowser({ webgpu = false, mounts = {}, allow = [] } = {}) {
+export async function startBrowser({
+  webgpu = false,
+  mounts = {},
+  allow = [],
+  profile = false,
+} = {}) {
   const env = { requests: [], methods: [], block: null, answer: {} };
   const server = await serve({
     root: join(ROOT, "tests/browser"),
@@ -90,12 +103,19 @@ export async function startBrowser({ webgpu = false, mounts = {}, allow = [] } =
       "--use-webgpu-adapter=swiftshader",
       "--enable-features=Vulkan",
     );
-  const browser = await chromium.launch({
+  const options = {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args,
-  });
-  const context = await browser.newContext();
+  };
+  // A context of its own is off the record, and Chromium keeps such a context's origin
+  // private file system in memory, read through the browser process; a visitor's profile
+  // keeps it on disk, read in the page's process.
+  const profileDir = profile ? mkdtempSync(join(tmpdir(), "ouvert-profile-")) : null;
+  const browser = profile ? null : await chromium.launch(options);
+  const context = profile
+    ? await chromium.launchPersistentContext(profileDir, options)
+    : await browser.newContext();
   const outside = [];
   await context.route("**/*", (route) => {
     const url = route.request().url();
@@ -110,7 +130,8 @@ export async function startBrowser({ webgpu = false, mounts = {}, allow = [] } =
     outside,
     marker,
     async close() {
-      await browser.close();
+      await (browser ?? context).close();
+      if (profileDir) rmSync(profileDir, { recursive: true, force: true });
       server.closeAllConnections();
       server.close();
     },
