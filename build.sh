@@ -110,15 +110,14 @@ cmd_build() {
   log "building the threaded wasm engine (atomics, shared memory, a pool of workers)"
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown \
     --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/mt
-  rm -rf www/wasm-mt
-  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm-mt target/mt/wasm32-unknown-unknown/release/ouvert.wasm
-  # wasm-bindgen-rayon starts its workers from a blob: copy of its script, which a page's
-  # `worker-src 'self'` policy forbids; its own URL (same origin as the runtime) is allowed.
-  local helper; helper=$(find www/wasm-mt/snippets -name workerHelpers.no-bundler.js)
-  grep -q 'URL.createObjectURL(scriptBlob)' "$helper" || { echo "wasm-bindgen-rayon's worker start changed; check $helper" >&2; exit 1; }
-  # From another origin (a CDN) a worker cannot start from its URL: there, the blob: copy.
-  sed -i 's|let scriptBlob = await fetch(import.meta.url).then(r => r.blob());||; s|URL.createObjectURL(scriptBlob)|new URL(import.meta.url).origin === location.origin ? import.meta.url : URL.createObjectURL(await fetch(import.meta.url).then((r) => r.blob()))|' "$helper"
+  bindgen_mt www/wasm-mt
   log "threaded wasm: $(stat -c %s www/wasm-mt/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt/ouvert_bg.wasm | wc -c) gzipped"
+  # And with relaxed SIMD, as for one thread: the engine's crate only, over the same std.
+  log "building the threaded wasm engine with relaxed SIMD"
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo rustc --release --lib --target wasm32-unknown-unknown \
+    --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/mt -- -C target-feature=+relaxed-simd
+  bindgen_mt www/wasm-mt-relaxed
+  log "threaded relaxed-SIMD wasm: $(stat -c %s www/wasm-mt-relaxed/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt-relaxed/ouvert_bg.wasm | wc -c) gzipped"
   log "building the grammar module (llguidance, loaded on the first constrained request)"
   cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --features grammar-module
   rm -rf www/wasm-grammar
@@ -128,7 +127,18 @@ cmd_build() {
   assemble_dist
 }
 
-RUNTIME=(ouvert.js about.js errors.js worker.js worker-relaxed.js worker-mt.js worker-core.js store.js ouvert-chat.js prompt-api.js tool-calls.js)
+RUNTIME=(ouvert.js about.js errors.js worker.js worker-relaxed.js worker-mt.js worker-mt-relaxed.js worker-core.js store.js ouvert-chat.js prompt-api.js tool-calls.js)
+
+bindgen_mt() { # bindgen_mt DIR: the threaded build's bindings, its pool's worker start patched
+  rm -rf "$1"
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir "$1" target/mt/wasm32-unknown-unknown/release/ouvert.wasm
+  # wasm-bindgen-rayon starts its workers from a blob: copy of its script, which a page's
+  # `worker-src 'self'` policy forbids; its own URL (same origin as the runtime) is allowed.
+  local helper; helper=$(find "$1/snippets" -name workerHelpers.no-bundler.js)
+  grep -q 'URL.createObjectURL(scriptBlob)' "$helper" || { echo "wasm-bindgen-rayon's worker start changed; check $helper" >&2; exit 1; }
+  # From another origin (a CDN) a worker cannot start from its URL: there, the blob: copy.
+  sed -i 's|let scriptBlob = await fetch(import.meta.url).then(r => r.blob());||; s|URL.createObjectURL(scriptBlob)|new URL(import.meta.url).origin === location.origin ? import.meta.url : URL.createObjectURL(await fetch(import.meta.url).then((r) => r.blob()))|' "$helper"
+}
 
 assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   local version; version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -137,10 +147,11 @@ assemble_pkg() { # the npm package: runtime modules, wasm, typings, README
   cp -r www/wasm pkg/wasm
   cp -r www/wasm-relaxed pkg/wasm-relaxed
   cp -r www/wasm-mt pkg/wasm-mt
+  cp -r www/wasm-mt-relaxed pkg/wasm-mt-relaxed
   cp -r www/wasm-grammar pkg/wasm-grammar
   cp pkg-config/README.md pkg-config/*.d.ts pkg/
   sed "s/__VERSION__/$version/" pkg-config/package.json >pkg/package.json
-  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped; with relaxed SIMD: $(cat pkg/*.js pkg/wasm-relaxed/* | gzip -9 | wc -c); threaded, for isolated pages: $(cat pkg/*.js $(find pkg/wasm-mt -type f) | gzip -9 | wc -c))"
+  log "npm package in pkg/ (runtime $(cat pkg/*.js pkg/wasm/* | gzip -9 | wc -c) bytes gzipped; with relaxed SIMD: $(cat pkg/*.js pkg/wasm-relaxed/* | gzip -9 | wc -c); threaded, for isolated pages: $(cat pkg/*.js $(find pkg/wasm-mt -type f) | gzip -9 | wc -c); threaded with relaxed SIMD: $(cat pkg/*.js $(find pkg/wasm-mt-relaxed -type f) | gzip -9 | wc -c))"
 }
 
 assemble_dist() { # the workshop site: static files, and a service worker that knows them all

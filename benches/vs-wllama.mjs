@@ -148,15 +148,16 @@ const size = (files) =>
     { raw: 0, gz: 0 },
   );
 const sizes = {
-  // With threads, the page loads the threaded build (and its worker-pool snippet) instead.
+  // With threads, the page loads the threaded build (and its worker-pool snippet) instead;
+  // Chromium has relaxed SIMD.
   ouvert: size([
     ...(threads > 1
-      ? readdirSync(join(ROOT, "www/wasm-mt"), { recursive: true })
-          .map((f) => `www/wasm-mt/${f}`)
+      ? readdirSync(join(ROOT, "www/wasm-mt-relaxed"), { recursive: true })
+          .map((f) => `www/wasm-mt-relaxed/${f}`)
           .filter((f) => /\.(js|wasm)$/.test(f))
       : ["www/wasm-relaxed/ouvert_bg.wasm", "www/wasm-relaxed/ouvert.js"]),
     "www/ouvert.js",
-    threads > 1 ? "www/worker-mt.js" : "www/worker-relaxed.js",
+    threads > 1 ? "www/worker-mt-relaxed.js" : "www/worker-relaxed.js",
     "www/worker-core.js",
     "www/store.js",
   ]),

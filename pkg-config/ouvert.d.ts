@@ -112,7 +112,7 @@ export interface EngineInfo {
   threads: number;
   /**
    * The wasm build's vector instructions: "relaxed" (relaxed SIMD, where the browser has
-   * it, one-thread build) or "simd128". Both give the same results.
+   * it) or "simd128". Both give the same results.
    */
   simd: "relaxed" | "simd128";
   /** The WebGPU adapter, when on "webgpu". */

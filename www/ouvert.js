@@ -111,7 +111,8 @@ import(${JSON.stringify(url)}).then(
 );`;
 
 // A function that uses i8x16.relaxed_swizzle: valid only where the browser has relaxed
-// SIMD, whose one-thread build (worker-relaxed.js) then runs instead of the plain one.
+// SIMD, whose builds (worker-relaxed.js, worker-mt-relaxed.js) then run instead of the
+// plain ones.
 const RELAXED_SIMD = WebAssembly.validate(
   new Uint8Array([
     0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253,
@@ -121,7 +122,7 @@ const RELAXED_SIMD = WebAssembly.validate(
 
 function startWorker(threaded) {
   if (new URL(import.meta.url).origin !== globalThis.location?.origin) {
-    const file = threaded ? "./worker-mt.js" : RELAXED_SIMD ? "./worker-relaxed.js" : "./worker.js";
+    const file = `./worker${threaded ? "-mt" : ""}${RELAXED_SIMD ? "-relaxed" : ""}.js`;
     const url = new URL(file, import.meta.url);
     const blob = new Blob([CROSS_ORIGIN_WORKER(url.href)], { type: "text/javascript" });
     return new Worker(URL.createObjectURL(blob), { type: "module", name: "ouvert" });
@@ -129,10 +130,12 @@ function startWorker(threaded) {
   // Literal `new Worker(new URL(…), { … })` forms, options included: bundlers (Vite) find
   // the workers only so.
   if (threaded)
-    return new Worker(new URL("./worker-mt.js", import.meta.url), {
-      type: "module",
-      name: "ouvert",
-    });
+    return RELAXED_SIMD
+      ? new Worker(new URL("./worker-mt-relaxed.js", import.meta.url), {
+          type: "module",
+          name: "ouvert",
+        })
+      : new Worker(new URL("./worker-mt.js", import.meta.url), { type: "module", name: "ouvert" });
   return RELAXED_SIMD
     ? new Worker(new URL("./worker-relaxed.js", import.meta.url), {
         type: "module",

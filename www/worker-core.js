@@ -19,7 +19,8 @@ let ready = null; // its initialization (and thread pool), once
 
 /**
  * Serves the page's requests with `mod`, the wasm-bindgen module of one of the builds.
- * Each build has its own worker entry (`worker.js`, `worker-relaxed.js`, `worker-mt.js`) that imports it
+ * Each build has its own worker entry (`worker.js`, `worker-relaxed.js`, `worker-mt.js`,
+ * `worker-mt-relaxed.js`) that imports it
  * statically: a worker without dynamic imports bundles as one file in every bundler.
  */
 export function serve(mod) {
