@@ -198,9 +198,9 @@ cmd_test() {
   # A missing adapter fails the GPU tests instead of skipping them; the whole model runs
   # on three reference prompts there, every one in ./build.sh quality (a forward pass takes
   # seconds on lavapipe).
-  OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-3} cargo test --release
+  OUVERT_REQUIRE_GPU=1 OUVERT_GPU_PROMPTS=${OUVERT_GPU_PROMPTS:-3} cargo test --profile tests
   log "the threads build natively: mat-mul and attention rows over 1, 2 and 3 threads, bit for bit"
-  cargo test --release --features threads --test threads
+  cargo test --profile tests --features threads --test threads
   cmd_fuzz "${OUVERT_FUZZ_SECONDS:-30}"
   cmd_build
   log "browser tests (headless Chromium)"
@@ -227,7 +227,7 @@ cmd_fuzz() { # libFuzzer (cargo fuzz, nightly) from the tiny valid files that te
   local seconds=${1:-300}
   rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
   command -v cargo-fuzz >/dev/null || { log "installing cargo-fuzz"; cargo install cargo-fuzz --locked; }
-  [ -d target/fuzz-seeds/load ] || cargo test --release --test bad_input writes_the_fuzz_seed_corpus
+  [ -d target/fuzz-seeds/load ] || cargo test --profile tests --test bad_input writes_the_fuzz_seed_corpus
   for target in load tokenizer; do
     log "fuzzing $target for ${seconds}s"
     mkdir -p target/fuzz-corpus/$target
@@ -291,9 +291,9 @@ cmd_bench() {
 
 cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 tokens/s: long), every reference prompt on lavapipe and SwiftShader, then score() on WebGPU in Chromium (SwiftShader)
   cmd_model
-  OUVERT_REQUIRE_GPU=1 OUVERT_QUALITY_GPU_TOKENS="${1:-300}" cargo test --release --test quality -- --nocapture
+  OUVERT_REQUIRE_GPU=1 OUVERT_QUALITY_GPU_TOKENS="${1:-300}" cargo test --profile tests --test quality -- --nocapture
   log "every reference prompt on lavapipe (./build.sh test runs 3)"
-  OUVERT_REQUIRE_GPU=1 cargo test --release --test gpu
+  OUVERT_REQUIRE_GPU=1 cargo test --profile tests --test gpu
   cmd_build
   ensure_node
   OUVERT_WEBGPU_PROMPTS=one_word,english,numbers node --test --test-reporter=spec tests/browser/webgpu.test.mjs

@@ -129,15 +129,15 @@ fn matmul_every_type_matches_cpu_dequantization() {
         let (file, t) = matrix(dtype, rows, cols, dtype as u64 + 1);
         let w = dequantized(&file, &t);
         let m = g.matrix(&file, &t, None).unwrap();
-        for (n, decode_rows) in [(1, 2), (1, 8), (1, 64), (6, 8)] {
-            g.set_decode_rows(decode_rows);
+        for (n, group_rows) in [(1, 2), (1, 8), (1, 64), (6, 8), (6, 64)] {
+            g.set_group_rows(group_rows, group_rows);
             let xs = random(n * cols, 99);
             let x = g.act_from(&xs, n, cols);
             let mut out = g.act(n, rows);
             g.matmul(&m, &x, &mut out);
             let got = block_on(g.read(&out)).unwrap();
             let err = rel_err(&got, &matmul_ref(&w, &xs, cols));
-            eprintln!("{dtype:?} n={n}, {decode_rows} rows per decode workgroup: relative error {err:.2e}");
+            eprintln!("{dtype:?} n={n}, {group_rows} rows per workgroup: relative error {err:.2e}");
             assert!(err < 1e-3, "{dtype:?} with {n} rows: relative error {err}");
         }
     }
@@ -859,7 +859,7 @@ fn probe_decode_profile() {
         drop(e);
         for &r in &rows {
             let mut g = gpu().unwrap();
-            g.set_decode_rows(r);
+            g.set_group_rows(8, r);
             let mut e = load(g);
             e.generate(&fresh(16), &greedy(16), &mut |_| true).unwrap();
             let speeds: Vec<String> = (0..3)
@@ -874,7 +874,7 @@ fn probe_decode_profile() {
             );
             drop(e);
             let mut g = block_on(Gpu::new_timed()).unwrap();
-            g.set_decode_rows(r);
+            g.set_group_rows(8, r);
             let Some(ouvert::gpu::Times {
                 kernels: times,
                 recording,

@@ -14,8 +14,6 @@ use std::sync::Arc;
 /// Token rows one matmul workgroup handles (`TOK` in matmul.wgsl) in a prefill; a decode
 /// step's single row gets its own build of the kernel.
 const TOK: u32 = 4;
-/// Weight rows per matmul workgroup in a prefill.
-const ROWS_PER_GROUP: u32 = 8;
 
 /// Splits `groups` workgroups over a 2-D grid within WebGPU's 65,535 per dimension.
 fn grid(groups: usize) -> (u32, u32) {
@@ -42,7 +40,7 @@ impl Gpu {
         let (tok, per_group) = if n == 1 {
             (1, self.decode_rows)
         } else {
-            (TOK, ROWS_PER_GROUP)
+            (TOK, self.prefill_rows)
         };
         let rows = |i: usize| ws.get(i).map_or(0, |w| w.1.rows);
         let groups = |i: usize| rows(i).div_ceil(per_group as usize);

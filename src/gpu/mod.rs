@@ -69,7 +69,8 @@ pub struct Gpu {
     /// the file, for `matrix` to take; and how many bytes went up that way.
     early: HashMap<(usize, usize), Vec<Part>>,
     pub early_bytes: usize,
-    /// Weight rows per matmul workgroup in a decode step (`set_decode_rows`).
+    /// Weight rows per matmul workgroup in a prefill and in a decode step (`set_group_rows`).
+    prefill_rows: u32,
     decode_rows: u32,
     /// Timestamps around each dispatch, for probes (`new_timed`).
     #[cfg(not(target_arch = "wasm32"))]
