@@ -95,7 +95,7 @@ ensure_node() {
 cmd_build() {
   ensure_rust
   log "building the wasm engine (wasm32, simd128)"
-  cargo build --release --lib --target wasm32-unknown-unknown --no-default-features
+  cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --features gpu
   rm -rf www/wasm
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm target/wasm32-unknown-unknown/release/ouvert.wasm
   log "wasm: $(stat -c %s www/wasm/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm/ouvert_bg.wasm | wc -c) gzipped"
@@ -103,19 +103,19 @@ cmd_build() {
   # served where the browser validates it (ouvert.js): the same bits, ~10 % faster decode.
   # Only the engine's crate takes the feature, so its dependencies are the build's above.
   log "building the wasm engine with relaxed SIMD (served where the browser has it)"
-  cargo rustc --release --lib --target wasm32-unknown-unknown --no-default-features -- -C target-feature=+relaxed-simd
+  cargo rustc --release --lib --target wasm32-unknown-unknown --no-default-features --features gpu -- -C target-feature=+relaxed-simd
   rm -rf www/wasm-relaxed
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/wasm-relaxed target/wasm32-unknown-unknown/release/ouvert.wasm
   log "relaxed-SIMD wasm: $(stat -c %s www/wasm-relaxed/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-relaxed/ouvert_bg.wasm | wc -c) gzipped"
   log "building the threaded wasm engine (atomics, shared memory, a pool of workers)"
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo build --release --lib --target wasm32-unknown-unknown \
-    --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/mt
+    --no-default-features --features threads,gpu -Z build-std=panic_abort,std --target-dir target/mt
   bindgen_mt www/wasm-mt
   log "threaded wasm: $(stat -c %s www/wasm-mt/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt/ouvert_bg.wasm | wc -c) gzipped"
   # And with relaxed SIMD, as for one thread: the engine's crate only, over the same std.
   log "building the threaded wasm engine with relaxed SIMD"
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo rustc --release --lib --target wasm32-unknown-unknown \
-    --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/mt -- -C target-feature=+relaxed-simd
+    --no-default-features --features threads,gpu -Z build-std=panic_abort,std --target-dir target/mt -- -C target-feature=+relaxed-simd
   bindgen_mt www/wasm-mt-relaxed
   log "threaded relaxed-SIMD wasm: $(stat -c %s www/wasm-mt-relaxed/ouvert_bg.wasm) bytes, $(gzip -9c www/wasm-mt-relaxed/ouvert_bg.wasm | wc -c) gzipped"
   log "building the grammar module (llguidance, loaded on the first constrained request)"
@@ -179,10 +179,10 @@ cmd_lint() { # formatting and lints, Rust and JavaScript: any finding fails
   log "clippy: native (with and without threads), wasm32 (the engine, the grammar module), threaded wasm32"
   cargo clippy --quiet --all-targets --target-dir target/clippy -- -D warnings
   cargo clippy --quiet --all-targets --features threads --target-dir target/clippy -- -D warnings
-  cargo clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --target-dir target/clippy -- -D warnings
+  cargo clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features gpu --target-dir target/clippy -- -D warnings
   cargo clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features grammar-module --target-dir target/clippy -- -D warnings
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_RUSTFLAGS" cargo clippy --quiet --lib --target wasm32-unknown-unknown \
-    --no-default-features --features threads -Z build-std=panic_abort,std --target-dir target/clippy-mt -- -D warnings
+    --no-default-features --features threads,gpu -Z build-std=panic_abort,std --target-dir target/clippy-mt -- -D warnings
 }
 
 cmd_test() {

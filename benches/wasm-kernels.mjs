@@ -29,7 +29,7 @@ run("cargo", [
   "wasm32-unknown-unknown",
   "--no-default-features",
   "--features",
-  "kernel-bench",
+  "gpu,kernel-bench",
   "--target-dir",
   target,
 ]);

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod gbnf;
 pub mod gguf;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod models;
 pub mod sampler;
