@@ -87,10 +87,11 @@ impl Gpu {
         // A software adapter (lavapipe, SwiftShader: the CPU running the kernels) pays for a
         // workgroup's prologue and barriers as much as for its rows: there, 64 rows per
         // workgroup, one invocation each, decode 1.8x faster than 8 (lavapipe, 2 cores).
+        let name = info.name.to_lowercase();
         let software = info.device_type == wgpu::DeviceType::Cpu
             || ["swiftshader", "llvmpipe", "lavapipe"]
                 .iter()
-                .any(|s| info.name.to_lowercase().contains(s));
+                .any(|s| name.contains(s));
         let group_rows = if software { 64 } else { 8 };
         Ok(Gpu {
             prefill_rows: group_rows,
