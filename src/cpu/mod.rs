@@ -184,65 +184,91 @@ impl Backend for Cpu {
                 .for_each(|(d, &x)| *d = f16::from_f32(x));
         }
 
-        // Each query row reads the cache and writes its own output row: rows go to threads.
+        // Query rows go in blocks, a block to a thread: each cached key and value is widened
+        // from f16 once per block rather than once per row (widening every key for every row
+        // cost more than the products). A block's scores take at most `SCORE_BUDGET` floats.
+        const SCORE_BUDGET: usize = 1 << 19;
         let kv = &*kv;
         let q = &*q;
         let group = s.n_heads / s.n_kv_heads;
         let work = n * (pos0 + n) * s.n_heads * hd * 2;
-        par::each_row(&mut out.data, out.width, work, |i, o| {
-            let p = pos0 + i;
-            let first = match s.span {
-                Span::Global => 0,
-                Span::Window(win) => (p + 1).saturating_sub(win),
-            };
-            let keys = p + 1 - first;
-            let mut scores = vec![0f32; group * keys];
-            let mut qh = vec![0f32; group * hd];
-            let mut row = vec![0f32; hd];
+        let block = (SCORE_BUDGET / (group * (pos0 + n))).clamp(1, 16);
+        let first_key = |p: usize| match s.span {
+            Span::Global => 0,
+            Span::Window(win) => (p + 1).saturating_sub(win),
+        };
+        par::each_row(&mut out.data, out.width * block, work, |b, o| {
+            let rows = b * block..(b * block + block).min(n);
+            // The block reads keys lo..hi; row i reads first_key(pos0 + i)..=pos0 + i.
+            let (lo, hi) = (first_key(pos0 + rows.start), pos0 + rows.end);
+            let span = hi - lo;
+            let keys_of = |i: usize| first_key(pos0 + i) - lo..pos0 + i + 1 - lo;
+            let mut scores = vec![0f32; rows.len() * group * span];
+            let mut qh = vec![0f32; rows.len() * group * hd];
             let mut keys8 = vec![0f32; 8 * hd];
+            let mut rows8 = vec![0f32; 8 * hd];
             for kvh in 0..s.n_kv_heads {
                 // The query heads sharing this key/value head, rounded to f16 as ggml does.
-                let qsrc = &q.data[i * q.width + kvh * group * hd..][..group * hd];
-                qh.iter_mut()
-                    .zip(qsrc)
-                    .for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
-                // Each cached row is widened once and used by every head of the group; eight
-                // keys at a time go side by side (`dot8`), the rest one by one.
-                let key = |j: usize| &kv.k[(first + j) % slots * w + kvh * hd..][..hd];
-                let whole = keys - keys % 8;
-                for j in (0..whole).step_by(8) {
-                    for (l, k) in (j..j + 8).map(key).enumerate() {
-                        k.iter()
-                            .enumerate()
-                            .for_each(|(d, &h)| keys8[d * 8 + l] = dot::scale(h));
+                for (r, i) in rows.clone().enumerate() {
+                    let qsrc = &q.data[i * q.width + kvh * group * hd..][..group * hd];
+                    qh[r * group * hd..][..group * hd]
+                        .iter_mut()
+                        .zip(qsrc)
+                        .for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
+                }
+                let key = |j: usize| &kv.k[(lo + j) % slots * w + kvh * hd..][..hd];
+                // Eight keys at a time, widened once, side by side (`dot8`) for the rows that
+                // read all eight, one by one (`dot_in_order`, the same bits) for the others.
+                for j0 in (0..span).step_by(8) {
+                    let j1 = (j0 + 8).min(span);
+                    for (l, j) in (j0..j1).enumerate() {
+                        widen(key(j), &mut rows8[l * hd..(l + 1) * hd]);
+                        for d in 0..hd {
+                            keys8[d * 8 + l] = rows8[l * hd + d];
+                        }
                     }
-                    for g in 0..group {
-                        let dots = dot8(&qh[g * hd..(g + 1) * hd], &keys8);
-                        for (l, dot) in dots.into_iter().enumerate() {
-                            scores[g * keys + j + l] = capped(dot * s.scale, s.softcap);
+                    for (r, i) in rows.clone().enumerate() {
+                        let reads = keys_of(i);
+                        let (a, z) = (j0.max(reads.start), j1.min(reads.end));
+                        for g in 0..group {
+                            let qg = &qh[(r * group + g) * hd..][..hd];
+                            let sc = &mut scores[(r * group + g) * span..][..span];
+                            if a == j0 && z == j0 + 8 {
+                                let dots = dot8(qg, &keys8);
+                                for (l, dot) in dots.into_iter().enumerate() {
+                                    sc[j0 + l] = capped(dot * s.scale, s.softcap);
+                                }
+                            } else {
+                                for j in a..z {
+                                    let k = &rows8[(j - j0) * hd..][..hd];
+                                    sc[j] = capped(dot_in_order(qg, k) * s.scale, s.softcap);
+                                }
+                            }
                         }
                     }
                 }
-                for j in whole..keys {
-                    widen(key(j), &mut row);
+                for (r, i) in rows.clone().enumerate() {
                     for g in 0..group {
-                        let dot = dot_in_order(&qh[g * hd..(g + 1) * hd], &row);
-                        scores[g * keys + j] = capped(dot * s.scale, s.softcap);
+                        softmax_f16(&mut scores[(r * group + g) * span..][keys_of(i)]);
                     }
                 }
-                for g in 0..group {
-                    softmax_f16(&mut scores[g * keys..(g + 1) * keys]);
+                for (r, _) in rows.clone().enumerate() {
+                    o[r * out.width + kvh * group * hd..][..group * hd].fill(0.0);
                 }
-                let o = &mut o[kvh * group * hd..][..group * hd];
-                o.fill(0.0);
-                for j in 0..keys {
-                    widen(&kv.v[(first + j) % slots * w + kvh * hd..][..hd], &mut row);
-                    for g in 0..group {
-                        let pr = scores[g * keys + j];
-                        o[g * hd..(g + 1) * hd]
-                            .iter_mut()
-                            .zip(&row)
-                            .for_each(|(o, &v)| *o += pr * v);
+                let row = &mut rows8[..hd];
+                for j in 0..span {
+                    widen(&kv.v[(lo + j) % slots * w + kvh * hd..][..hd], row);
+                    for (r, i) in rows.clone().enumerate() {
+                        if !keys_of(i).contains(&j) {
+                            continue;
+                        }
+                        for g in 0..group {
+                            let pr = scores[(r * group + g) * span + j];
+                            o[r * out.width + (kvh * group + g) * hd..][..hd]
+                                .iter_mut()
+                                .zip(&*row)
+                                .for_each(|(o, &v)| *o += pr * v);
+                        }
                     }
                 }
             }

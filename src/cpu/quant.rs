@@ -122,13 +122,13 @@ fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out:
         |t: usize| &ys[t * nb..(t + 1) * nb],
         |t: usize| &act.scales[t * nb..(t + 1) * nb],
     );
-    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, two, ahead| {
-        if two {
-            dot::dot4(xs, [y(t), y(t + 1)], [yd(t), yd(t + 1)], ahead)
-        } else {
-            let [a] = dot::dot4(xs, [y(t)], [yd(t)], ahead);
-            [a, [0.0; 4]]
-        }
+    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, count, ahead| {
+        tiled!(count, |T| dot::dot4::<W, T>(
+            xs,
+            std::array::from_fn(|i| y(t + i)),
+            std::array::from_fn(|i| yd(t + i)),
+            ahead
+        ))
     });
 }
 
@@ -143,28 +143,65 @@ fn mm_k<W: kdot::Simd + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &
     }
     let ys: &[kdot::Q8K] = dot::view(&act);
     let y = |t: usize| &ys[t * nb..(t + 1) * nb];
-    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, two, ahead| {
-        if two {
-            kdot::dot4(xs, [y(t), y(t + 1)], ahead)
-        } else {
-            let [a] = kdot::dot4(xs, [y(t)], ahead);
-            [a, [0.0; 4]]
-        }
+    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, count, ahead| {
+        tiled!(count, |T| kdot::dot4::<W, T>(
+            xs,
+            std::array::from_fn(|i| y(t + i)),
+            ahead
+        ))
     });
 }
 
-/// Runs `dot(rows, t, two, ahead)` over the matrix four weight rows at a time, against
-/// activation rows `t` and, when `two`, `t + 1` (each weight block is then unpacked once
-/// for both); a last group of fewer than four rows repeats its final row. `ahead` is the
-/// four rows after the next four, for the kernel to pull into cache (with the first
-/// activation rows only), none past this thread's part.
+/// Activation rows per kernel call: each weight block is unpacked once for all of them,
+/// and each activation block loaded once for four weight rows. Four takes 16 accumulators,
+/// which AVX-512's 32 vector registers hold; elsewhere two.
+const TILE: usize = if cfg!(all(target_arch = "x86_64", target_feature = "avx512vl")) {
+    4
+} else {
+    2
+};
+
+/// `$kernel` for `$count` (1..=TILE) activation rows, with `$T` the count as a constant,
+/// its `[[f32; 4]; $T]` padded to `TILE` rows.
+macro_rules! tiled {
+    ($count:expr, |$T:ident| $kernel:expr) => {{
+        fn pad<const N: usize>(a: [[f32; 4]; N]) -> [[f32; 4]; TILE] {
+            std::array::from_fn(|i| if i < N { a[i] } else { [0.0; 4] })
+        }
+        match $count {
+            1 => {
+                const $T: usize = 1;
+                pad($kernel)
+            }
+            2 => {
+                const $T: usize = if TILE > 2 { 2 } else { TILE };
+                pad($kernel)
+            }
+            3 => {
+                const $T: usize = if TILE > 3 { 3 } else { TILE };
+                pad($kernel)
+            }
+            _ => {
+                const $T: usize = TILE;
+                pad($kernel)
+            }
+        }
+    }};
+}
+use tiled;
+
+/// Runs `dot(rows, t, count, ahead)` over the matrix four weight rows at a time, against
+/// activation rows `t..t + count` (`count` ≤ `TILE`); a last group of fewer than four
+/// rows repeats its final row. `ahead` is the four rows after the next four, for the
+/// kernel to pull into cache (with the first activation rows only), none past this
+/// thread's part.
 fn by_fours<W: Sync>(
     w: &[W],
     m: &QMatrix,
     nb: usize,
     n: usize,
     out: &mut [f32],
-    dot: impl Fn([&[W]; 4], usize, bool, &[W]) -> [[f32; 4]; 2] + Sync,
+    dot: impl Fn([&[W]; 4], usize, usize, &[W]) -> [[f32; 4]; TILE] + Sync,
 ) {
     let rows = m.rows;
     let row = |r: usize| &w[r.min(rows - 1) * nb..][..nb];
@@ -178,12 +215,12 @@ fn by_fours<W: Sync>(
         for r in range.clone().step_by(4) {
             let xs = [row(r), row(r + 1), row(r + 2), row(r + 3)];
             let ahead = &w[((r + 8) * nb).min(end)..((r + 12) * nb).min(end)];
-            for t in (0..n).step_by(2) {
+            for t in (0..n).step_by(TILE) {
                 let ahead = if t == 0 { ahead } else { &[] };
-                let [a, b] = dot(xs, t, t + 1 < n, ahead);
-                put(t, r, a);
-                if t + 1 < n {
-                    put(t + 1, r, b);
+                let count = (n - t).min(TILE);
+                let tile = dot(xs, t, count, ahead);
+                for (i, d) in tile.into_iter().take(count).enumerate() {
+                    put(t + i, r, d);
                 }
             }
         }
