@@ -156,7 +156,7 @@ pub fn quantize_q8_k(xs: &[f32], ys: &mut [BlockQ8K]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+pub(super) fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
         && std::is_x86_feature_detected!("fma")
         && std::is_x86_feature_detected!("f16c")
@@ -216,7 +216,7 @@ pub(super) fn common_len<W, Y, const T: usize>(
 /// `ahead` (the same fraction of it as `b` is of the row), so every line is reached at
 /// least once over a row.
 #[inline(always)]
-fn lines_ahead<W>(ahead: &[W], b: usize, mut at: impl FnMut(*const u8)) {
+pub(super) fn lines_ahead<W>(ahead: &[W], b: usize, mut at: impl FnMut(*const u8)) {
     let share = 4 * std::mem::size_of::<W>();
     let bytes = std::mem::size_of_val(ahead);
     let mut off = b * share;

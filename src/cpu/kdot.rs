@@ -115,6 +115,11 @@ pub fn scalar<W: KBlock>(xs: &[W], ys: &[Q8K]) -> f32 {
 pub fn dot4<W: Simd, const T: usize>(xs: [&[W]; 4], ys: [&[Q8K]; T], ahead: &[W]) -> [[f32; 4]; T] {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return wasm::dot4(xs, ys, ahead);
+    #[cfg(target_arch = "x86_64")]
+    if super::dot::has_avx2() {
+        // SAFETY: the features were just detected.
+        return unsafe { x86::dot4(xs, ys, ahead) };
+    }
     #[allow(unreachable_code)]
     {
         let _ = ahead;
@@ -125,10 +130,185 @@ pub fn dot4<W: Simd, const T: usize>(xs: [&[W]; 4], ys: [&[Q8K]; T], ahead: &[W]
 pub use simd::Simd;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use wasm as simd;
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(target_arch = "x86_64")]
+use x86 as simd;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
 mod simd {
     pub trait Simd: super::KBlock {}
     impl<T: super::KBlock> Simd for T {}
+}
+
+/// AVX2: a block's weights are unpacked once to unsigned bytes for the `T` activation
+/// rows; each sub-block's products go through maddubs (pairs, in i16: below 2·63·127)
+/// and then madd with its scale (i32), and each (row, activation) pair's block sum is
+/// reduced to one integer, so the result is the scalar reference's to the bit.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{KBlock, Q4K, Q6K, Q8K};
+    use std::arch::x86_64::*;
+
+    /// 256 weights as eight vectors of 32 unsigned bytes, each with its scales as 16 i16
+    /// (one scale, or two for Q6_K's halves of 16), and what the row's integer sums need
+    /// besides.
+    pub struct Unpacked {
+        q: [__m256i; 8],
+        scales: [__m256i; 8],
+        /// Q4_K: each sub-block's min twice, as i16 against the 16 `bsums`; Q6_K: the 16
+        /// scales as i16, for the −32 offset.
+        per16: __m256i,
+    }
+
+    pub trait Simd: KBlock {
+        /// # Safety
+        /// The CPU must have AVX2 (callers are `#[target_feature(enable = "avx2")]`).
+        unsafe fn unpack(&self) -> Unpacked;
+        /// The block's integer sums (scale·q·y, min·y) against `y`.
+        ///
+        /// # Safety
+        /// As `unpack`.
+        unsafe fn sums(u: &Unpacked, y: &Q8K) -> (i32, i32);
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const i8) -> __m256i {
+        _mm256_loadu_si256(p as *const __m256i)
+    }
+
+    /// Σ over the 256 weights of scale·q·y, in eight i32 lanes.
+    #[inline(always)]
+    unsafe fn scaled(u: &Unpacked, y: &Q8K) -> __m256i {
+        let mut acc = _mm256_setzero_si256();
+        for (j, (&q, &s)) in u.q.iter().zip(&u.scales).enumerate() {
+            let pairs = _mm256_maddubs_epi16(q, load(y.qs[32 * j..].as_ptr()));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, s));
+        }
+        acc
+    }
+
+    #[inline(always)]
+    unsafe fn bsums(y: &Q8K) -> __m256i {
+        _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i)
+    }
+
+    /// The lane sums of `a` and of `b`.
+    #[inline(always)]
+    unsafe fn hsum2(a: __m256i, b: __m256i) -> (i32, i32) {
+        let h = _mm256_hadd_epi32(a, b);
+        let h = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        let h = _mm_hadd_epi32(h, h);
+        (_mm_cvtsi128_si32(h), _mm_extract_epi32(h, 1))
+    }
+
+    impl Simd for Q4K {
+        #[inline(always)]
+        unsafe fn unpack(&self) -> Unpacked {
+            // The 6-bit scales and mins, as in the wasm kernel: bytes 0..8 scales, 8..16 mins.
+            let s =
+                |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().unwrap());
+            let (u0, u1, u2) = (s(0), s(1), s(2));
+            const M1: u32 = 0x3f3f3f3f;
+            const M2: u32 = 0x0f0f0f0f;
+            const M3: u32 = 0x03030303;
+            let sc = (((u2 & M2) | (((u0 >> 6) & M3) << 4)) as u64) << 32 | (u0 & M1) as u64;
+            let mins =
+                ((((u2 >> 4) & M2) | (((u1 >> 6) & M3) << 4)) as u64) << 32 | (u1 & M1) as u64;
+            let twice = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+            let per16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_set1_epi64x(mins as i64), twice));
+            let nib = _mm256_set1_epi8(0x0f);
+            let mut q = [_mm256_setzero_si256(); 8];
+            for c in 0..4 {
+                let bytes = load(self.qs[32 * c..].as_ptr() as *const i8);
+                q[2 * c] = _mm256_and_si256(bytes, nib);
+                q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nib);
+            }
+            let scales = std::array::from_fn(|j| _mm256_set1_epi16((sc >> (8 * j)) as u8 as i16));
+            Unpacked { q, scales, per16 }
+        }
+        #[inline(always)]
+        unsafe fn sums(u: &Unpacked, y: &Q8K) -> (i32, i32) {
+            hsum2(scaled(u, y), _mm256_madd_epi16(u.per16, bsums(y)))
+        }
+    }
+
+    impl Simd for Q6K {
+        #[inline(always)]
+        unsafe fn unpack(&self) -> Unpacked {
+            let low = _mm256_set1_epi8(0x0f);
+            let two = |m: i8| _mm256_set1_epi8(m);
+            let mut q = [_mm256_setzero_si256(); 8];
+            for n in 0..2 {
+                let l0 = load(self.ql[64 * n..].as_ptr() as *const i8);
+                let l1 = load(self.ql[64 * n + 32..].as_ptr() as *const i8);
+                let h = load(self.qh[32 * n..].as_ptr() as *const i8);
+                // Weights 128n + 32g + 0..32 plus 32, for g = 0..4: a nibble and two high bits.
+                q[4 * n] = _mm256_or_si256(
+                    _mm256_and_si256(l0, low),
+                    _mm256_slli_epi16(_mm256_and_si256(h, two(0x03)), 4),
+                );
+                q[4 * n + 1] = _mm256_or_si256(
+                    _mm256_and_si256(l1, low),
+                    _mm256_slli_epi16(_mm256_and_si256(h, two(0x0c)), 2),
+                );
+                q[4 * n + 2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                    _mm256_and_si256(h, two(0x30)),
+                );
+                q[4 * n + 3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                    _mm256_and_si256(_mm256_srli_epi16(h, 2), two(0x30)),
+                );
+            }
+            // Weights 32j..32j+32 take scales 2j (first 16) and 2j + 1.
+            let raw = _mm_loadu_si128(self.scales.as_ptr() as *const __m128i);
+            let scales = std::array::from_fn(|j| {
+                let (a, b) = (2 * j as i8, 2 * j as i8 + 1);
+                let pick = _mm_set_epi8(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
+                _mm256_cvtepi8_epi16(_mm_shuffle_epi8(raw, pick))
+            });
+            Unpacked {
+                q,
+                scales,
+                per16: _mm256_cvtepi8_epi16(raw),
+            }
+        }
+        #[inline(always)]
+        unsafe fn sums(u: &Unpacked, y: &Q8K) -> (i32, i32) {
+            // q − 32: take 32 · Σ scale·Σy per 16 weights back.
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(u.per16, bsums(y)), 5);
+            let (isum, _) = hsum2(
+                _mm256_sub_epi32(scaled(u, y), offset),
+                _mm256_setzero_si256(),
+            );
+            (isum, 0)
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4<W: Simd, const T: usize>(
+        xs: [&[W]; 4],
+        ys: [&[Q8K]; T],
+        ahead: &[W],
+    ) -> [[f32; 4]; T] {
+        let nb = crate::cpu::dot::common_len(&xs, &ys, &[]);
+        let mut acc = [[0f32; 4]; T];
+        for b in 0..nb {
+            crate::cpu::dot::lines_ahead(ahead, b, |p| _mm_prefetch::<_MM_HINT_T0>(p as *const i8));
+            for r in 0..4 {
+                let x = xs[r].get_unchecked(b);
+                let (d, dmin) = x.scales();
+                let u = x.unpack();
+                for t in 0..T {
+                    let y = ys[t].get_unchecked(b);
+                    let (isum, msum) = W::sums(&u, y);
+                    acc[t][r] += isum as f32 * (d * y.d) - msum as f32 * (dmin * y.d);
+                }
+            }
+        }
+        acc
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -361,7 +541,7 @@ pub fn self_check() -> Result<(), String> {
             let two = dot4(rows, [y0, y1], &[]);
             for r in 0..4 {
                 let want = [scalar(rows[r], y0), scalar(rows[r], y1)];
-                let exact = cfg!(target_arch = "wasm32");
+                let exact = cfg!(any(target_arch = "wasm32", target_arch = "x86_64"));
                 let off = |a: f32, b: f32| {
                     if exact {
                         a.to_bits() != b.to_bits()

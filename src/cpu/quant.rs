@@ -7,7 +7,10 @@
 //! them: this small model turns last-bit differences into 0.3-logit ones.
 
 use super::dot::{self, Q5_0, Q8_0};
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use super::kdot;
 use super::par;
 use crate::gguf::DType;
@@ -58,14 +61,26 @@ impl QMatrix {
             DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out),
             DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot, dot::quantize_q8_k),
             DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot, dot::quantize_q8_k),
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            #[cfg(any(
+                target_arch = "x86_64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
             DType::Q4K => mm_k::<kdot::Q4K>(w, self, x, n, out),
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            #[cfg(any(
+                target_arch = "x86_64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
             DType::Q6K => mm_k::<kdot::Q6K>(w, self, x, n, out),
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+            #[cfg(not(any(
+                target_arch = "x86_64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            )))]
             DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot, dot::quantize_q8_k),
             DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot, dot::quantize_q8_k),
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+            #[cfg(not(any(
+                target_arch = "x86_64",
+                all(target_arch = "wasm32", target_feature = "simd128")
+            )))]
             DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot, dot::quantize_q8_k),
             DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot, dot::quantize_q8_k),
         }
@@ -132,9 +147,13 @@ fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out:
     });
 }
 
-/// Q4_K and Q6_K in wasm, through our own dot products (`kdot.rs`); natively candle's
-/// AVX2 ones are as fast as llama.cpp's.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+/// Q4_K and Q6_K in wasm and on x86, through our own four-row dot products (`kdot.rs`):
+/// candle's go one row at a time, unpacking each weight block again for every activation
+/// row of a prompt.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 fn mm_k<W: kdot::Simd + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
     let nb = m.cols / 256;
     let mut act = vec![BlockQ8K::zeros(); n * nb];
@@ -256,8 +275,9 @@ fn mm<T: GgmlType + Sync>(
 }
 
 /// This build's mat-mul of K-quant matrices against candle's one-row dots on the same
-/// activations, for 7 rows (not a multiple of four) and one and three activation rows: in
-/// wasm that is our four-row kernels through `by_fours`. Returns what went wrong.
+/// activations, for 7 rows (not a multiple of four) and one, three and six activation rows
+/// (tiles of `TILE` and what is left): in wasm and on x86 that is our four-row kernels
+/// through `by_fours`. Returns what went wrong.
 pub fn self_check() -> Result<(), String> {
     fn check<C: GgmlType<VecDotType = BlockQ8K> + Sync>(dtype: DType) -> Result<(), String> {
         let (rows, cols) = (7, 512);
@@ -281,7 +301,7 @@ pub fn self_check() -> Result<(), String> {
             offset: 0,
             bias: None,
         };
-        for n in [1, 3] {
+        for n in [1, 3, 6] {
             let x: Vec<f32> = (0..n * cols)
                 .map(|i| (i * 104_729 % 4001) as f32 / 400.0 - 5.0)
                 .collect();
