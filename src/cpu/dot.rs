@@ -117,7 +117,7 @@ pub fn quantize_q8_0(xs: &[f32]) -> Q8Act {
         .collect();
     let mut scales = Vec::with_capacity(n);
     for (x, y) in xs.chunks_exact(32).zip(view_mut::<_, Q8_0>(&mut blocks)) {
-        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let amax = abs_max(x);
         y.d = f16::from_f32(amax / 127.0);
         scales.push(y.d.to_f32());
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
@@ -128,16 +128,24 @@ pub fn quantize_q8_0(xs: &[f32]) -> Q8Act {
     Q8Act { blocks, scales }
 }
 
+/// The largest |v|, as integers: the sign bit cleared, a non-negative float's bits order
+/// as the float does, and an integer maximum vectorises where `f32::max` (NaN-aware) does
+/// not. (A NaN activation, which would win here, spoils the row either way.)
+fn abs_max(x: &[f32]) -> f32 {
+    f32::from_bits(
+        x.iter()
+            .map(|v| v.to_bits() & 0x7fff_ffff)
+            .max()
+            .unwrap_or(0),
+    )
+}
+
 /// Quantizes activations to Q8_K as ggml does (scale −127/max, ties to even).
 pub fn quantize_q8_k(xs: &[f32], ys: &mut [BlockQ8K]) {
     for (x, y) in xs.chunks_exact(256).zip(view_mut::<_, Q8K>(ys)) {
-        let (mut amax, mut max) = (0f32, 0f32);
-        for &v in x {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        // The first value of the largest magnitude, with its sign.
+        let amax = abs_max(x);
+        let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
         if amax == 0.0 {
             y.d = 0.0;
             y.qs.fill(0);

@@ -188,6 +188,7 @@ impl Backend for Cpu {
         // from f16 once per block rather than once per row (widening every key for every row
         // cost more than the products). A block's scores take at most `SCORE_BUDGET` floats.
         const SCORE_BUDGET: usize = 1 << 19;
+        const VALUE_CHUNK: usize = 64;
         let kv = &*kv;
         let q = &*q;
         let group = s.n_heads / s.n_kv_heads;
@@ -207,6 +208,7 @@ impl Backend for Cpu {
             let mut qh = vec![0f32; rows.len() * group * hd];
             let mut keys8 = vec![0f32; 8 * hd];
             let mut rows8 = vec![0f32; 8 * hd];
+            let mut values = vec![0f32; VALUE_CHUNK.min(span) * hd];
             for kvh in 0..s.n_kv_heads {
                 // The query heads sharing this key/value head, rounded to f16 as ggml does.
                 for (r, i) in rows.clone().enumerate() {
@@ -230,18 +232,33 @@ impl Backend for Cpu {
                     for (r, i) in rows.clone().enumerate() {
                         let reads = keys_of(i);
                         let (a, z) = (j0.max(reads.start), j1.min(reads.end));
-                        for g in 0..group {
-                            let qg = &qh[(r * group + g) * hd..][..hd];
-                            let sc = &mut scores[(r * group + g) * span..][..span];
-                            if a == j0 && z == j0 + 8 {
-                                let dots = dot8(qg, &keys8);
+                        let q_of = |g: usize| &qh[(r * group + g) * hd..][..hd];
+                        let at = |g: usize| (r * group + g) * span;
+                        if a == j0 && z == j0 + 8 {
+                            // Four heads at once: four independent sums hide the adds' latency.
+                            let mut put = |g: usize, dots: [f32; 8]| {
                                 for (l, dot) in dots.into_iter().enumerate() {
-                                    sc[j0 + l] = capped(dot * s.scale, s.softcap);
+                                    scores[at(g) + j0 + l] = capped(dot * s.scale, s.softcap);
                                 }
-                            } else {
+                            };
+                            let mut g = 0;
+                            while g + 4 <= group {
+                                let qs = [q_of(g), q_of(g + 1), q_of(g + 2), q_of(g + 3)];
+                                for (h, dots) in dot8_heads(qs, &keys8).into_iter().enumerate() {
+                                    put(g + h, dots);
+                                }
+                                g += 4;
+                            }
+                            for g in g..group {
+                                let [dots] = dot8_heads([q_of(g)], &keys8);
+                                put(g, dots);
+                            }
+                        } else {
+                            for g in 0..group {
                                 for j in a..z {
                                     let k = &rows8[(j - j0) * hd..][..hd];
-                                    sc[j] = capped(dot_in_order(qg, k) * s.scale, s.softcap);
+                                    scores[at(g) + j] =
+                                        capped(dot_in_order(q_of(g), k) * s.scale, s.softcap);
                                 }
                             }
                         }
@@ -255,19 +272,26 @@ impl Backend for Cpu {
                 for (r, _) in rows.clone().enumerate() {
                     o[r * out.width + kvh * group * hd..][..group * hd].fill(0.0);
                 }
-                let row = &mut rows8[..hd];
-                for j in 0..span {
-                    widen(&kv.v[(lo + j) % slots * w + kvh * hd..][..hd], row);
+                // Values a chunk of keys at a time, widened once into `values`; each output
+                // sums its keys in order (`add_weighted`), as one row at a time did.
+                for j0 in (0..span).step_by(VALUE_CHUNK) {
+                    let j1 = (j0 + VALUE_CHUNK).min(span);
+                    for j in j0..j1 {
+                        let v = &kv.v[(lo + j) % slots * w + kvh * hd..][..hd];
+                        widen(v, &mut values[(j - j0) * hd..][..hd]);
+                    }
                     for (r, i) in rows.clone().enumerate() {
-                        if !keys_of(i).contains(&j) {
+                        let reads = keys_of(i);
+                        let (a, z) = (j0.max(reads.start), j1.min(reads.end));
+                        if a >= z {
                             continue;
                         }
                         for g in 0..group {
-                            let pr = scores[(r * group + g) * span + j];
-                            o[r * out.width + (kvh * group + g) * hd..][..hd]
-                                .iter_mut()
-                                .zip(&*row)
-                                .for_each(|(o, &v)| *o += pr * v);
+                            add_weighted(
+                                &mut o[r * out.width + (kvh * group + g) * hd..][..hd],
+                                &scores[(r * group + g) * span..][a..z],
+                                &values[(a - j0) * hd..(z - j0) * hd],
+                            );
                         }
                     }
                 }
@@ -357,18 +381,53 @@ fn softmax_f16(x: &mut [f32]) {
         .for_each(|v| *v = f16::from_f32(*v * inv).to_f32());
 }
 
-/// q·k for eight keys side by side (`kt[d * 8 + l]` is key l's dimension d): each key's
-/// sum runs over the head in order, as `dot_in_order` sums one key, so the bits are the
-/// same, while the eight lanes vectorise. A one-key loop's sequential f32 sum cannot be
+/// q·k for eight keys side by side (`kt[d * 8 + l]` is key l's dimension d), for `N`
+/// query heads: each key's sum runs over the head in order, as `dot_in_order` sums one
+/// key, so the bits are the same, while the eight lanes vectorise and the heads' sums,
+/// independent chains, overlap their adds. A one-key loop's sequential f32 sum cannot be
 /// vectorised: it was 85 % of attention's time, and attention 18 % of a native prefill.
-fn dot8(q: &[f32], kt: &[f32]) -> [f32; 8] {
-    let mut acc = [0f32; 8];
-    for (&qd, k) in q.iter().zip(kt.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += qd * k[l];
+fn dot8_heads<const N: usize>(q: [&[f32]; N], kt: &[f32]) -> [[f32; 8]; N] {
+    let mut acc = [[0f32; 8]; N];
+    let hd = q.iter().map(|q| q.len()).min().unwrap_or(0);
+    for (d, k) in kt.chunks_exact(8).take(hd).enumerate() {
+        for h in 0..N {
+            let qd = q[h][d];
+            for l in 0..8 {
+                acc[h][l] += qd * k[l];
+            }
         }
     }
     acc
+}
+
+/// `o[c] += Σ_j p[j] · v[j][c]`, the keys `j` in order for every `c` (`v` holds
+/// `p.len()` rows of `o.len()`): 64 outputs at a time, so each key's row is read once
+/// per 64 and the 64 sums (independent chains) stay in registers.
+fn add_weighted(o: &mut [f32], p: &[f32], v: &[f32]) {
+    fn part<const C: usize>(o: &mut [f32], p: &[f32], v: &[f32], hd: usize, c: usize) {
+        let mut acc: [f32; C] = o[c..c + C].try_into().unwrap();
+        for (&pj, row) in p.iter().zip(v.chunks_exact(hd)) {
+            let row = &row[c..c + C];
+            for l in 0..C {
+                acc[l] += pj * row[l];
+            }
+        }
+        o[c..c + C].copy_from_slice(&acc);
+    }
+    let hd = o.len();
+    let mut c = 0;
+    while c + 64 <= hd {
+        part::<64>(o, p, v, hd, c);
+        c += 64;
+    }
+    while c + 8 <= hd {
+        part::<8>(o, p, v, hd, c);
+        c += 8;
+    }
+    while c < hd {
+        part::<1>(o, p, v, hd, c);
+        c += 1;
+    }
 }
 
 /// q·k of one key, summed in order from 0.
@@ -433,12 +492,37 @@ mod tests {
             .map(|l| (0..hd).map(|d| r(1000 + l * hd + d)).collect())
             .collect();
         let kt: Vec<f32> = (0..hd * 8).map(|i| keys[i % 8][i / 8]).collect();
-        for (l, dot) in super::dot8(&q, &kt).into_iter().enumerate() {
-            assert_eq!(
-                dot.to_bits(),
-                super::dot_in_order(&q, &keys[l]).to_bits(),
-                "key {l}"
-            );
+        let q2: Vec<f32> = q.iter().map(|x| 0.5 - x).collect();
+        let [one] = super::dot8_heads([&q], &kt);
+        let four = super::dot8_heads([&q2, &q, &q2, &q], &kt);
+        for l in 0..8 {
+            let want = super::dot_in_order(&q, &keys[l]).to_bits();
+            assert_eq!(one[l].to_bits(), want, "key {l}");
+            assert_eq!(four[1][l].to_bits(), want, "key {l}, second of four heads");
+            let want2 = super::dot_in_order(&q2, &keys[l]).to_bits();
+            assert_eq!(four[2][l].to_bits(), want2, "key {l}, third of four heads");
+        }
+    }
+
+    /// Values added a chunk of keys at a time sum each output over the keys in order, as
+    /// one key at a time does, for a head size with all three parts (64, 8 and 1 wide).
+    #[test]
+    fn weighted_values_sum_in_key_order() {
+        let (hd, keys) = (64 + 16 + 3, 37);
+        let r = |i: usize| ((0x9e37_79b9u32.wrapping_mul(i as u32 + 7) >> 9) as f32 / 8e6) - 1.0;
+        let p: Vec<f32> = (0..keys).map(|j| r(j) * 0.1).collect();
+        let v: Vec<f32> = (0..keys * hd).map(|i| r(500 + i)).collect();
+        let mut want = vec![0.25f32; hd];
+        for (j, &pj) in p.iter().enumerate() {
+            for c in 0..hd {
+                want[c] += pj * v[j * hd + c];
+            }
+        }
+        let mut got = vec![0.25f32; hd];
+        super::add_weighted(&mut got[..], &p[..20], &v[..20 * hd]);
+        super::add_weighted(&mut got[..], &p[20..], &v[20 * hd..]);
+        for c in 0..hd {
+            assert_eq!(got[c].to_bits(), want[c].to_bits(), "output {c}");
         }
     }
 }
