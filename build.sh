@@ -217,9 +217,27 @@ cmd_tiny_models() { # write the tiny random GGUFs into target/tiny-models
   "$venv/bin/python" tests/tools/tiny_models.py write target/tiny-models
 }
 
+# llama-cpp-python 0.3.36 in the virtual environment $1, with the packages after it.
+# llama.cpp is built here for this CPU without AMX: a virtual machine may list AMX and still
+# fault on its tile instructions (Ouvert does not use AMX either); from source, so never a
+# wheel cached from another CPU.
+ensure_llama_venv() {
+  local venv=$1
+  shift
+  if "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
+    [ $# -eq 0 ] || "$venv/bin/pip" install -q "$@"
+    return
+  fi
+  log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes on 2 cores)"
+  local no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  python3 -m venv "$venv" &&
+    CMAKE_ARGS="-DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'" \
+      "$venv/bin/pip" install -q --no-cache-dir --no-binary llama-cpp-python llama-cpp-python==0.3.36 "$@"
+}
+
 cmd_tiny_reference() { # re-run llama.cpp on the tiny models (llama-cpp-python, built once)
   local venv=$CACHE/llama-venv
-  "$venv/bin/python" -c "import llama_cpp, gguf" 2>/dev/null || { log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes)"; python3 -m venv "$venv" && "$venv/bin/pip" install -q llama-cpp-python==0.3.36 $TINY_PY; }
+  ensure_llama_venv "$venv" $TINY_PY
   "$venv/bin/python" tests/tools/tiny_models.py reference target/tiny-models tests/tiny/reference.json
 }
 
@@ -260,10 +278,7 @@ cmd_bench() {
   log "constrained decoding: the vocabulary's build, the mask per token against a decode step"
   cargo bench --bench constraint
   local venv=$ROOT/target/llama-venv
-  if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
-    log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes on 2 cores)"
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q llama-cpp-python==0.3.36 numpy
-  fi
+  ensure_llama_venv "$venv" numpy
   cargo build --release --quiet --bin ouvert
   log "native: Ouvert vs llama.cpp on the same file, one thread each"
   for m in "$MODEL" "$QWEN"; do
@@ -303,10 +318,7 @@ cmd_quality() { # tests/quality.rs with its GPU part (lavapipe reads ~0.45 token
 cmd_score_reference() { # llama.cpp's scores of tests/quality/text.txt, flash attention off and on
   cmd_model
   local venv=$ROOT/target/llama-venv
-  if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
-    log "installing llama-cpp-python 0.3.36 (builds llama.cpp: ~10 minutes on 2 cores)"
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q llama-cpp-python==0.3.36 numpy
-  fi
+  ensure_llama_venv "$venv" numpy
   "$venv/bin/python" tests/tools/score_reference.py "$MODEL" "$QWEN" >tests/quality/reference.json
 }
 
