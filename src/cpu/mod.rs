@@ -185,8 +185,8 @@ impl Backend for Cpu {
         }
 
         // Query rows go in blocks, a block to a thread: each cached key and value is widened
-        // from f16 once per block rather than once per row (widening every key for every row
-        // cost more than the products). A block's scores take at most `SCORE_BUDGET` floats.
+        // from f16 once per block rather than again for every row. A block's scores take at
+        // most `SCORE_BUDGET` floats.
         const SCORE_BUDGET: usize = 1 << 19;
         const VALUE_CHUNK: usize = 64;
         let kv = &*kv;
