@@ -393,12 +393,58 @@ mod x86 {
         }
     }
 
-    /// Signed × signed bytes summed in pairs to i32 lanes, through maddubs (which wants one
-    /// unsigned side): move x's sign onto y.
-    #[inline(always)]
-    unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256 {
-        let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+    /// How a 256-bit kernel multiplies 32 weights by 32 activations and sums the products
+    /// in fours to i32 lanes: the activation side prepared once per block for the four rows,
+    /// the weight side once per row.
+    trait Multiply {
+        type Y: Copy;
+        unsafe fn activations<W: Unpack>(y: __m256i) -> Self::Y;
+        unsafe fn weights<W: Unpack>(x: &W) -> __m256i;
+        unsafe fn sums(x: __m256i, y: Self::Y) -> __m256i;
+    }
+
+    /// AVX2's maddubs, which wants one unsigned side: x's sign moves onto y.
+    struct Maddubs;
+
+    impl Multiply for Maddubs {
+        type Y = __m256i;
+        #[inline(always)]
+        unsafe fn activations<W: Unpack>(y: __m256i) -> __m256i {
+            y
+        }
+        #[inline(always)]
+        unsafe fn weights<W: Unpack>(x: &W) -> __m256i {
+            x.bytes()
+        }
+        #[inline(always)]
+        unsafe fn sums(x: __m256i, y: __m256i) -> __m256i {
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+            _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// VNNI's unsigned × signed byte dot (`vpdpbusd`): each lane sums the same four products
+    /// as `Maddubs`, exactly, in half the instructions. The weights go in plus `OFFSET`
+    /// (unsigned), and each sum starts from −OFFSET·Σy over its four activation bytes.
+    struct Vnni;
+
+    impl Multiply for Vnni {
+        /// The activations, and the −OFFSET·Σy each lane starts from.
+        type Y = (__m256i, __m256i);
+        #[inline(always)]
+        unsafe fn activations<W: Unpack>(y: __m256i) -> (__m256i, __m256i) {
+            let offset = _mm256_set1_epi8(W::OFFSET as i8);
+            let sums = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), offset, y);
+            (y, _mm256_sub_epi32(_mm256_setzero_si256(), sums))
+        }
+        #[inline(always)]
+        unsafe fn weights<W: Unpack>(x: &W) -> __m256i {
+            x.unsigned_bytes()
+        }
+        #[inline(always)]
+        unsafe fn sums(x: __m256i, (y, start): (__m256i, __m256i)) -> __m256i {
+            _mm256_dpbusd_avx_epi32(start, x, y)
+        }
     }
 
     #[inline(always)]
@@ -408,8 +454,9 @@ mod x86 {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4<W: Unpack, const T: usize>(
+    /// The 256-bit kernel, inlined into each flavour's `target_feature` function below.
+    #[inline(always)]
+    unsafe fn dot4_by<M: Multiply, W: Unpack, const T: usize>(
         xs: [&[W]; 4],
         ys: [&[Q8_0]; T],
         yd: [&[f32]; T],
@@ -419,14 +466,16 @@ mod x86 {
         let mut acc = [[_mm256_setzero_ps(); 4]; T];
         for b in 0..nb {
             super::lines_ahead(ahead, b, |p| _mm_prefetch::<_MM_HINT_T0>(p as *const i8));
-            let qy: [__m256i; T] = std::array::from_fn(|t| ys[t].get_unchecked(b).bytes());
+            let qy: [M::Y; T] =
+                std::array::from_fn(|t| M::activations::<W>(ys[t].get_unchecked(b).bytes()));
+            let dy: [__m256; T] = std::array::from_fn(|t| _mm256_set1_ps(*yd[t].get_unchecked(b)));
             for r in 0..4 {
                 let x = xs[r].get_unchecked(b);
-                let (qx, dx) = (x.bytes(), x.scale().to_f32());
+                let (qx, dx) = (M::weights(x), _mm256_set1_ps(x.scale().to_f32()));
                 for t in 0..T {
                     acc[t][r] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(dx * *yd[t].get_unchecked(b)),
-                        dot_i8(qx, qy[t]),
+                        _mm256_mul_ps(dx, dy[t]),
+                        _mm256_cvtepi32_ps(M::sums(qx, qy[t])),
                         acc[t][r],
                     );
                 }
@@ -435,11 +484,17 @@ mod x86 {
         acc.map(|a| a.map(|a| hsum(a)))
     }
 
-    /// `dot4` through VNNI's unsigned × signed byte dot (`vpdpbusd`): each lane sums the
-    /// same four products as `dot_i8`'s, exactly, so the results are the same to the bit,
-    /// in half the instructions. The weights go in plus `OFFSET` (unsigned), and each sum
-    /// starts from −OFFSET·Σy over its four activation bytes, computed once per block for
-    /// the four rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4<W: Unpack, const T: usize>(
+        xs: [&[W]; 4],
+        ys: [&[Q8_0]; T],
+        yd: [&[f32]; T],
+        ahead: &[W],
+    ) -> [[f32; 4]; T] {
+        dot4_by::<Maddubs, W, T>(xs, ys, yd, ahead)
+    }
+
+    /// `dot4` through VNNI (`Vnni`): the same results to the bit.
     #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
     pub unsafe fn dot4_vnni<W: Unpack, const T: usize>(
         xs: [&[W]; 4],
@@ -447,31 +502,7 @@ mod x86 {
         yd: [&[f32]; T],
         ahead: &[W],
     ) -> [[f32; 4]; T] {
-        let nb = super::common_len(&xs, &ys, &yd);
-        let mut acc = [[_mm256_setzero_ps(); 4]; T];
-        let offset = _mm256_set1_epi8(W::OFFSET as i8);
-        for b in 0..nb {
-            super::lines_ahead(ahead, b, |p| _mm_prefetch::<_MM_HINT_T0>(p as *const i8));
-            let qy: [__m256i; T] = std::array::from_fn(|t| ys[t].get_unchecked(b).bytes());
-            let start: [__m256i; T] = std::array::from_fn(|t| {
-                let sums = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), offset, qy[t]);
-                _mm256_sub_epi32(_mm256_setzero_si256(), sums)
-            });
-            let dy: [__m256; T] = std::array::from_fn(|t| _mm256_set1_ps(*yd[t].get_unchecked(b)));
-            for r in 0..4 {
-                let x = xs[r].get_unchecked(b);
-                let (qx, dx) = (x.unsigned_bytes(), _mm256_set1_ps(x.scale().to_f32()));
-                for t in 0..T {
-                    let sums = _mm256_dpbusd_avx_epi32(start[t], qx, qy[t]);
-                    acc[t][r] = _mm256_fmadd_ps(
-                        _mm256_mul_ps(dx, dy[t]),
-                        _mm256_cvtepi32_ps(sums),
-                        acc[t][r],
-                    );
-                }
-            }
-        }
-        acc.map(|a| a.map(|a| hsum(a)))
+        dot4_by::<Vnni, W, T>(xs, ys, yd, ahead)
     }
 
     /// `dot4_vnni` two blocks at a time in 512-bit vectors: half the instructions again.
@@ -841,9 +872,11 @@ pub fn self_check() -> Result<(), String> {
                 // SAFETY: VNNI implies AVX2, FMA and F16C (`has_vnni`).
                 let [avx2] = unsafe { x86::dot4(rows, [ys], [&c.act.scales], &[]) };
                 let [vnni] = unsafe { x86::dot4_vnni(rows, [ys], [&c.act.scales], &[]) };
-                if avx2[r].to_bits() != vnni[r].to_bits() {
+                if avx2[r].to_bits() != vnni[r].to_bits()
+                    || (avx2[r] - want).abs() > 1e-5 * c.magnitude
+                {
                     return Err(format!(
-                        "{name} dot, row {r} of {nb} blocks: VNNI {} vs AVX2 {}",
+                        "{name} dot, row {r} of {nb} blocks: VNNI {} vs AVX2 {} vs scalar {want}",
                         vnni[r], avx2[r]
                     ));
                 }
