@@ -64,6 +64,25 @@ fn scale_min(q: &[u8; 12], j: usize) -> (u8, u8) {
     }
 }
 
+impl Q4K {
+    /// The eight 6-bit scales and the eight mins, a byte each, unpacked as candle (and
+    /// ggml) do, for the SIMD kernels: `(scales, mins)`, sub-block j in byte j.
+    #[inline(always)]
+    fn scales_and_mins(&self) -> (u64, u64) {
+        let s = |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().unwrap());
+        let (u0, u1, u2) = (s(0), s(1), s(2));
+        const M1: u32 = 0x3f3f3f3f;
+        const M2: u32 = 0x0f0f0f0f;
+        const M3: u32 = 0x03030303;
+        let high = |lo: u32, top: u32| (top & M2) | (((lo >> 6) & M3) << 4);
+        let join = |a: u32, b: u32| (b as u64) << 32 | a as u64;
+        (
+            join(u0 & M1, high(u0, u2)),
+            join(u1 & M1, high(u1, u2 >> 4)),
+        )
+    }
+}
+
 impl KBlock for Q4K {
     fn weight(&self, i: usize) -> (i32, i32, i32) {
         let (j, c) = (i / 32, i / 64);
@@ -126,6 +145,13 @@ pub fn dot4<W: Simd, const T: usize>(xs: [&[W]; 4], ys: [&[Q8K]; T], ahead: &[W]
         std::array::from_fn(|t| xs.map(|x| scalar(x, ys[t])))
     }
 }
+
+/// Whether this build has SIMD kernels here (elsewhere the scalar reference stands in,
+/// and the mat-mul keeps candle's dots).
+pub const SIMD: bool = cfg!(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+));
 
 pub use simd::Simd;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -205,16 +231,7 @@ mod x86 {
     impl Simd for Q4K {
         #[inline(always)]
         unsafe fn unpack(&self) -> Unpacked {
-            // The 6-bit scales and mins, as in the wasm kernel: bytes 0..8 scales, 8..16 mins.
-            let s =
-                |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().unwrap());
-            let (u0, u1, u2) = (s(0), s(1), s(2));
-            const M1: u32 = 0x3f3f3f3f;
-            const M2: u32 = 0x0f0f0f0f;
-            const M3: u32 = 0x03030303;
-            let sc = (((u2 & M2) | (((u0 >> 6) & M3) << 4)) as u64) << 32 | (u0 & M1) as u64;
-            let mins =
-                ((((u2 >> 4) & M2) | (((u1 >> 6) & M3) << 4)) as u64) << 32 | (u1 & M1) as u64;
+            let (sc, mins) = self.scales_and_mins();
             let twice = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
             let per16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_set1_epi64x(mins as i64), twice));
             let nib = _mm256_set1_epi8(0x0f);
@@ -385,15 +402,8 @@ mod wasm {
     impl Simd for Q4K {
         #[inline(always)]
         fn sums(&self, y: &Q8K, wide: &Wide) -> (v128, v128) {
-            // The scales and mins unpacked as candle (and ggml) do: bytes 0..8 scales, 8..16 mins.
-            let s =
-                |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().unwrap());
-            let (u0, u1, u2) = (s(0), s(1), s(2));
-            const M1: u32 = 0x3f3f3f3f;
-            const M2: u32 = 0x0f0f0f0f;
-            const M3: u32 = 0x03030303;
-            let sc = [u0 & M1, (u2 & M2) | (((u0 >> 6) & M3) << 4)];
-            let mins = u32x4(u1 & M1, ((u2 >> 4) & M2) | (((u1 >> 6) & M3) << 4), 0, 0);
+            let (sc, mins) = self.scales_and_mins();
+            let mins = u64x2(mins, 0);
             let mut acc = i32x4_splat(0);
             for c in 0..4 {
                 let lo = load(self.qs[32 * c..].as_ptr());
@@ -408,7 +418,7 @@ mod wasm {
                 {
                     let j = 2 * c + half;
                     let s = dot32(a, b, wide, 32 * j);
-                    let scale = (sc[j / 4] >> (8 * (j % 4))) & 0xff;
+                    let scale = (sc >> (8 * j)) & 0xff;
                     acc = i32x4_add(acc, i32x4_mul(s, i32x4_splat(scale as i32)));
                 }
             }

@@ -7,10 +7,6 @@
 //! them: this small model turns last-bit differences into 0.3-logit ones.
 
 use super::dot::{self, Q5_0, Q8_0};
-#[cfg(any(
-    target_arch = "x86_64",
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
 use super::kdot;
 use super::par;
 use crate::gguf::DType;
@@ -61,26 +57,10 @@ impl QMatrix {
             DType::Q8_0 => mm_q8::<Q8_0>(w, self, x, n, out),
             DType::Q2K => mm::<BlockQ2K>(w, self, x, n, out, BlockQ2K::vec_dot, dot::quantize_q8_k),
             DType::Q3K => mm::<BlockQ3K>(w, self, x, n, out, BlockQ3K::vec_dot, dot::quantize_q8_k),
-            #[cfg(any(
-                target_arch = "x86_64",
-                all(target_arch = "wasm32", target_feature = "simd128")
-            ))]
-            DType::Q4K => mm_k::<kdot::Q4K>(w, self, x, n, out),
-            #[cfg(any(
-                target_arch = "x86_64",
-                all(target_arch = "wasm32", target_feature = "simd128")
-            ))]
-            DType::Q6K => mm_k::<kdot::Q6K>(w, self, x, n, out),
-            #[cfg(not(any(
-                target_arch = "x86_64",
-                all(target_arch = "wasm32", target_feature = "simd128")
-            )))]
+            DType::Q4K if kdot::SIMD => mm_k::<kdot::Q4K>(w, self, x, n, out),
             DType::Q4K => mm::<BlockQ4K>(w, self, x, n, out, BlockQ4K::vec_dot, dot::quantize_q8_k),
             DType::Q5K => mm::<BlockQ5K>(w, self, x, n, out, BlockQ5K::vec_dot, dot::quantize_q8_k),
-            #[cfg(not(any(
-                target_arch = "x86_64",
-                all(target_arch = "wasm32", target_feature = "simd128")
-            )))]
+            DType::Q6K if kdot::SIMD => mm_k::<kdot::Q6K>(w, self, x, n, out),
             DType::Q6K => mm::<BlockQ6K>(w, self, x, n, out, BlockQ6K::vec_dot, dot::quantize_q8_k),
             DType::Q8K => mm::<BlockQ8K>(w, self, x, n, out, BlockQ8K::vec_dot, dot::quantize_q8_k),
         }
@@ -128,49 +108,6 @@ pub fn blocks<T>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
 }
 
-/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`).
-fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
-    let act = dot::quantize_q8_0(x);
-    let ys: &[Q8_0] = dot::view(&act.blocks);
-    let nb = m.cols / 32;
-    let (y, yd) = (
-        |t: usize| &ys[t * nb..(t + 1) * nb],
-        |t: usize| &act.scales[t * nb..(t + 1) * nb],
-    );
-    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, count, ahead| {
-        tiled!(count, |T| dot::dot4::<W, T>(
-            xs,
-            std::array::from_fn(|i| y(t + i)),
-            std::array::from_fn(|i| yd(t + i)),
-            ahead
-        ))
-    });
-}
-
-/// Q4_K and Q6_K in wasm and on x86, through our own four-row dot products (`kdot.rs`):
-/// candle's go one row at a time, unpacking each weight block again for every activation
-/// row of a prompt.
-#[cfg(any(
-    target_arch = "x86_64",
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
-fn mm_k<W: kdot::Simd + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
-    let nb = m.cols / 256;
-    let mut act = vec![BlockQ8K::zeros(); n * nb];
-    for (xr, q) in x.chunks_exact(m.cols).zip(act.chunks_exact_mut(nb)) {
-        dot::quantize_q8_k(xr, q);
-    }
-    let ys: &[kdot::Q8K] = dot::view(&act);
-    let y = |t: usize| &ys[t * nb..(t + 1) * nb];
-    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, count, ahead| {
-        tiled!(count, |T| kdot::dot4::<W, T>(
-            xs,
-            std::array::from_fn(|i| y(t + i)),
-            ahead
-        ))
-    });
-}
-
 /// Activation rows per kernel call: each weight block is unpacked once for all of them,
 /// and each activation block loaded once for four weight rows. Four takes 16 accumulators,
 /// which AVX-512's 32 vector registers hold; elsewhere two.
@@ -207,7 +144,45 @@ macro_rules! tiled {
         }
     }};
 }
-use tiled;
+
+/// Weights whose activations are Q8_0, through our own dot products (`dot.rs`).
+fn mm_q8<W: dot::Unpack + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+    let act = dot::quantize_q8_0(x);
+    let ys: &[Q8_0] = dot::view(&act.blocks);
+    let nb = m.cols / 32;
+    let (y, yd) = (
+        |t: usize| &ys[t * nb..(t + 1) * nb],
+        |t: usize| &act.scales[t * nb..(t + 1) * nb],
+    );
+    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, count, ahead| {
+        tiled!(count, |T| dot::dot4::<W, T>(
+            xs,
+            std::array::from_fn(|i| y(t + i)),
+            std::array::from_fn(|i| yd(t + i)),
+            ahead
+        ))
+    });
+}
+
+/// Q4_K and Q6_K in wasm and on x86, through our own four-row dot products (`kdot.rs`):
+/// candle's go one row at a time, unpacking each weight block again for every activation
+/// row of a prompt.
+fn mm_k<W: kdot::Simd + Sync>(w: &[u8], m: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+    let nb = m.cols / 256;
+    let mut act = vec![BlockQ8K::zeros(); n * nb];
+    for (xr, q) in x.chunks_exact(m.cols).zip(act.chunks_exact_mut(nb)) {
+        dot::quantize_q8_k(xr, q);
+    }
+    let ys: &[kdot::Q8K] = dot::view(&act);
+    let y = |t: usize| &ys[t * nb..(t + 1) * nb];
+    by_fours::<W>(blocks(w), m, nb, n, out, |xs, t, count, ahead| {
+        tiled!(count, |T| kdot::dot4::<W, T>(
+            xs,
+            std::array::from_fn(|i| y(t + i)),
+            ahead
+        ))
+    });
+}
 
 /// Runs `dot(rows, t, count, ahead)` over the matrix four weight rows at a time, against
 /// activation rows `t..t + count` (`count` ≤ `TILE`); a last group of fewer than four
