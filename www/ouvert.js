@@ -110,15 +110,30 @@ import(${JSON.stringify(url)}).then(
   (e) => setTimeout(() => { throw e; }),
 );`;
 
-// A function that uses i8x16.relaxed_swizzle: valid only where the browser has relaxed
-// SIMD, whose builds (worker-relaxed.js, worker-mt-relaxed.js) then run instead of the
-// plain ones.
-const RELAXED_SIMD = WebAssembly.validate(
-  new Uint8Array([
-    0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253,
-    15, 65, 2, 253, 15, 253, 128, 2, 11,
-  ]),
-);
+// Relaxed SIMD where the browser has it and computes it right: a function that checks one
+// i32x4.relaxed_dot_i8x16_i7x16_add_s (the byte dot product of every mat-mul in the relaxed
+// builds, worker-relaxed.js and worker-mt-relaxed.js) against its known lanes. A prerelease
+// V8 (Node 20's, behind a flag) validates it and gets it wrong; there, as where the module
+// does not validate, the plain simd128 builds run. The module: () -> i32 =
+// i32x4.all_true(i32x4.eq(i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c), expected)), all
+// four vectors constants (signed bytes a, bytes b in 0..128, i32 lanes c and expected).
+const RELAXED_SIMD = (() => {
+  const probe = new Uint8Array([
+    0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 84,
+    1, 82, 0, 253, 12, 128, 255, 5, 127, 3, 249, 100, 156, 0, 1, 254, 64, 206, 50, 128, 127, 253,
+    12, 127, 1, 2, 3, 0, 126, 99, 1, 5, 6, 7, 8, 120, 0, 127, 64, 253, 12, 232, 3, 0, 0, 48, 248,
+    255, 255, 3, 0, 0, 0, 144, 238, 254, 255, 253, 147, 2, 253, 12, 238, 197, 255, 255, 6, 27, 0, 0,
+    251, 1, 0, 0, 96, 183, 254, 255, 253, 55, 253, 163, 1, 11,
+  ]);
+  try {
+    return (
+      WebAssembly.validate(probe) &&
+      new WebAssembly.Instance(new WebAssembly.Module(probe)).exports.f() === 1
+    );
+  } catch {
+    return false;
+  }
+})();
 
 function startWorker(threaded) {
   if (new URL(import.meta.url).origin !== globalThis.location?.origin) {

@@ -571,7 +571,8 @@ mod wasm {
     use std::arch::wasm32::*;
 
     pub trait Unpack: Block {
-        /// Weights 0..16 and 16..32 as signed bytes.
+        /// Weights 0..16 and 16..32 as bytes: signed, or with relaxed SIMD, whose dot product
+        /// takes one unsigned operand, `Q5_0`'s stored q (the weight plus `OFFSET`).
         fn bytes(&self) -> (v128, v128);
         /// What unsigned weights carry (`Q5_0`: q − 16), or 0 for signed ones (`Q8_0`).
         const OFFSET: i32;
@@ -592,15 +593,15 @@ mod wasm {
         }
     }
 
-    /// For each byte value of qh, eight bytes that are 0x10 where the bit is clear:
-    /// subtracting them turns a nibble into q − 16 in one step.
-    const fn clear_bits_table() -> [u64; 256] {
+    /// For each byte value of qh, eight bytes that are 0x10 where the bit is `set` (or clear):
+    /// or-ing them into nibbles gives q, subtracting the clear ones q − 16, in one step.
+    const fn fifth_bits_table(set: bool) -> [u64; 256] {
         let mut t = [0u64; 256];
         let mut i = 0;
         while i < 256 {
             let mut b = 0;
             while b < 8 {
-                if (i >> b) & 1 == 0 {
+                if ((i >> b) & 1 == 1) == set {
                     t[i] |= 0x10u64 << (8 * b);
                 }
                 b += 1;
@@ -609,20 +610,24 @@ mod wasm {
         }
         t
     }
-    static CLEAR_BITS: [u64; 256] = clear_bits_table();
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    static FIFTH_BITS: [u64; 256] = fifth_bits_table(false);
+    #[cfg(target_feature = "relaxed-simd")]
+    static FIFTH_BITS: [u64; 256] = fifth_bits_table(true);
 
     impl Unpack for Q5_0 {
         const OFFSET: i32 = 16;
         #[inline(always)]
         fn bytes(&self) -> (v128, v128) {
             let qh = u32::from_le_bytes(self.qh) as usize;
-            let hl = u64x2(CLEAR_BITS[qh & 0xff], CLEAR_BITS[(qh >> 8) & 0xff]);
-            let hh = u64x2(CLEAR_BITS[(qh >> 16) & 0xff], CLEAR_BITS[qh >> 24]);
+            let hl = u64x2(FIFTH_BITS[qh & 0xff], FIFTH_BITS[(qh >> 8) & 0xff]);
+            let hh = u64x2(FIFTH_BITS[(qh >> 16) & 0xff], FIFTH_BITS[qh >> 24]);
             let v = load(self.qs.as_ptr());
-            (
-                i8x16_sub(v128_and(v, u8x16_splat(0x0f)), hl),
-                i8x16_sub(u8x16_shr(v, 4), hh),
-            )
+            let (l, h) = (v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4));
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            return (i8x16_sub(l, hl), i8x16_sub(h, hh));
+            #[cfg(target_feature = "relaxed-simd")]
+            return (v128_or(l, hl), v128_or(h, hh));
         }
     }
 
@@ -667,39 +672,32 @@ mod wasm {
         ])
     }
 
-    /// With relaxed SIMD (not served yet: `benches/wasm-kernels.mjs relaxed` measures it),
-    /// one `i16x8.relaxed_dot_i8x16_i7x16_s` per 16 weights, whose second operand must lie in
-    /// 0..128: unsigned weights (Q5_0's q, the offset taken back through Σy) against the
-    /// activations, or signed weights (Q8_0) against the activations' positive and negative
-    /// parts (each pair's difference fits i16: one of the two is 0 per weight).
+    /// With relaxed SIMD, `i32x4.relaxed_dot_i8x16_i7x16_add_s`, whose second operand must lie
+    /// in 0..128 (then every lowering is exact: `vpdpbusd` where the CPU has AVX-VNNI, else
+    /// `pmaddubsw`, whose pairs stay below 2·128·127, and an add): unsigned weights (Q5_0's q,
+    /// the offset taken back through Σy) against the activations, or signed weights (Q8_0)
+    /// against the activations' positive and negative parts.
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
     fn block_sums(q: [(v128, v128); 4], y: &Q8_0, offset: i32) -> v128 {
         let (yl, yh) = y.bytes();
-        let dot = |a: v128, b: v128| i16x8_relaxed_dot_i8x16_i7x16(a, b);
+        let dot = |a: v128, b: v128, acc: v128| i32x4_relaxed_dot_i8x16_i7x16_add(a, b, acc);
+        let zero = i32x4_splat(0);
         if offset != 0 {
-            let off = i8x16_splat(offset as i8);
-            // Pairs below 2·31·127: two add in i16.
-            let sums = |(l, h): (v128, v128)| {
-                let (l, h) = (i8x16_add(l, off), i8x16_add(h, off));
-                i32x4_extadd_pairwise_i16x8(i16x8_add(dot(yl, l), dot(yh, h)))
-            };
+            let sums = |(l, h): (v128, v128)| dot(yh, h, dot(yl, l, zero));
             let one = i8x16_splat(1);
-            let ysum = i32x4_extadd_pairwise_i16x8(i16x8_add(dot(yl, one), dot(yh, one)));
+            let ysum = dot(yh, one, dot(yl, one, zero));
             let s = sum4([sums(q[0]), sums(q[1]), sums(q[2]), sums(q[3])]);
             i32x4_sub(s, i32x4_mul(sum4([ysum; 4]), i32x4_splat(offset)))
         } else {
-            let zero = i8x16_splat(0);
-            let (pl, ph) = (i8x16_max(yl, zero), i8x16_max(yh, zero));
+            let zero8 = i8x16_splat(0);
+            let (pl, ph) = (i8x16_max(yl, zero8), i8x16_max(yh, zero8));
             let (nl, nh) = (
-                i8x16_max(i8x16_neg(yl), zero),
-                i8x16_max(i8x16_neg(yh), zero),
+                i8x16_max(i8x16_neg(yl), zero8),
+                i8x16_max(i8x16_neg(yh), zero8),
             );
             let sums = |(l, h): (v128, v128)| {
-                i32x4_add(
-                    i32x4_extadd_pairwise_i16x8(i16x8_sub(dot(l, pl), dot(l, nl))),
-                    i32x4_extadd_pairwise_i16x8(i16x8_sub(dot(h, ph), dot(h, nh))),
-                )
+                i32x4_sub(dot(h, ph, dot(l, pl, zero)), dot(h, nh, dot(l, nl, zero)))
             };
             sum4([sums(q[0]), sums(q[1]), sums(q[2]), sums(q[3])])
         }

@@ -353,27 +353,25 @@ mod wasm {
     }
 
     /// Σ q·y over 16 weights (`q` as 16 unsigned bytes below 128) against activations
-    /// `at..at+16`: one `i16x8.relaxed_dot_i8x16_i7x16_s` (not served yet; see `dot.rs`).
+    /// `at..at+16`, added to `acc`: one `i32x4.relaxed_dot_i8x16_i7x16_add_s` (see `dot.rs`).
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn dot16_add(q: v128, y: &Wide, at: usize, acc: v128) -> v128 {
+        let raw = load(y.1.wrapping_add(at) as *const u8);
+        i32x4_relaxed_dot_i8x16_i7x16_add(raw, q, acc)
+    }
+
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
     fn dot16(q: v128, y: &Wide, at: usize) -> v128 {
-        let raw = load(y.1.wrapping_add(at) as *const u8);
-        i32x4_extadd_pairwise_i16x8(i16x8_relaxed_dot_i8x16_i7x16(raw, q))
+        dot16_add(q, y, at, i32x4_splat(0))
     }
 
     /// Σ q·y over 32 weights, `a` then `b` (each 16 unsigned bytes below 16).
     #[inline(always)]
     fn dot32(a: v128, b: v128, y: &Wide, at: usize) -> v128 {
         #[cfg(target_feature = "relaxed-simd")]
-        {
-            // Pairs of products below 2·15·127: two add in i16 (and LLVM's fused
-            // `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which Node 20's V8 gets wrong, is avoided).
-            let raw = |at: usize| load(y.1.wrapping_add(at) as *const u8);
-            i32x4_extadd_pairwise_i16x8(i16x8_add(
-                i16x8_relaxed_dot_i8x16_i7x16(raw(at), a),
-                i16x8_relaxed_dot_i8x16_i7x16(raw(at + 16), b),
-            ))
-        }
+        return dot16_add(b, y, at + 16, dot16(a, y, at));
         #[cfg(not(target_feature = "relaxed-simd"))]
         i32x4_add(dot16(a, y, at), dot16(b, y, at + 16))
     }
