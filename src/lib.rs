@@ -8,6 +8,7 @@ pub mod cost;
 pub mod cpu;
 pub mod engine;
 pub mod error;
+pub mod fastmath;
 pub mod gbnf;
 pub mod gguf;
 #[cfg(feature = "gpu")]
