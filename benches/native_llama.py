@@ -3,7 +3,11 @@
 thread each, alternating: prefill of a 128- and a 512-token prompt, greedy decode of 128
 tokens. Run by `./build.sh bench` (which installs llama-cpp-python into target/llama-venv).
 
-    python benches/native_llama.py MODEL OUVERT_CLI [rounds]
+    python benches/native_llama.py MODEL OUVERT_CLI [rounds] REFERENCE_JSON
+
+REFERENCE_JSON is ../shared/reference/gemma-3-270m-q4_k_m.reference.json: its long French
+prompt, cut to 128 and 512 tokens, is the prefill text. Ouvert runs in a new process per
+measurement, llama.cpp in one warm process.
 
 Writes the rounds and medians to target/bench-native-<model>.json (for benches/table.mjs).
 """
@@ -15,9 +19,11 @@ import time
 import numpy as np
 from llama_cpp import Llama
 
+if len(sys.argv) < 5:
+    sys.exit(__doc__)
 model, cli = sys.argv[1], sys.argv[2]
-rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-reference = json.load(open(sys.argv[4])) if len(sys.argv) > 4 else None
+rounds = int(sys.argv[3])
+reference = json.load(open(sys.argv[4]))
 
 llm = Llama(model_path=model, n_ctx=2048, n_batch=512, n_threads=1, n_threads_batch=1, verbose=False)
 text = "\n\n".join([next(p["text"] for p in reference["prompts"] if p["id"] == "french_long")] * 8)
