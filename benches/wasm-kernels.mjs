@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../tests/browser/util.mjs";
+import { ROOT, startBrowser } from "../tests/browser/util.mjs";
 
 const reps = Number(process.argv[2] ?? 10);
 const relaxed = process.argv.includes("relaxed");
@@ -45,19 +45,16 @@ run("wasm-bindgen", [
 ]);
 const models = ["gemma-3-270m-q4_k_m.gguf", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"];
 // Each model's mat-mul timings by weight type, measured in Node or in a Chromium page.
-const timings = inChromium ? await inPage() : inNode();
+const timings = await (inChromium ? inPage() : inNode());
 
-function inNode() {
-  return (async () => {
-    const wasm = await import(join(out, "ouvert.js"));
-    wasm.initSync({ module: readFileSync(join(out, "ouvert_bg.wasm")) });
-    wasm.kernelSelfCheck(); // throws if this build's kernels differ from scalar code
-    return models.map((m) => wasm.benchMatmuls(readFileSync(join(ROOT, "models", m)), reps));
-  })();
+async function inNode() {
+  const wasm = await import(join(out, "ouvert.js"));
+  wasm.initSync({ module: readFileSync(join(out, "ouvert_bg.wasm")) });
+  wasm.kernelSelfCheck(); // throws if this build's kernels differ from scalar code
+  return models.map((m) => wasm.benchMatmuls(readFileSync(join(ROOT, "models", m)), reps));
 }
 
 async function inPage() {
-  const { startBrowser } = await import("../tests/browser/util.mjs");
   const env = await startBrowser({ mounts: { "/kernel-bench": out } });
   try {
     const page = await env.context.newPage();
@@ -82,10 +79,10 @@ async function inPage() {
   }
 }
 
+const where = inChromium ? "Chromium" : `Node ${process.version}`;
 for (const [i, model] of models.entries()) {
-  const by = (await timings)[i];
+  const by = timings[i];
   let ms = 0;
-  const where = inChromium ? "Chromium" : `Node ${process.version}`;
   console.log(`\n${model}: one decode step's mat-muls in ${where}, mean of ${reps}`);
   console.log("| weights | ms per step | MB per step | GB/s |\n|---|---|---|---|");
   for (const [type, r] of Object.entries(by)) {

@@ -235,37 +235,31 @@ impl Backend for Cpu {
                         let q_of = |g: usize| &qh[(r * group + g) * hd..][..hd];
                         let at = |g: usize| (r * group + g) * span;
                         if a == j0 && z == j0 + 8 {
-                            // Four heads at once: four independent sums hide the adds' latency.
                             let mut put = |g: usize, dots: [f32; 8]| {
                                 for (l, dot) in dots.into_iter().enumerate() {
                                     scores[at(g) + j0 + l] = capped(dot * s.scale, s.softcap);
                                 }
                             };
+                            // Heads g..g + N at once: independent sums hide the adds'
+                            // latency. Fours, then the rest together (Qwen's seven: 4 + 3).
                             let mut g = 0;
+                            macro_rules! heads {
+                                ($n:literal) => {{
+                                    let qs: [&[f32]; $n] = std::array::from_fn(|h| q_of(g + h));
+                                    for (h, dots) in dot8_heads(qs, &keys8).into_iter().enumerate()
+                                    {
+                                        put(g + h, dots);
+                                    }
+                                }};
+                            }
                             while g + 4 <= group {
-                                let qs = [q_of(g), q_of(g + 1), q_of(g + 2), q_of(g + 3)];
-                                for (h, dots) in dot8_heads(qs, &keys8).into_iter().enumerate() {
-                                    put(g + h, dots);
-                                }
+                                heads!(4);
                                 g += 4;
                             }
-                            // The rest (three of Qwen 2.5's groups of seven) together too.
                             match group - g {
-                                3 => {
-                                    let qs = [q_of(g), q_of(g + 1), q_of(g + 2)];
-                                    for (h, dots) in dot8_heads(qs, &keys8).into_iter().enumerate()
-                                    {
-                                        put(g + h, dots);
-                                    }
-                                }
-                                2 => {
-                                    let qs = [q_of(g), q_of(g + 1)];
-                                    for (h, dots) in dot8_heads(qs, &keys8).into_iter().enumerate()
-                                    {
-                                        put(g + h, dots);
-                                    }
-                                }
-                                1 => put(g, dot8_heads([q_of(g)], &keys8)[0]),
+                                3 => heads!(3),
+                                2 => heads!(2),
+                                1 => heads!(1),
                                 _ => {}
                             }
                         } else {
