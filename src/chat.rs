@@ -140,10 +140,9 @@ impl ChatTemplate {
     pub fn from_gguf(g: &Gguf) -> Option<Self> {
         let token = |key: &str| -> String {
             let id = g.get(key).and_then(Value::as_u64);
-            let tokens = g.get("tokenizer.ggml.tokens").and_then(Value::as_array);
+            let tokens = g.get("tokenizer.ggml.tokens").and_then(Value::as_strings);
             id.zip(tokens)
                 .and_then(|(i, t)| t.get(i as usize))
-                .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned()
         };

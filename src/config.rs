@@ -145,10 +145,7 @@ impl ModelCard {
         };
         let strings = |k: &str| -> Vec<String> {
             match g.get(k) {
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
+                Some(Value::Strings(items)) => items.iter().map(str::to_owned).collect(),
                 _ => Vec::new(),
             }
         };

@@ -181,6 +181,24 @@ fn broken_metadata() {
     bad.extend([0xff, 0xfe]);
     b.kv("general.name", V::Raw(8, bad));
     assert_eq!(code(&b.build()), "invalid_metadata");
+    // An array of strings is validated as one buffer: two strings that are each half of
+    // "é" make valid UTF-8 together, and are still refused.
+    let mut b = tiny_gemma3();
+    let mut halves = 8u32.to_le_bytes().to_vec();
+    halves.extend(2u64.to_le_bytes());
+    for byte in [0xc3, 0xa9] {
+        halves.extend(1u64.to_le_bytes());
+        halves.push(byte);
+    }
+    b.kv("general.tags", V::Raw(9, halves));
+    assert_eq!(code(&b.build()), "invalid_metadata");
+    // A boolean array holding a 2.
+    let mut b = tiny_gemma3();
+    let mut flags = 7u32.to_le_bytes().to_vec();
+    flags.extend(3u64.to_le_bytes());
+    flags.extend([1, 0, 2]);
+    b.kv("general.flags", V::Raw(9, flags));
+    assert_eq!(code(&b.build()), "invalid_metadata");
     let mut b = tiny_gemma3();
     b.kv("general.alignment", V::U32(3));
     assert_eq!(code(&b.build()), "invalid_metadata");

@@ -287,20 +287,28 @@ async function fill(stream, size, { hash, onChunk, newLoader }) {
   return loader;
 }
 
-async function open(model, sha256, useCache) {
+/** The cached copy of `url` with its tokenizer's merge order, or null (none, or another version). */
+async function findCached(url, sha256) {
+  const cached = await lookup(url, sha256);
+  return cached && { ...cached, mergeOrder: await readMergeOrder(cached.name) };
+}
+
+/** Where the model's bytes come from: a Blob, the cache (`cached`, a `findCached`), or the network. */
+async function open(model, cached) {
   if (typeof model !== "string") {
     const blob = model instanceof Blob ? model : new Blob([model]);
     return { file: blob, size: blob.size, source: "file" };
   }
-  const cached = useCache && (await lookup(model, sha256)); // null when the cached copy is another version
-  if (cached)
+  const hit = await cached;
+  if (hit)
     return {
-      file: cached.file,
-      handle: cached.handle,
-      name: cached.name,
-      size: cached.file.size,
+      file: hit.file,
+      handle: hit.handle,
+      name: hit.name,
+      size: hit.file.size,
       source: "cache",
-      sha256: cached.sha256,
+      sha256: hit.sha256,
+      mergeOrder: hit.mergeOrder,
     };
   let res;
   try {
@@ -351,6 +359,10 @@ async function load(msg) {
 }
 
 async function loadFrom(msg, useCache) {
+  const sha256 = msg.sha256?.toLowerCase();
+  // The cache's lookup runs while the wasm starts (a download waits for it).
+  const cached = useCache && typeof msg.model === "string" ? findCached(msg.model, sha256) : null;
+  cached?.catch(() => {}); // awaited in open, unless the start fails first
   await start(msg.threads);
   // Asked for WebGPU where there is none: say so before downloading anything.
   if (msg.backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
@@ -359,7 +371,7 @@ async function loadFrom(msg, useCache) {
       'this browser offers no WebGPU adapter; use backend "auto" (which falls back to wasm) or "wasm"',
     );
   }
-  const src = await open(msg.model, msg.sha256?.toLowerCase(), useCache);
+  const src = await open(msg.model, cached);
   try {
     return await loadSource(msg, src);
   } catch (e) {
@@ -429,8 +441,9 @@ async function loadSource({ id, model, sha256, contextLength, backend }, src) {
     }
   };
   // Deriving the tokenizer's merge order is a third of building it: a cached model keeps the
-  // order its first load derived next to it, and a load that caches the model keeps one.
-  const mergeOrder = src.source === "cache" ? await readMergeOrder(src.name) : null;
+  // order its first load derived next to it (read with the lookup), and a load that caches
+  // the model keeps one.
+  const mergeOrder = src.mergeOrder ?? null;
   const newLoader = (bytes, hash) => {
     const loader = new wasm.ModelLoader(bytes, hash);
     current = loader;

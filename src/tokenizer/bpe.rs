@@ -6,14 +6,16 @@
 //! the crate's `Word::merge_all` does, so the ids are the same (`tests/tokenizer.rs`).
 
 use crate::error::{Code, Error};
+use crate::gguf::Strings;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::BpeTrainer;
 use tokenizers::{Model, Token};
 
-/// Many short byte strings in one buffer: a vocabulary's 262,144 separate allocations took
-/// three times its bytes.
+/// Many short byte strings in one buffer (the tokens' pieces): 262,144 separate
+/// allocations took three times their bytes.
+#[derive(Default)]
 pub struct Packed {
     bytes: Vec<u8>,
     ends: Vec<u32>,
@@ -25,25 +27,13 @@ impl Packed {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         Some(&self.bytes[start..end])
     }
-
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
 }
 
-impl<T: AsRef<[u8]>> FromIterator<T> for Packed {
-    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        let mut p = Packed {
-            bytes: Vec::new(),
-            ends: Vec::new(),
-        };
-        for item in items {
-            p.bytes.extend_from_slice(item.as_ref());
-            p.ends.push(p.bytes.len() as u32);
-        }
-        p.bytes.shrink_to_fit();
-        p.ends.shrink_to_fit();
-        p
+impl Packed {
+    /// Appends the string `write` writes into the buffer (no allocation of its own).
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.bytes);
+        self.ends.push(self.bytes.len() as u32);
     }
 }
 
@@ -115,29 +105,32 @@ fn hash_pair(a: u32, b: u32) -> u64 {
 /// The vocabulary: token strings by id, and ids by string (a string's first id, as a
 /// `tokenizers` vocabulary map built in id order keeps it).
 pub struct Vocab {
-    tokens: Packed,
+    tokens: Strings,
     index: Table,
+    /// Whether each id repeats the spelling of an earlier one.
+    repeat: Vec<bool>,
     distinct: usize,
 }
 
 impl Vocab {
-    pub fn new(tokens: Packed) -> Self {
+    pub fn new(tokens: Strings) -> Self {
         let mut index = Table::with_capacity(tokens.len());
-        let mut distinct = 0;
-        for i in 0..tokens.len() {
-            let t = tokens.get(i).unwrap_or_default();
-            if index
-                .insert(hash_bytes(t), i as u32, false, |j| {
-                    tokens.get(j as usize) == Some(t)
-                })
-                .is_none()
-            {
-                distinct += 1;
-            }
-        }
+        let repeat: Vec<bool> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                index
+                    .insert(hash_bytes(t.as_bytes()), i as u32, false, |j| {
+                        tokens.bytes(j as usize) == Some(t.as_bytes())
+                    })
+                    .is_some()
+            })
+            .collect();
+        let distinct = repeat.iter().filter(|&&r| !r).count();
         Vocab {
             tokens,
             index,
+            repeat,
             distinct,
         }
     }
@@ -149,24 +142,22 @@ impl Vocab {
     /// The first id spelled `t`.
     pub fn id_of(&self, t: &[u8]) -> Option<u32> {
         self.index
-            .find(hash_bytes(t), |j| self.tokens.get(j as usize) == Some(t))
+            .find(hash_bytes(t), |j| self.tokens.bytes(j as usize) == Some(t))
     }
 
     /// Token `id`'s bytes.
     pub fn bytes(&self, id: usize) -> Option<&[u8]> {
-        self.tokens.get(id)
+        self.tokens.bytes(id)
     }
 
-    /// Whether some string is spelled by more than one id.
-    pub fn has_repeats(&self) -> bool {
-        self.distinct < self.tokens.len()
+    /// Whether `id` is the first id spelled as it is (what a lookup of its spelling gives).
+    pub fn is_first(&self, id: u32) -> bool {
+        self.repeat.get(id as usize) == Some(&false)
     }
 
     /// Token `id` as text (every token came from a string).
     pub fn token(&self, id: u32) -> Option<&str> {
-        self.tokens
-            .get(id as usize)
-            .and_then(|b| std::str::from_utf8(b).ok())
+        self.tokens.get(id as usize)
     }
 
     pub fn len(&self) -> usize {
