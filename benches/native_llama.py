@@ -6,8 +6,8 @@ tokens. Run by `./build.sh bench` (which installs llama-cpp-python into target/l
     python benches/native_llama.py MODEL OUVERT_CLI [rounds] REFERENCE_JSON
 
 REFERENCE_JSON is ../shared/reference/gemma-3-270m-q4_k_m.reference.json: its long French
-prompt, cut to 128 and 512 tokens, is the prefill text. Ouvert runs in a new process per
-measurement, llama.cpp in one warm process.
+prompt, cut to 128 and 512 tokens, is the prefill text. Each engine stays loaded and warm in
+one process (Ouvert's `serve`), and each measurement starts from an empty KV cache.
 
 Writes the rounds and medians to target/bench-native-<model>.json (for benches/table.mjs).
 """
@@ -45,10 +45,15 @@ def llama(prompt, decode):
     return len(toks), prefill, decode / (time.perf_counter() - t0)
 
 
+server = subprocess.Popen([cli, "serve", "--model", model], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
 def ouvert(prompt, decode):
-    out = subprocess.run([cli, "generate", "--model", model, "--prompt", prompt, "--max-tokens", str(max(decode, 1)), "--temperature", "0"],
-                         capture_output=True, text=True, check=True)
-    r = json.loads(out.stdout)
+    server.stdin.write(json.dumps({"prompt": prompt, "max_tokens": max(decode, 1)}) + "\n")
+    server.stdin.flush()
+    r = json.loads(server.stdout.readline())
+    if "error" in r:
+        sys.exit(f"ouvert serve: {r['error']}")
     return len(r["prompt_tokens"]), r["stats"]["prefillTokensPerSecond"], r["stats"]["decodeTokensPerSecond"] if decode else None
 
 
@@ -73,3 +78,5 @@ json.dump(out, open(f"target/bench-native-{out['model'].removesuffix('.gguf')}.j
 for key in ("prefill128", "prefill512", "decode"):
     ratios = [o[key] / l[key] for o, l in zip([r for r in rows if r["engine"] == "ouvert"], [r for r in rows if r["engine"] == "llama.cpp"])]
     print(f"{key:11} Ouvert {med('ouvert', key):7.1f}  llama.cpp {med('llama.cpp', key):7.1f}  ratio per round {' '.join(f'{x:.2f}' for x in ratios)}  median {np.median(ratios):.2f}")
+server.stdin.close()
+server.wait()

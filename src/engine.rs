@@ -299,6 +299,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Forgets what the KV cache holds, so that the next prompt is computed whole (what a
+    /// benchmark on a warm engine measures, as llama.cpp's reset).
+    pub fn forget(&mut self) {
+        self.cached.clear();
+        self.epoch += 1;
+    }
+
     /// Where the model computes now, which decides its answers' energy figures.
     pub fn device(&self) -> crate::cost::Device {
         self.model.device()

@@ -161,6 +161,13 @@ fn generation_is_deterministic_and_reports_stats() {
     assert_eq!(a.finish_reason, FinishReason::Length);
     assert_eq!(a.stats.prompt_tokens, ids.len());
     assert_eq!(a.stats.completion_tokens, 12);
+    // The same prompt again finds itself in the cache, unless the engine forgets it.
+    let again = e.generate(&ids, &greedy(12), &mut |_| true).unwrap();
+    assert_eq!(again.stats.cached_prompt_tokens, ids.len() - 1);
+    e.forget();
+    let whole = e.generate(&ids, &greedy(12), &mut |_| true).unwrap();
+    assert_eq!(whole.stats.cached_prompt_tokens, 0);
+    assert_eq!((&again.tokens, &whole.tokens), (&a.tokens, &a.tokens));
     // Seeded sampling replays exactly; another seed gives another text.
     let sampled = |seed| {
         let opts = GenerateOptions {

@@ -7,6 +7,10 @@
 //!                   [--response-format JSON]   e.g. '{"type":"regex","pattern":"[0-9]+"}'
 //!   ouvert score --model PATH (--text TEXT | --file PATH) [--top-logprobs N] [--stride S]
 //!                [--context N] [--backend cpu|gpu]
+//!   ouvert serve --model PATH [--context N]
+//!                one engine, warm: reads a request per line ({"prompt": TEXT, "max_tokens": N},
+//!                greedy, the KV cache forgotten first) and answers each with generate's JSON
+//!                on a line (benches/native_llama.py, beside llama.cpp's warm process)
 //!   ouvert tensors --model PATH (--ids 2,651,… | --text TEXT) --out DIR [--backend cpu|gpu]
 //!                  one forward pass over the prompt; writes each intermediate, by llama.cpp's
 //!                  name, to DIR/NAME.npy (rows × width, f32) for tests/tools/llama_tensors.py
@@ -90,6 +94,32 @@ fn load(a: &Args) -> Result<Engine> {
     }
 }
 
+/// One `serve` request: a greedy generation from an empty cache.
+fn serve_one(engine: &mut Engine, line: &str) -> Result<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    struct Request {
+        prompt: String,
+        max_tokens: usize,
+    }
+    let r: Request = serde_json::from_str(line).map_err(|e| {
+        Error::new(
+            Code::InvalidArgument,
+            format!("a request is {{\"prompt\": TEXT, \"max_tokens\": N}}: {e}"),
+        )
+    })?;
+    let mut opts = GenerateOptions {
+        max_tokens: r.max_tokens,
+        ..GenerateOptions::default()
+    };
+    opts.sampler.temperature = 0.0;
+    engine.forget();
+    let ids = engine.encode(&r.prompt)?;
+    let out = engine.generate(&ids, &opts, &mut |_| true)?;
+    let mut v = serde_json::to_value(&out).expect("plain data");
+    v["prompt_tokens"] = json!(out.prompt_tokens);
+    Ok(v)
+}
+
 fn run(args: &[String]) -> Result<serde_json::Value> {
     let a = Args(args.get(1..).unwrap_or_default());
     match args.first().map(String::as_str) {
@@ -164,6 +194,17 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
                 stride: a.opt_num("--stride")?,
             };
             Ok(serde_json::to_value(engine.score(&ids, &opts)?).expect("plain data"))
+        }
+        Some("serve") => {
+            let mut engine = load(&a)?;
+            for line in std::io::stdin().lines() {
+                let line = line.map_err(|e| Error::new(Code::Network, e.to_string()))?;
+                let answer = serve_one(&mut engine, &line).unwrap_or_else(
+                    |e| json!({ "error": { "code": e.code, "message": e.message } }),
+                );
+                println!("{answer}");
+            }
+            Ok(json!({ "served": true }))
         }
         Some("tensors") => {
             let mut engine = load(&a)?;
