@@ -158,6 +158,35 @@ function startWorker(threaded) {
       })
     : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "ouvert" });
 }
+
+/**
+ * The engine's wasm, compiled on the page while the first engine's worker starts (each
+ * takes tens of milliseconds), once for all the page's engines, and handed to each worker
+ * compiled; null where the page cannot compile it (a Content-Security-Policy without
+ * 'wasm-unsafe-eval', a server without the wasm MIME type, no network): that worker then
+ * compiles it itself, and the next engine tries again. Literal URLs, as for the workers:
+ * bundlers find them only so.
+ */
+const compiledBuilds = new Map();
+function compileEngine(threaded) {
+  const url = threaded
+    ? RELAXED_SIMD
+      ? new URL("./wasm-mt-relaxed/ouvert_bg.wasm", import.meta.url)
+      : new URL("./wasm-mt/ouvert_bg.wasm", import.meta.url)
+    : RELAXED_SIMD
+      ? new URL("./wasm-relaxed/ouvert_bg.wasm", import.meta.url)
+      : new URL("./wasm/ouvert_bg.wasm", import.meta.url);
+  if (!compiledBuilds.has(url.href))
+    compiledBuilds.set(
+      url.href,
+      WebAssembly.compileStreaming(fetch(url)).catch(() => {
+        compiledBuilds.delete(url.href);
+        return null;
+      }),
+    );
+  return compiledBuilds.get(url.href);
+}
+
 const abortError = () => new OuvertError("aborted", "the request was aborted");
 
 /**
@@ -205,9 +234,10 @@ export async function createEngine(options = {}) {
     violation ??= e;
   };
   globalThis.document?.addEventListener("securitypolicyviolation", onViolation);
-  let worker;
+  let worker, compiled;
   try {
     worker = startWorker(threaded);
+    compiled = compileEngine(threaded);
   } catch (e) {
     globalThis.document?.removeEventListener("securitypolicyviolation", onViolation);
     throw violation || e?.name === "SecurityError"
@@ -216,8 +246,9 @@ export async function createEngine(options = {}) {
   }
   const engine = new Engine(worker);
   try {
+    const module = await compiled;
     engine.info = await engine._load(
-      { model: source, sha256, contextLength, backend, threads: threaded ? want : 1 },
+      { model: source, sha256, contextLength, backend, threads: threaded ? want : 1, module },
       onProgress,
       signal,
     );
@@ -242,6 +273,7 @@ export class Engine {
   #worker;
   #pending = new Map(); // id → handler(msg)
   #disposed = false;
+  #failed = null; // what stopped the worker: later requests fail with it too
 
   constructor(worker) {
     this.#worker = worker;
@@ -273,6 +305,7 @@ export class Engine {
   }
 
   #fail(error) {
+    this.#failed = error;
     for (const handler of this.#pending.values()) handler({ type: "error", error });
   }
 
@@ -281,7 +314,10 @@ export class Engine {
       throw new OuvertError("disposed", "this engine was disposed; create a new one");
     const id = nextId++;
     this.#pending.set(id, handler);
-    this.#worker.postMessage({ ...msg, id });
+    // A worker that failed before this request (while the page compiled its wasm) answers
+    // nothing: the request fails at once, as it would have in flight.
+    if (this.#failed) queueMicrotask(() => handler({ type: "error", error: this.#failed }));
+    else this.#worker.postMessage({ ...msg, id });
     return id;
   }
 

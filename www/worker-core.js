@@ -39,11 +39,12 @@ const cspBlocked = async () => {
   return violation && cspError(violation);
 };
 
-// `ouvert.js` asks for more than one thread only from the threaded build's worker.
-function start(threads) {
+// `ouvert.js` asks for more than one thread only from the threaded build's worker, and
+// sends the build's wasm compiled when the page could compile it.
+function start(threads, module) {
   ready ??= (async () => {
     try {
-      await wasm.default();
+      await wasm.default(module ? { module_or_path: module } : undefined);
     } catch (e) {
       ready = null;
       throw (await cspBlocked()) ?? e;
@@ -363,7 +364,7 @@ async function loadFrom(msg, useCache) {
   // The cache's lookup runs while the wasm starts (a download waits for it).
   const cached = useCache && typeof msg.model === "string" ? findCached(msg.model, sha256) : null;
   cached?.catch(() => {}); // awaited in open, unless the start fails first
-  await start(msg.threads);
+  await start(msg.threads, msg.module);
   // Asked for WebGPU where there is none: say so before downloading anything.
   if (msg.backend === "webgpu" && !(await navigator.gpu?.requestAdapter().catch(() => null))) {
     throw fail(
