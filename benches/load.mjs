@@ -2,7 +2,9 @@
 // (network), cached (OPFS, several rounds and their median) and from a Blob, with the time
 // each progress phase starts. Chromium runs on a profile on disk, as a visitor's does (its
 // off-the-record contexts keep the cache in memory, read through another process: twice
-// as slow); BENCH_INCOGNITO=1 measures that instead.
+// as slow); BENCH_INCOGNITO=1 measures that instead. Cached rounds run in the page that made
+// the cold load, as a site's later engines do; BENCH_FRESH_PAGE=1 loads the page again
+// before each, as a visitor's next visit does (nothing compiled carried over).
 //   ./build.sh build && node benches/load.mjs [threads] [cached rounds]
 import { startBrowser } from "../tests/browser/util.mjs";
 const env = await startBrowser({ profile: process.env.BENCH_INCOGNITO !== "1" });
@@ -13,6 +15,10 @@ const threads = Number(process.argv[2] ?? 1);
 const cachedRounds = Number(process.argv[3] ?? 2);
 const firsts = [];
 for (const round of ["cold", ...Array(cachedRounds).fill("cached"), "blob"]) {
+  if (round !== "cold" && process.env.BENCH_FRESH_PAGE === "1") {
+    await page.reload();
+    await page.waitForFunction(() => window.apiReady);
+  }
   const r = await page.evaluate(
     async ({ round, threads }) => {
       const marks = {};
