@@ -643,6 +643,7 @@ impl<'a> Reader<'a> {
                         Code::InvalidMetadata,
                         "nested metadata arrays are not supported"
                     ),
+                    // An empty array of arrays: an empty array (of bytes, for its type).
                     9 => Ok(Value::Array(Array {
                         ty: 0,
                         bytes: Vec::new(),
