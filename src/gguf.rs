@@ -181,17 +181,19 @@ pub struct Strings {
 }
 
 impl Strings {
-    pub fn get(&self, i: usize) -> Option<&str> {
+    fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
         let end = *self.ends.get(i)? as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        Some(&self.text[start..end])
+        Some(start..end)
+    }
+
+    pub fn get(&self, i: usize) -> Option<&str> {
+        Some(&self.text[self.range(i)?])
     }
 
     /// String `i`'s bytes (without `get`'s check of character boundaries).
     pub fn bytes(&self, i: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        Some(&self.text.as_bytes()[start..end])
+        Some(&self.text.as_bytes()[self.range(i)?])
     }
 
     pub fn len(&self) -> usize {

@@ -115,9 +115,14 @@ fn serve_one(engine: &mut Engine, line: &str) -> Result<serde_json::Value> {
     engine.forget();
     let ids = engine.encode(&r.prompt)?;
     let out = engine.generate(&ids, &opts, &mut |_| true)?;
-    let mut v = serde_json::to_value(&out).expect("plain data");
+    Ok(generation_json(&out))
+}
+
+/// A generation as `generate` and `serve` print it.
+fn generation_json(out: &ouvert::engine::Output) -> serde_json::Value {
+    let mut v = serde_json::to_value(out).expect("plain data");
     v["prompt_tokens"] = json!(out.prompt_tokens);
-    Ok(v)
+    v
 }
 
 fn run(args: &[String]) -> Result<serde_json::Value> {
@@ -168,8 +173,7 @@ fn run(args: &[String]) -> Result<serde_json::Value> {
                 }
                 true
             })?;
-            let mut v = serde_json::to_value(&out).expect("plain data");
-            v["prompt_tokens"] = json!(out.prompt_tokens);
+            let mut v = generation_json(&out);
             if !steps.is_empty() {
                 v["top_logprobs"] = json!(steps);
             }
